@@ -1,0 +1,75 @@
+//! The in-memory transport: nodes in one process exchange envelopes through
+//! actix mailboxes, with no encoding. For tests and for embedding several nodes
+//! in one process.
+
+use crate::envelope::{Channel, Envelope};
+use crate::error::SendError;
+use crate::ids::NodeId;
+use crate::transport::{Counters, Inbound, Router, Transport, TransportStats};
+use actix::Recipient;
+use dashmap::DashMap;
+use std::sync::Arc;
+
+/// A set of in-memory nodes that can reach each other.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryNetwork {
+    nodes: Arc<DashMap<NodeId, Router>>,
+}
+
+impl MemoryNetwork {
+    /// An empty network.
+    pub fn new() -> MemoryNetwork {
+        MemoryNetwork::default()
+    }
+
+    /// Adds a node and returns its transport. A node that joins again replaces
+    /// its earlier registration (a restart).
+    pub fn join(&self, node: NodeId) -> MemoryTransport {
+        let router = Router::new();
+        self.nodes.insert(node, router.clone());
+        MemoryTransport { node, router, network: self.clone() }
+    }
+
+    /// Removes a node: envelopes sent to it are refused as to an unknown peer.
+    pub fn leave(&self, node: NodeId) {
+        self.nodes.remove(&node);
+    }
+}
+
+/// One node's endpoint on a [`MemoryNetwork`].
+#[derive(Clone, Debug)]
+pub struct MemoryTransport {
+    node: NodeId,
+    router: Router,
+    network: MemoryNetwork,
+}
+
+impl Transport for MemoryTransport {
+    fn local_id(&self) -> NodeId {
+        self.node
+    }
+
+    fn send(&self, envelope: Envelope) -> Result<(), SendError> {
+        let router = self
+            .network
+            .nodes
+            .get(&envelope.to)
+            .map(|r| r.clone())
+            .ok_or(SendError::UnknownPeer(envelope.to))?;
+        Counters::add(&self.router.counters.sent, 1);
+        router.deliver(envelope);
+        Ok(())
+    }
+
+    fn register(&self, channel: Channel, recipient: Recipient<Inbound>) {
+        self.router.register(channel, recipient);
+    }
+
+    fn unregister(&self, channel: Channel) {
+        self.router.unregister(channel);
+    }
+
+    fn stats(&self) -> TransportStats {
+        self.router.counters.snapshot()
+    }
+}
