@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! Concord's shared transport: every protocol (Raft groups, gossip, the quorum
 //! manager, a host's own) reaches a peer through one connection per peer.
 //!
