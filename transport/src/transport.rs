@@ -10,6 +10,12 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+/// A mailbox capacity for actors registered with a transport: actix's default
+/// of 16 would drop most of a burst. Set it before the actor's first message,
+/// with `Actor::create(|ctx| { ctx.set_mailbox_capacity(..); .. })`; set in
+/// `started()` it comes too late for a burst sent right after `start()`.
+pub const INBOUND_MAILBOX_CAPACITY_DEFAULT: usize = 65_536;
+
 /// An envelope delivered to the actor registered for its channel.
 #[derive(Debug, Message)]
 #[rtype(result = "()")]
@@ -111,8 +117,9 @@ impl Counters {
 /// Routes inbound envelopes to the actor registered for their channel.
 ///
 /// Delivery uses `try_send`: the receiving actor's mailbox capacity is the
-/// bound on what waits for it, and an envelope that finds it full is dropped
-/// and counted rather than buffered without limit.
+/// bound on what waits for it (see [`INBOUND_MAILBOX_CAPACITY_DEFAULT`]), and
+/// an envelope that finds it full is dropped and counted rather than buffered
+/// without limit.
 #[derive(Clone, Debug, Default)]
 pub struct Router {
     routes: Arc<DashMap<Channel, Recipient<Inbound>>>,

@@ -1,0 +1,342 @@
+//! The TCP transport between real sockets on 127.0.0.1.
+
+mod support;
+
+use actix::{Actor, Addr};
+use bytes::{BufMut, BytesMut};
+use concord_transport::codec::{Frame, FrameCodec, Hello, FRAME_SIZE_MAX_DEFAULT, MAGIC};
+use concord_transport::{ClusterId, Envelope, NodeId, SendError, TcpConfig, TcpTransport, Transport};
+use std::net::SocketAddr;
+use std::time::Duration;
+use support::{eventually, numbered, seq_of, Collector, Count, Take, CHANNEL};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const CLUSTER: ClusterId = ClusterId(77);
+const DEADLINE: Duration = Duration::from_secs(20);
+
+fn loopback() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+async fn node(id: u64) -> (TcpTransport, Addr<Collector>) {
+    let transport = TcpTransport::bind(TcpConfig::new(CLUSTER, NodeId(id), loopback())).await.unwrap();
+    let collector = Collector::spawn();
+    transport.register(CHANNEL, collector.clone().recipient());
+    (transport, collector)
+}
+
+/// Sends, yielding to the runtime while the peer's queue is full: the sender
+/// shares the thread with the writer, so it must let it drain.
+async fn send_all(transport: &TcpTransport, envelopes: impl IntoIterator<Item = Envelope>) {
+    for envelope in envelopes {
+        loop {
+            match transport.send(envelope.clone()) {
+                Ok(()) => break,
+                Err(SendError::QueueFull(_)) => tokio::task::yield_now().await,
+                Err(other) => panic!("send failed: {other}"),
+            }
+        }
+    }
+}
+
+#[actix::test]
+async fn hundred_thousand_messages_arrive_in_order_with_none_lost() {
+    const COUNT: u64 = 100_000;
+    let (a, _) = node(1).await;
+    let (b, inbox) = node(2).await;
+    a.add_peer(NodeId(2), b.local_addr());
+    send_all(&a, (0..COUNT).map(|seq| numbered(1, 2, seq, 92))).await;
+    eventually(DEADLINE, "100,000 messages", || {
+        let inbox = inbox.clone();
+        async move { inbox.send(Count).await.unwrap() as u64 >= COUNT }
+    })
+    .await;
+    let received = inbox.send(Take).await.unwrap();
+    let seqs: Vec<u64> = received.iter().map(seq_of).collect();
+    assert_eq!(seqs, (0..COUNT).collect::<Vec<_>>());
+    let stats = a.stats();
+    assert_eq!(stats.dropped_write_failed, 0);
+    assert_eq!(stats.connections_established, 1, "one connection carries everything");
+    assert_eq!(b.stats().delivered, COUNT);
+}
+
+#[actix::test]
+async fn a_node_sending_to_itself_delivers_locally() {
+    let (a, inbox) = node(1).await;
+    a.send(numbered(1, 1, 5, 0)).unwrap();
+    eventually(DEADLINE, "local delivery", || {
+        let inbox = inbox.clone();
+        async move { inbox.send(Count).await.unwrap() == 1 }
+    })
+    .await;
+}
+
+#[actix::test]
+async fn sending_to_an_unknown_peer_is_a_typed_error() {
+    let (a, _) = node(1).await;
+    assert_eq!(a.send(numbered(1, 9, 0, 0)), Err(SendError::UnknownPeer(NodeId(9))));
+}
+
+#[actix::test]
+async fn discover_learns_a_seed_known_only_by_address() {
+    let (a, _) = node(1).await;
+    let (b, inbox) = node(2).await;
+    assert_eq!(a.discover(b.local_addr()).await.unwrap(), NodeId(2));
+    a.send(numbered(1, 2, 1, 0)).unwrap();
+    eventually(DEADLINE, "delivery after discovery", || {
+        let inbox = inbox.clone();
+        async move { inbox.send(Count).await.unwrap() == 1 }
+    })
+    .await;
+}
+
+/// Runs node 2 in its own thread and actix system until `stop` is signalled,
+/// reporting each received sequence number: a peer process that can be
+/// stopped and started again on the same port.
+fn spawn_peer(
+    address: SocketAddr,
+    seqs: std::sync::mpsc::Sender<u64>,
+) -> (std::thread::JoinHandle<()>, tokio::sync::oneshot::Sender<()>, std::sync::mpsc::Receiver<SocketAddr>) {
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (bound_tx, bound_rx) = std::sync::mpsc::channel();
+    let thread = std::thread::spawn(move || {
+        actix::System::new().block_on(async move {
+            let transport = TcpTransport::bind(TcpConfig::new(CLUSTER, NodeId(2), address)).await.unwrap();
+            bound_tx.send(transport.local_addr()).unwrap();
+            let forwarder = Forwarder { seqs }.start();
+            transport.register(CHANNEL, forwarder.recipient());
+            let _ = stop_rx.await;
+            transport.shutdown();
+        });
+    });
+    (thread, stop_tx, bound_rx)
+}
+
+struct Forwarder {
+    seqs: std::sync::mpsc::Sender<u64>,
+}
+
+impl Actor for Forwarder {
+    type Context = actix::Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(1 << 16);
+    }
+}
+
+impl actix::Handler<concord_transport::Inbound> for Forwarder {
+    type Result = ();
+
+    fn handle(&mut self, msg: concord_transport::Inbound, _ctx: &mut Self::Context) {
+        let _ = self.seqs.send(seq_of(&msg.0));
+    }
+}
+
+#[actix::test]
+async fn delivery_resumes_after_the_peer_restarts() {
+    let (a, _) = node(1).await;
+    let (seqs_tx, seqs) = std::sync::mpsc::channel();
+    let (thread, stop, bound) = spawn_peer(loopback(), seqs_tx.clone());
+    let address = bound.recv().unwrap();
+    a.add_peer(NodeId(2), address);
+
+    let mut seq = 0;
+    let mut received = Vec::new();
+    eventually(DEADLINE, "first peer receives", || {
+        seq += 1;
+        let _ = a.send(numbered(1, 2, seq, 0));
+        received.extend(seqs.try_iter());
+        std::future::ready(!received.is_empty())
+    })
+    .await;
+
+    stop.send(()).unwrap();
+    thread.join().unwrap();
+    let before_restart = seq;
+    let established_before = a.stats().connections_established;
+
+    let (thread, stop, bound) = spawn_peer(address, seqs_tx);
+    assert_eq!(bound.recv().unwrap(), address);
+    let mut after = Vec::new();
+    eventually(DEADLINE, "restarted peer receives new messages", || {
+        seq += 1;
+        let _ = a.send(numbered(1, 2, seq, 0));
+        after.extend(seqs.try_iter().filter(|&s| s > before_restart));
+        std::future::ready(after.len() >= 10)
+    })
+    .await;
+    assert!(after.windows(2).all(|w| w[0] < w[1]), "in order after reconnect: {after:?}");
+    assert!(a.stats().connections_established > established_before, "reconnected");
+    stop.send(()).unwrap();
+    thread.join().unwrap();
+}
+
+/// What a misbehaving client sends.
+enum Bad {
+    Garbage,
+    OversizedLength,
+    TruncatedFrame,
+    WrongCluster,
+    UnknownVersion,
+    ClaimsReceiverId,
+    MessageBeforeHandshake,
+    SpoofedSender,
+}
+
+fn frame(frame: &Frame) -> BytesMut {
+    let mut wire = BytesMut::new();
+    FrameCodec::new(FRAME_SIZE_MAX_DEFAULT).encode_frame(frame, &mut wire).unwrap();
+    wire
+}
+
+fn bad_bytes(bad: &Bad) -> Vec<u8> {
+    let hello = |cluster: ClusterId, node: u64, version: u32| {
+        Frame::Hello(Hello { magic: MAGIC, version, cluster, node: NodeId(node) })
+    };
+    match bad {
+        Bad::Garbage => b"GET / HTTP/1.1\r\nHost: concord\r\n\r\n".to_vec(),
+        Bad::OversizedLength => {
+            let mut wire = BytesMut::new();
+            wire.put_u32(u32::MAX);
+            wire.extend_from_slice(&[0; 64]);
+            wire.to_vec()
+        }
+        Bad::TruncatedFrame => {
+            let wire = frame(&hello(CLUSTER, 9, 1));
+            wire[..wire.len() - 2].to_vec()
+        }
+        Bad::WrongCluster => frame(&hello(ClusterId(999), 9, 1)).to_vec(),
+        Bad::UnknownVersion => frame(&hello(CLUSTER, 9, 99)).to_vec(),
+        Bad::ClaimsReceiverId => frame(&hello(CLUSTER, 2, 1)).to_vec(),
+        Bad::MessageBeforeHandshake => frame(&Frame::Message(numbered(9, 2, 0, 0))).to_vec(),
+        Bad::SpoofedSender => {
+            let mut wire = frame(&hello(CLUSTER, 9, 1));
+            // Authenticated as node 9, then speaks as node 1.
+            wire.extend_from_slice(&frame(&Frame::Message(numbered(1, 2, 0, 0))));
+            wire.to_vec()
+        }
+    }
+}
+
+/// Sends `bad` over a raw socket to node 2 while node 1 and node 2 keep
+/// exchanging messages; asserts the raw socket is closed, the rejection is
+/// counted, nothing it sent was delivered, and the good pair carried on.
+async fn rejected_while_good_peer_keeps_talking(bad: Bad) {
+    let (a, inbox_a) = node(1).await;
+    let (b, inbox_b) = node(2).await;
+    a.add_peer(NodeId(2), b.local_addr());
+    b.add_peer(NodeId(1), a.local_addr());
+
+    let mut raw = TcpStream::connect(b.local_addr()).await.unwrap();
+    raw.write_all(&bad_bytes(&bad)).await.unwrap();
+    if matches!(bad, Bad::TruncatedFrame) {
+        raw.shutdown().await.unwrap();
+    }
+    // Meanwhile the good peers talk both ways.
+    for seq in 0..100 {
+        a.send(numbered(1, 2, seq, 16)).unwrap();
+        b.send(numbered(2, 1, seq, 16)).unwrap();
+    }
+
+    // The raw connection is closed by node 2 (read gives EOF or an error),
+    // without node 2 having answered with its own handshake.
+    let mut reply = Vec::new();
+    let read = tokio::time::timeout(DEADLINE, raw.read_to_end(&mut reply)).await.expect("closed");
+    assert!(read.is_err() || reply.is_empty(), "no handshake is sent to a rejected peer");
+    eventually(DEADLINE, "rejection counted", || {
+        let rejected = b.stats().connections_rejected;
+        std::future::ready(rejected == 1)
+    })
+    .await;
+
+    for (inbox, who) in [(&inbox_a, "a"), (&inbox_b, "b")] {
+        eventually(DEADLINE, "good traffic delivered", || {
+            let inbox = inbox.clone();
+            async move { inbox.send(Count).await.unwrap() >= 100 }
+        })
+        .await;
+        let seqs: Vec<u64> = inbox.send(Take).await.unwrap().iter().map(seq_of).collect();
+        assert_eq!(seqs, (0..100).collect::<Vec<_>>(), "node {who} got exactly the good traffic");
+    }
+}
+
+#[actix::test]
+async fn garbage_bytes_are_rejected() {
+    rejected_while_good_peer_keeps_talking(Bad::Garbage).await;
+}
+
+#[actix::test]
+async fn an_oversized_length_is_rejected() {
+    rejected_while_good_peer_keeps_talking(Bad::OversizedLength).await;
+}
+
+#[actix::test]
+async fn a_truncated_frame_is_rejected() {
+    rejected_while_good_peer_keeps_talking(Bad::TruncatedFrame).await;
+}
+
+#[actix::test]
+async fn a_wrong_cluster_id_is_rejected() {
+    rejected_while_good_peer_keeps_talking(Bad::WrongCluster).await;
+}
+
+#[actix::test]
+async fn an_unknown_protocol_version_is_rejected() {
+    rejected_while_good_peer_keeps_talking(Bad::UnknownVersion).await;
+}
+
+#[actix::test]
+async fn a_peer_claiming_the_receivers_id_is_rejected() {
+    rejected_while_good_peer_keeps_talking(Bad::ClaimsReceiverId).await;
+}
+
+#[actix::test]
+async fn a_message_before_the_handshake_is_rejected() {
+    rejected_while_good_peer_keeps_talking(Bad::MessageBeforeHandshake).await;
+}
+
+#[actix::test]
+async fn a_peer_speaking_for_another_node_is_rejected() {
+    rejected_while_good_peer_keeps_talking(Bad::SpoofedSender).await;
+}
+
+#[actix::test]
+async fn a_silent_client_is_dropped_at_the_handshake_timeout() {
+    let mut config = TcpConfig::new(CLUSTER, NodeId(2), loopback());
+    config.handshake_timeout = Duration::from_millis(100);
+    let b = TcpTransport::bind(config).await.unwrap();
+    let mut raw = TcpStream::connect(b.local_addr()).await.unwrap();
+    let mut reply = Vec::new();
+    let _ = tokio::time::timeout(DEADLINE, raw.read_to_end(&mut reply)).await.expect("closed");
+    assert!(reply.is_empty());
+    assert_eq!(b.stats().connections_rejected, 1);
+}
+
+#[actix::test]
+async fn dialing_a_node_that_is_not_the_expected_peer_fails_and_retries() {
+    let (a, _) = node(1).await;
+    let (c, inbox_c) = node(3).await;
+    // Node 1 believes node 2 lives at node 3's address.
+    a.add_peer(NodeId(2), c.local_addr());
+    a.send(numbered(1, 2, 0, 0)).unwrap();
+    eventually(DEADLINE, "node 3 refuses to be taken for node 2", || {
+        std::future::ready(a.stats().connections_established == 0 && c.stats().connections_accepted >= 1)
+    })
+    .await;
+    assert_eq!(inbox_c.send(Count).await.unwrap(), 0);
+}
+
+#[actix::test]
+async fn a_full_peer_queue_drops_and_counts() {
+    let mut config = TcpConfig::new(CLUSTER, NodeId(1), loopback());
+    config.peer_queue_len_max = 4;
+    let a = TcpTransport::bind(config).await.unwrap();
+    // Nobody listens there: the link keeps retrying and the queue fills.
+    let closed = std::net::TcpListener::bind(loopback()).unwrap().local_addr().unwrap();
+    a.add_peer(NodeId(2), closed);
+    let results: Vec<_> = (0..10).map(|seq| a.send(numbered(1, 2, seq, 0))).collect();
+    let full = results.iter().filter(|r| **r == Err(SendError::QueueFull(NodeId(2)))).count();
+    assert!(full >= 5, "{results:?}");
+    assert_eq!(a.stats().dropped_queue_full, full as u64);
+}
