@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Compares a 3-node Concord cluster with a 3-member etcd cluster on loopback,
+# both with fsync on and 150–300 ms randomized election timeouts:
+#   puts/s and p50/p99 latency with 1, 16 and 64 clients writing 256-byte
+#   values for a fixed time, then failover time after SIGKILL of the leader.
+#
+# Usage: bench/compare.sh [--seconds S] [--failovers N] [--only etcd|concord]
+# Installs Debian's etcd-server and protobuf-compiler when missing (as root).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+seconds=10
+failovers=20
+only=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --seconds) seconds=$2; shift 2 ;;
+    --failovers) failovers=$2; shift 2 ;;
+    --only) only=$2; shift 2 ;;
+    *) echo "unknown option $1" >&2; exit 2 ;;
+  esac
+done
+
+work=$(mktemp -d /tmp/concord-bench.XXXXXX)
+pids=()
+cleanup() {
+  for pid in "${pids[@]:-}"; do [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+results="$work/results.jsonl"
+: > "$results"
+
+need() {
+  command -v "$1" >/dev/null 2>&1 && return 0
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
+  fi
+  command -v "$1" >/dev/null 2>&1 || { echo "missing $1 (Debian package $2)" >&2; exit 1; }
+}
+
+# ---------------------------------------------------------------- etcd
+etcd_cluster="e1=http://127.0.0.1:23801,e2=http://127.0.0.1:23802,e3=http://127.0.0.1:23803"
+etcd_endpoints="127.0.0.1:23791,127.0.0.1:23792,127.0.0.1:23793"
+declare -A etcd_pid
+
+start_etcd_member() {
+  local i=$1 state=$2
+  etcd --name "e$i" --data-dir "$work/etcd$i" \
+    --listen-client-urls "http://127.0.0.1:2379$i" --advertise-client-urls "http://127.0.0.1:2379$i" \
+    --listen-peer-urls "http://127.0.0.1:2380$i" --initial-advertise-peer-urls "http://127.0.0.1:2380$i" \
+    --initial-cluster "$etcd_cluster" --initial-cluster-state "$state" --initial-cluster-token bench \
+    --heartbeat-interval 30 --election-timeout 150 --log-level error \
+    >"$work/etcd$i.log" 2>&1 &
+  etcd_pid[$i]=$!
+  pids+=($!)
+}
+
+etcd_healthy() {
+  ETCDCTL_API=3 etcdctl --endpoints "$etcd_endpoints" --dial-timeout 300ms endpoint health >/dev/null 2>&1
+}
+
+wait_until() {
+  local what=$1; shift
+  for _ in $(seq 1 200); do "$@" && return 0; sleep 0.05; done
+  echo "timed out waiting for $what" >&2; exit 1
+}
+
+run_etcd() {
+  need etcd etcd-server
+  need etcdctl etcd-client
+  need protoc protobuf-compiler
+  cargo build --release --quiet --manifest-path bench/etcd-load/Cargo.toml
+  local load="$root/bench/etcd-load/target/release/concord-bench-etcd-load"
+  for i in 1 2 3; do start_etcd_member "$i" new; done
+  wait_until "etcd health" etcd_healthy
+  for clients in 1 16 64; do
+    "$load" puts --endpoints "$etcd_endpoints" --clients "$clients" --seconds "$seconds" | tee -a "$results"
+  done
+  for _ in $(seq 1 "$failovers"); do
+    local line
+    line=$("$load" failover --endpoints "$etcd_endpoints" --pids "${etcd_pid[1]},${etcd_pid[2]},${etcd_pid[3]}")
+    echo "$line" | tee -a "$results"
+    local killed
+    killed=$(echo "$line" | sed -n 's/.*"killed_endpoint":"127.0.0.1:2379\([0-9]\)".*/\1/p')
+    wait "${etcd_pid[$killed]}" 2>/dev/null || true
+    start_etcd_member "$killed" existing
+    wait_until "etcd member back" etcd_healthy
+  done
+  for i in 1 2 3; do kill "${etcd_pid[$i]}" 2>/dev/null || true; done
+}
+
+# ---------------------------------------------------------------- concord
+run_concord() {
+  cargo build --release --quiet -p concord-runtime
+  local concord="$root/target/release/concord"
+  if ! "$concord" bench --help >/dev/null 2>&1; then
+    echo "this build of concord has no 'bench' verb yet: Concord side skipped" >&2
+    return 0
+  fi
+  "$concord" bench compare --seconds "$seconds" --failovers "$failovers" --work-dir "$work/concord" | tee -a "$results"
+}
+
+[ "$only" = concord ] || run_etcd
+[ "$only" = etcd ] || run_concord
+
+python3 - "$results" <<'PY'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+print()
+print(f"{'system':8} {'clients':>7} {'puts/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
+for r in rows:
+    if "puts_per_s" in r:
+        print(f"{r['system']:8} {r['clients']:>7} {r['puts_per_s']:>9.0f} {r['p50_ms']:>8.3f} {r['p99_ms']:>8.3f}")
+for system in sorted({r["system"] for r in rows if "election_ms" in r}):
+    e = sorted(r["election_ms"] for r in rows if r.get("system") == system and "election_ms" in r)
+    w = sorted(r["first_write_ms"] for r in rows if r.get("system") == system and "first_write_ms" in r)
+    q = lambda xs, p: xs[min(len(xs) - 1, int(round((len(xs) - 1) * p)))]
+    print(f"{system}: failover over {len(e)} trials: new leader median {statistics.median(e):.0f} ms "
+          f"(p99 {q(e, .99):.0f}, max {max(e):.0f}); first write median {statistics.median(w):.0f} ms "
+          f"(p99 {q(w, .99):.0f}, max {max(w):.0f})")
+PY

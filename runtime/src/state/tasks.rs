@@ -1,0 +1,346 @@
+//! The distributed task queue of the reference scenario.
+//!
+//! Every state change goes through the Raft log, so all replicas agree on
+//! which worker holds which task. A task is submitted once (idempotent by id),
+//! claimed by a worker under a lease, and completed once: the first completion
+//! is applied, any later one is refused and counted as a duplicate. A worker
+//! that dies loses its leases when they expire, and its tasks go back to the
+//! queue; time comes from the claiming command, never from a local clock, so
+//! every replica decides the same.
+
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, VecDeque};
+
+/// Bound on tasks handed out by one claim.
+pub const CLAIM_BATCH_MAX: usize = 256;
+
+/// A worker: the node id of the node that runs it.
+pub type WorkerId = u64;
+
+/// A task-queue command.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TaskCommand {
+    /// Adds a task; a second submission of the same id changes nothing.
+    Submit {
+        /// Unique task id chosen by the client.
+        task_id: String,
+        /// What the worker needs to run it.
+        payload: String,
+    },
+    /// Hands up to `count` pending tasks to `worker` until `now_ms + lease_ms`,
+    /// after returning every expired lease to the queue.
+    Claim {
+        /// The claiming worker.
+        worker: WorkerId,
+        /// How many tasks it wants (at most [`CLAIM_BATCH_MAX`]).
+        count: usize,
+        /// The proposer's clock at proposal time.
+        now_ms: u64,
+        /// How long the worker may hold the tasks.
+        lease_ms: u64,
+    },
+    /// Reports a task done.
+    Complete {
+        /// The task.
+        task_id: String,
+        /// The worker that ran it.
+        worker: WorkerId,
+        /// The result.
+        result: String,
+    },
+    /// Reports a task failed; it is not retried.
+    Fail {
+        /// The task.
+        task_id: String,
+        /// The worker that ran it.
+        worker: WorkerId,
+        /// Why.
+        error: String,
+    },
+}
+
+/// Where a task is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum TaskState {
+    /// Waiting for a worker.
+    Pending,
+    /// Held by a worker until its lease ends.
+    Claimed {
+        /// The worker.
+        worker: WorkerId,
+        /// End of the lease, on the claimer's clock.
+        lease_until_ms: u64,
+    },
+    /// Done, once.
+    Completed {
+        /// The worker whose completion was applied.
+        worker: WorkerId,
+        /// Its result.
+        result: String,
+    },
+    /// Failed.
+    Failed {
+        /// The worker that reported it.
+        worker: WorkerId,
+        /// Why.
+        error: String,
+    },
+}
+
+/// One task.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Task {
+    /// What the worker needs to run it.
+    pub payload: String,
+    /// Where it is.
+    pub state: TaskState,
+    /// How many times it was handed to a worker.
+    pub claims: u32,
+}
+
+/// The answer to a task command.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum TaskResponse {
+    /// The submission: `created` is false when the id existed.
+    Submitted {
+        /// The task id.
+        task_id: String,
+        /// Whether this submission created it.
+        created: bool,
+    },
+    /// Tasks handed to the claimer: (id, payload).
+    Claimed {
+        /// The tasks.
+        tasks: Vec<(String, String)>,
+    },
+    /// A completion or failure report: `applied` is false when the task was
+    /// already finished (a duplicate) or unknown.
+    Reported {
+        /// The task id.
+        task_id: String,
+        /// Whether the report changed the task.
+        applied: bool,
+    },
+}
+
+/// Totals in the shape of the reference `task results` answer (the Raft
+/// figures — elections, leader failures — are added by the node).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskTotals {
+    /// Tasks ever submitted.
+    pub total_tasks: u64,
+    /// Waiting.
+    pub pending: u64,
+    /// Held by workers.
+    pub claimed: u64,
+    /// Completed exactly once.
+    pub completed: u64,
+    /// Failed.
+    pub failed: u64,
+    /// Completions refused because the task was already finished.
+    pub duplicates: u64,
+    /// Completed tasks per worker.
+    pub completed_by_worker: BTreeMap<WorkerId, u64>,
+}
+
+/// The queue.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskQueue {
+    tasks: BTreeMap<String, Task>,
+    pending: VecDeque<String>,
+    duplicates: u64,
+}
+
+impl TaskQueue {
+    /// Applies one command.
+    pub fn apply(&mut self, command: &TaskCommand) -> TaskResponse {
+        match command {
+            TaskCommand::Submit { task_id, payload } => {
+                let created = !self.tasks.contains_key(task_id);
+                if created {
+                    let task = Task { payload: payload.clone(), state: TaskState::Pending, claims: 0 };
+                    self.tasks.insert(task_id.clone(), task);
+                    self.pending.push_back(task_id.clone());
+                }
+                TaskResponse::Submitted { task_id: task_id.clone(), created }
+            }
+            TaskCommand::Claim { worker, count, now_ms, lease_ms } => {
+                self.expire(*now_ms);
+                let mut tasks = Vec::new();
+                while tasks.len() < (*count).min(CLAIM_BATCH_MAX) {
+                    let Some(id) = self.pending.pop_front() else { break };
+                    if let Some(task) = self.tasks.get_mut(&id) {
+                        task.state =
+                            TaskState::Claimed { worker: *worker, lease_until_ms: now_ms + lease_ms };
+                        task.claims += 1;
+                        tasks.push((id, task.payload.clone()));
+                    }
+                }
+                TaskResponse::Claimed { tasks }
+            }
+            TaskCommand::Complete { task_id, worker, result } => {
+                let state = TaskState::Completed { worker: *worker, result: result.clone() };
+                self.finish(task_id, state)
+            }
+            TaskCommand::Fail { task_id, worker, error } => {
+                let state = TaskState::Failed { worker: *worker, error: error.clone() };
+                self.finish(task_id, state)
+            }
+        }
+    }
+
+    fn finish(&mut self, task_id: &str, state: TaskState) -> TaskResponse {
+        let applied = match self.tasks.get_mut(task_id) {
+            Some(task) => match task.state {
+                TaskState::Completed { .. } | TaskState::Failed { .. } => {
+                    self.duplicates += 1;
+                    false
+                }
+                TaskState::Pending => {
+                    // Its lease expired and it was queued again, but the
+                    // first worker finished after all: take its result.
+                    self.pending.retain(|id| id != task_id);
+                    task.state = state;
+                    true
+                }
+                TaskState::Claimed { .. } => {
+                    task.state = state;
+                    true
+                }
+            },
+            None => false,
+        };
+        TaskResponse::Reported { task_id: task_id.to_string(), applied }
+    }
+
+    /// Returns every task whose lease ended before `now_ms` to the queue.
+    fn expire(&mut self, now_ms: u64) {
+        for (id, task) in &mut self.tasks {
+            if let TaskState::Claimed { lease_until_ms, .. } = task.state {
+                if lease_until_ms < now_ms {
+                    task.state = TaskState::Pending;
+                    self.pending.push_back(id.clone());
+                }
+            }
+        }
+    }
+
+    /// One task.
+    pub fn get(&self, task_id: &str) -> Option<&Task> {
+        self.tasks.get(task_id)
+    }
+
+    /// Totals over every task.
+    pub fn totals(&self) -> TaskTotals {
+        let mut totals = TaskTotals {
+            total_tasks: self.tasks.len() as u64,
+            duplicates: self.duplicates,
+            ..TaskTotals::default()
+        };
+        for task in self.tasks.values() {
+            match &task.state {
+                TaskState::Pending => totals.pending += 1,
+                TaskState::Claimed { .. } => totals.claimed += 1,
+                TaskState::Completed { worker, .. } => {
+                    totals.completed += 1;
+                    *totals.completed_by_worker.entry(*worker).or_default() += 1;
+                }
+                TaskState::Failed { .. } => totals.failed += 1,
+            }
+        }
+        totals
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn submit(queue: &mut TaskQueue, id: &str) -> TaskResponse {
+        queue.apply(&TaskCommand::Submit { task_id: id.into(), payload: format!("payload-{id}") })
+    }
+
+    fn claim(queue: &mut TaskQueue, worker: WorkerId, count: usize, now_ms: u64) -> Vec<String> {
+        match queue.apply(&TaskCommand::Claim { worker, count, now_ms, lease_ms: 1_000 }) {
+            TaskResponse::Claimed { tasks } => tasks.into_iter().map(|(id, _)| id).collect(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn complete(queue: &mut TaskQueue, id: &str, worker: WorkerId) -> bool {
+        let command = TaskCommand::Complete { task_id: id.into(), worker, result: "ok".into() };
+        matches!(queue.apply(&command), TaskResponse::Reported { applied: true, .. })
+    }
+
+    #[test]
+    fn submission_is_idempotent_by_task_id() {
+        let mut queue = TaskQueue::default();
+        assert_eq!(submit(&mut queue, "a"), TaskResponse::Submitted { task_id: "a".into(), created: true });
+        assert_eq!(submit(&mut queue, "a"), TaskResponse::Submitted { task_id: "a".into(), created: false });
+        assert_eq!(queue.totals().total_tasks, 1);
+        assert_eq!(claim(&mut queue, 1, 10, 0), vec!["a"], "queued once");
+    }
+
+    #[test]
+    fn tasks_are_claimed_in_submission_order_and_completed_once() {
+        let mut queue = TaskQueue::default();
+        for id in ["a", "b", "c"] {
+            submit(&mut queue, id);
+        }
+        assert_eq!(claim(&mut queue, 1, 2, 0), vec!["a", "b"]);
+        assert_eq!(claim(&mut queue, 2, 5, 0), vec!["c"]);
+        assert!(complete(&mut queue, "a", 1));
+        assert!(!complete(&mut queue, "a", 1), "second completion refused");
+        let totals = queue.totals();
+        assert_eq!((totals.completed, totals.claimed, totals.duplicates), (1, 2, 1));
+        assert_eq!(totals.completed_by_worker, BTreeMap::from([(1, 1)]));
+    }
+
+    #[test]
+    fn an_expired_lease_returns_the_task_to_another_worker_and_one_completion_wins() {
+        let mut queue = TaskQueue::default();
+        submit(&mut queue, "a");
+        assert_eq!(claim(&mut queue, 1, 1, 0), vec!["a"]);
+        assert_eq!(claim(&mut queue, 2, 1, 500), Vec::<String>::new(), "lease still held");
+        assert_eq!(claim(&mut queue, 2, 1, 1_001), vec!["a"], "lease expired");
+        assert!(complete(&mut queue, "a", 2));
+        assert!(!complete(&mut queue, "a", 1), "the late first worker is a duplicate");
+        let totals = queue.totals();
+        assert_eq!((totals.completed, totals.duplicates), (1, 1));
+        assert_eq!(queue.get("a").unwrap().claims, 2);
+    }
+
+    #[test]
+    fn a_late_completion_of_a_requeued_task_is_taken_and_dequeued() {
+        let mut queue = TaskQueue::default();
+        submit(&mut queue, "a");
+        submit(&mut queue, "b");
+        claim(&mut queue, 1, 1, 0);
+        // Worker 2's claim at 2,000 expires worker 1's lease on "a" first.
+        assert_eq!(claim(&mut queue, 2, 1, 2_000), vec!["b"]);
+        assert!(complete(&mut queue, "a", 1));
+        assert_eq!(claim(&mut queue, 3, 10, 2_000), Vec::<String>::new(), "a is not handed out again");
+    }
+
+    #[test]
+    fn unknown_tasks_and_failures_are_reported() {
+        let mut queue = TaskQueue::default();
+        assert!(!complete(&mut queue, "nope", 1));
+        submit(&mut queue, "a");
+        claim(&mut queue, 1, 1, 0);
+        let fail = TaskCommand::Fail { task_id: "a".into(), worker: 1, error: "boom".into() };
+        assert!(matches!(queue.apply(&fail), TaskResponse::Reported { applied: true, .. }));
+        assert_eq!(queue.totals().failed, 1);
+    }
+
+    #[test]
+    fn a_claim_is_bounded() {
+        let mut queue = TaskQueue::default();
+        for i in 0..(CLAIM_BATCH_MAX + 10) {
+            submit(&mut queue, &format!("t{i}"));
+        }
+        assert_eq!(claim(&mut queue, 1, usize::MAX, 0).len(), CLAIM_BATCH_MAX);
+    }
+}
