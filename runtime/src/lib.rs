@@ -3,9 +3,11 @@
 //! and the quorum manager over the TCP transport.
 //!
 //! Layout:
+//! - [`config`]: the node configuration (TOML file and flags).
 //! - [`state`]: the replicated state machines (key-value store, task queue).
 //!
 //! The node, its HTTP API, `concord ctl` and `concord demo` come as the
 //! protocol crates land (issue 6).
 
+pub mod config;
 pub mod state;
