@@ -9,6 +9,8 @@
 //!   One file per concern: `election`, `replication`, `read`, `membership`,
 //!   `snapshot`, the in-memory `log`, `quorum` (weights, flexible quorums).
 //! - [`session`]: client sessions for exactly-once commands.
+//! - [`storage`]: the `LogStore` / `StateStore` interface, in-memory and
+//!   redb implementations, and the conformance suite.
 //! - [`linearizability`]: a checker for client histories, used by the
 //!   simulation tests.
 //! - [`error`]: typed errors.
@@ -16,3 +18,4 @@ pub mod core;
 pub mod error;
 pub mod linearizability;
 pub mod session;
+pub mod storage;
