@@ -14,8 +14,10 @@
 //! - [`linearizability`]: a checker for client histories, used by the
 //!   simulation tests.
 //! - [`error`]: typed errors.
+pub mod actor;
 pub mod core;
 pub mod error;
 pub mod linearizability;
+pub mod machine;
 pub mod session;
 pub mod storage;

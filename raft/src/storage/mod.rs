@@ -63,7 +63,7 @@ pub trait StateStore {
 }
 
 /// A complete store.
-pub trait Storage: LogStore + StateStore + Send + 'static {
+pub trait Storage: LogStore + StateStore + Send + Unpin + 'static {
     /// Everything the core needs to restart, checked for consistency.
     fn recover(&self) -> Result<Recovered, StorageError> {
         let hard_state = self.hard_state()?;
@@ -76,7 +76,7 @@ pub trait Storage: LogStore + StateStore + Send + 'static {
     }
 }
 
-impl<T: LogStore + StateStore + Send + 'static> Storage for T {}
+impl<T: LogStore + StateStore + Send + Unpin + 'static> Storage for T {}
 
 /// Structural checks on what was read back: contiguous indexes after the
 /// snapshot, terms that never decrease, a commit index inside the log.
