@@ -1,3 +1,23 @@
-//! Concord's Raft manager. To come (issue 3): a pure Raft core (election,
-//! replication, snapshots, membership, reads) inside a `RaftActor`, with
+#![warn(missing_docs)]
+//! Concord's Raft manager: a pure Raft core inside an actix actor, with
 //! in-memory and durable log stores.
+//!
+//! Layout:
+//! - [`core`]: the deterministic protocol state machine — no IO, no clock,
+//!   no async. Inputs (`step`, `tick`, `propose`, `read_index`, membership
+//!   changes) produce one [`core::Ready`] batch, acknowledged by `advance`.
+//!   One file per concern: `election`, `replication`, `read`, `membership`,
+//!   `snapshot`, the in-memory `log`, `quorum` (weights, flexible quorums).
+//! - [`session`]: client sessions for exactly-once commands.
+//! - [`storage`]: the `LogStore` / `StateStore` interface, in-memory and
+//!   redb implementations, and the conformance suite.
+//! - [`linearizability`]: a checker for client histories, used by the
+//!   simulation tests.
+//! - [`error`]: typed errors.
+pub mod actor;
+pub mod core;
+pub mod error;
+pub mod linearizability;
+pub mod machine;
+pub mod session;
+pub mod storage;

@@ -1,0 +1,786 @@
+//! `RaftActor`: the actix shell around the pure core. It turns one timer
+//! into ticks, hands messages to the transport, persists each ready batch
+//! off the event loop (`spawn_blocking`, one batch at a time: a single
+//! writer, and the inputs that arrive meanwhile form the next batch — group
+//! commit), applies committed entries in order and answers its public
+//! messages. It holds no protocol logic.
+
+use crate::core::types::{ClientTag, Entry, Index, Payload, Snapshot, Term};
+use crate::core::{Config, ElectionRecord, Event, Membership, RaftWire, ReadState, Ready, Role};
+use crate::core::{Raft, Recovered};
+use crate::error::RequestError;
+use crate::machine::{Applied, Sessioned, StateMachine};
+use crate::storage::{Storage, StorageError, WriteBatch};
+use actix::prelude::*;
+use bytes::Bytes;
+use concord_transport::{Envelope, GroupId, Inbound, NodeId, Transport};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+use thiserror::Error;
+use tokio::sync::oneshot;
+
+/// Settings of a [`RaftActor`].
+#[derive(Clone, Debug)]
+pub struct ActorConfig {
+    /// The group this actor serves.
+    pub group: GroupId,
+    /// The timer period; the core counts everything in these ticks.
+    pub tick: Duration,
+    /// The core's settings, in ticks.
+    pub core: Config,
+}
+
+impl ActorConfig {
+    /// Defaults for `group`: 10 ms ticks, election timeout 150–300 ms,
+    /// heartbeat 50 ms.
+    pub fn new(group: GroupId) -> ActorConfig {
+        ActorConfig {
+            group,
+            tick: Duration::from_millis(crate::core::config::TICK_MS_DEFAULT),
+            core: Config::default(),
+        }
+    }
+
+    /// Sets the timeouts in milliseconds, rounded to ticks.
+    pub fn with_timeouts_ms(mut self, election_min: u64, election_max: u64, heartbeat: u64) -> ActorConfig {
+        let tick = (self.tick.as_millis() as u64).max(1);
+        self.core.election_ticks_min = election_min.div_ceil(tick);
+        self.core.election_ticks_max = election_max.div_ceil(tick);
+        self.core.heartbeat_ticks = heartbeat.div_ceil(tick).max(1);
+        self
+    }
+}
+
+/// Why a request to the actor failed.
+#[derive(Debug, Error)]
+pub enum RaftError {
+    /// The core refused it.
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    /// Leadership changed before the outcome was known. Retry with the same
+    /// client tag: sessions make the retry exactly-once.
+    #[error("leadership changed before the outcome was known; retry with the same client tag")]
+    LeadershipLost,
+    /// A retry older than the client's latest command.
+    #[error("a stale retry: the client has newer commands applied")]
+    StaleRetry,
+    /// Storage failed; the actor stopped.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The actor stopped before answering.
+    #[error("the raft actor stopped")]
+    Stopped,
+}
+
+/// The result of an applied proposal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Proposed {
+    /// Its log index.
+    pub index: Index,
+    /// The state machine's response.
+    pub response: Bytes,
+}
+
+/// Proposes a command; answers once it is applied.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Proposed, RaftError>")]
+pub struct Propose {
+    /// The command.
+    pub data: Bytes,
+    /// Set for exactly-once retries.
+    pub client: Option<ClientTag>,
+}
+
+/// How a read is served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadKind {
+    /// ReadIndex: confirmed by a quorum, linearizable.
+    Linearizable,
+    /// From the leader lease: no round trip, safe while clocks drift less
+    /// than `lease_drift_ticks`.
+    Lease,
+    /// From this replica's state, possibly stale.
+    Stale,
+}
+
+/// Runs a read-only query against the state machine.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Bytes, RaftError>")]
+pub struct Read {
+    /// How.
+    pub kind: ReadKind,
+    /// The query, passed to [`StateMachine::query`].
+    pub query: Bytes,
+}
+
+/// The node's state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Status {
+    /// This node.
+    pub id: NodeId,
+    /// Its role.
+    pub role: Role,
+    /// Its term.
+    pub term: Term,
+    /// The leader it knows.
+    pub leader: Option<NodeId>,
+    /// Commit index.
+    pub commit: Index,
+    /// Applied index.
+    pub applied: Index,
+    /// Last log index.
+    pub last_index: Index,
+    /// Latest configuration.
+    pub membership: Membership,
+    /// [`StateMachine::digest`] at `applied`.
+    pub digest: u64,
+}
+
+/// Asks for [`Status`].
+#[derive(Debug, Message)]
+#[rtype(result = "Status")]
+pub struct GetStatus;
+
+/// The leader as this node knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaderInfo {
+    /// The leader.
+    pub leader_id: Option<NodeId>,
+    /// The term.
+    pub term: Term,
+    /// Who voted for it (known on the leader).
+    pub voted_by: Vec<NodeId>,
+    /// How long its election took.
+    pub election_duration_ms: u64,
+    /// Followers that answered the last heartbeat round (leader only).
+    pub heartbeat_status: Vec<NodeId>,
+}
+
+/// Asks for [`LeaderInfo`].
+#[derive(Debug, Message)]
+#[rtype(result = "LeaderInfo")]
+pub struct Leader;
+
+/// One follower's replication.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FollowerStatus {
+    /// The follower.
+    pub agent_id: NodeId,
+    /// Highest index known replicated.
+    pub match_index: Index,
+    /// Next index to send.
+    pub next_index: Index,
+    /// Time since the heartbeat it last answered was sent.
+    pub replication_lag_ms: u64,
+}
+
+/// Replication state (meaningful on the leader).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogStatusReport {
+    /// The leader.
+    pub leader: Option<NodeId>,
+    /// Each follower.
+    pub followers: Vec<FollowerStatus>,
+    /// Entries committed (the commit index).
+    pub committed_entries: u64,
+    /// Entries in the log past the commit index.
+    pub uncommitted_entries: u64,
+}
+
+/// Asks for [`LogStatusReport`].
+#[derive(Debug, Message)]
+#[rtype(result = "LogStatusReport")]
+pub struct LogStatus;
+
+/// One election, with durations in milliseconds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ElectionEvent {
+    /// The previous leader, if known.
+    pub old_leader: Option<NodeId>,
+    /// The new leader.
+    pub new_leader: NodeId,
+    /// Its term.
+    pub term: Term,
+    /// How long the election took.
+    pub election_duration_ms: u64,
+    /// Who voted for it (known on the leader).
+    pub voted_by: Vec<NodeId>,
+}
+
+/// Asks for the elections this node remembers, oldest first.
+#[derive(Debug, Message)]
+#[rtype(result = "Vec<ElectionEvent>")]
+pub struct ElectionHistory;
+
+/// Asks the leader to hand over to the most up-to-date voter.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<NodeId, RaftError>")]
+pub struct StepDown;
+
+/// Asks the leader to hand over to a given voter.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), RaftError>")]
+pub struct TransferLeader(pub NodeId);
+
+/// Makes this node campaign now.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), RaftError>")]
+pub struct TriggerElection;
+
+/// Proposes a new configuration; answers once it is applied.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Index, RaftError>")]
+pub struct ChangeMembership(pub Membership);
+
+/// Takes a snapshot now; answers with its index.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Index, RaftError>")]
+pub struct TakeSnapshot;
+
+/// Replaces the core settings at run time (timeouts, batch size, bounds).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), RaftError>")]
+pub struct UpdateConfig(pub Config);
+
+/// Stops the actor (and unregisters it from the transport).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Shutdown;
+
+/// Counters since start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MetricsReport {
+    /// Proposals accepted by the core.
+    pub proposals: u64,
+    /// Entries applied.
+    pub applied_entries: u64,
+    /// Ready batches persisted (group commits).
+    pub batches_persisted: u64,
+    /// Entries persisted.
+    pub entries_persisted: u64,
+    /// Messages handed to the transport.
+    pub messages_sent: u64,
+    /// Messages the transport refused.
+    pub messages_refused: u64,
+    /// Inbound messages that failed to decode.
+    pub messages_undecodable: u64,
+    /// Times this node became leader.
+    pub leaderships: u64,
+    /// Snapshots taken.
+    pub snapshots_taken: u64,
+}
+
+/// Asks for [`MetricsReport`].
+#[derive(Debug, Message)]
+#[rtype(result = "MetricsReport")]
+pub struct Metrics;
+
+enum Waiter {
+    Proposal(Term, oneshot::Sender<Result<Proposed, RaftError>>),
+    Membership(Term, oneshot::Sender<Result<Index, RaftError>>),
+}
+
+type ReadReply = oneshot::Sender<Result<Bytes, RaftError>>;
+
+/// The Raft actor of one group on one node.
+pub struct RaftActor<S: Storage, M: StateMachine> {
+    config: ActorConfig,
+    core: Raft,
+    transport: Arc<dyn Transport>,
+    /// `None` while a batch is being persisted on the blocking pool.
+    storage: Option<S>,
+    machine: Sessioned<M>,
+    applied: Index,
+    waiters: BTreeMap<Index, Waiter>,
+    reads: BTreeMap<u64, (Bytes, ReadReply)>,
+    confirmed_reads: VecDeque<(ReadState, Bytes, ReadReply)>,
+    next_read_id: u64,
+    metrics: MetricsReport,
+}
+
+impl<S: Storage, M: StateMachine> RaftActor<S, M> {
+    /// Recovers from `storage` and builds the actor; start it with `.start()`.
+    pub fn new(
+        config: ActorConfig,
+        transport: Arc<dyn Transport>,
+        storage: S,
+        machine: M,
+    ) -> Result<RaftActor<S, M>, RaftError> {
+        let recovered: Recovered = storage.recover()?;
+        let mut machine = Sessioned::new(machine);
+        if recovered.snapshot.meta.index > 0 {
+            machine
+                .restore(&recovered.snapshot.data)
+                .map_err(|e| StorageError::Corrupted(format!("snapshot: {e}")))?;
+        }
+        let applied = recovered.snapshot.meta.index;
+        let core = Raft::new(transport.local_id(), config.core.clone(), recovered, rand::random())
+            .map_err(|e| RaftError::Request(RequestError::InvalidMembership(e)))?;
+        Ok(RaftActor {
+            config,
+            core,
+            transport,
+            storage: Some(storage),
+            machine,
+            applied,
+            waiters: BTreeMap::new(),
+            reads: BTreeMap::new(),
+            confirmed_reads: VecDeque::new(),
+            next_read_id: 1,
+            metrics: MetricsReport::default(),
+        })
+    }
+
+    fn tick_ms(&self) -> u64 {
+        self.config.tick.as_millis() as u64
+    }
+
+    fn send_all(&mut self, messages: Vec<(NodeId, crate::core::Message)>) {
+        for (to, message) in messages {
+            let wire = RaftWire::V1(message);
+            match Envelope::wrap(self.transport.local_id(), to, self.config.group, &wire) {
+                Ok(envelope) => match self.transport.send(envelope) {
+                    Ok(()) => self.metrics.messages_sent += 1,
+                    Err(_) => self.metrics.messages_refused += 1,
+                },
+                Err(e) => {
+                    tracing::error!(error = %e, "raft message failed to encode");
+                    self.metrics.messages_refused += 1;
+                }
+            }
+        }
+    }
+
+    /// Steps the core's outputs: the one driver every handler ends with.
+    fn drive(&mut self, ctx: &mut Context<Self>) {
+        if self.storage.is_none() || !self.core.has_ready() {
+            return;
+        }
+        let mut ready = self.core.ready();
+        self.send_all(std::mem::take(&mut ready.messages));
+        let needs_write = ready.hard_state.is_some() || ready.snapshot.is_some() || !ready.entries.is_empty();
+        if !needs_write {
+            return self.finish(ready, ctx);
+        }
+        let mut storage = self.storage.take().expect("checked above");
+        let snapshot = ready.snapshot.clone();
+        let entries = std::mem::take(&mut ready.entries);
+        let hard_state = ready.hard_state;
+        self.metrics.batches_persisted += 1;
+        self.metrics.entries_persisted += entries.len() as u64;
+        let job = actix_rt::task::spawn_blocking(move || {
+            let result =
+                storage.write(WriteBatch { snapshot: snapshot.as_ref(), entries: &entries, hard_state });
+            (storage, result)
+        });
+        job.into_actor(self)
+            .map(move |joined, actor, ctx| match joined {
+                Ok((storage, Ok(()))) => {
+                    actor.storage = Some(storage);
+                    actor.finish(ready, ctx);
+                }
+                Ok((_, Err(e))) => actor.fail(e, ctx),
+                Err(e) => actor.fail(StorageError::Engine(format!("persist task: {e}")), ctx),
+            })
+            .spawn(ctx);
+    }
+
+    /// A node that cannot persist must not go on: stop loudly.
+    fn fail(&mut self, error: StorageError, ctx: &mut Context<Self>) {
+        tracing::error!(error = %error, "raft storage failed; stopping the actor");
+        ctx.stop();
+    }
+
+    /// The rest of a batch once it is durable.
+    fn finish(&mut self, ready: Ready, ctx: &mut Context<Self>) {
+        self.send_all(ready.persisted_messages);
+        if let Some(snapshot) = &ready.snapshot {
+            if let Err(e) = self.machine.restore(&snapshot.data) {
+                return self.fail(StorageError::Corrupted(format!("snapshot from the leader: {e}")), ctx);
+            }
+            self.applied = snapshot.meta.index;
+            let later: Vec<Index> = self.waiters.range(..=self.applied).map(|(i, _)| *i).collect();
+            for index in later {
+                self.fail_waiter(index, RaftError::LeadershipLost);
+            }
+        }
+        for entry in &ready.committed_entries {
+            self.apply(entry);
+        }
+        for read in ready.read_states {
+            if let Some((query, reply)) = self.reads.remove(&read.id) {
+                self.confirmed_reads.push_back((read, query, reply));
+            }
+        }
+        self.answer_reads();
+        for event in ready.events {
+            self.on_event(event);
+        }
+        self.core.advance(ready.number);
+        if self.core.snapshot_due() {
+            self.take_snapshot(ctx);
+        }
+        self.drive(ctx);
+    }
+
+    fn apply(&mut self, entry: &Entry) {
+        assert_eq!(entry.index, self.applied + 1, "entries are applied in order, each once");
+        self.applied = entry.index;
+        self.metrics.applied_entries += 1;
+        let outcome = match &entry.payload {
+            Payload::Command { client, data } => Some(self.machine.apply(entry.index, *client, data)),
+            Payload::Empty | Payload::Membership(_) => None,
+        };
+        let Some(waiter) = self.waiters.remove(&entry.index) else { return };
+        match waiter {
+            Waiter::Proposal(term, reply) => {
+                let result = match outcome {
+                    _ if term != entry.term => Err(RaftError::LeadershipLost),
+                    Some(Applied::Response(response)) => Ok(Proposed { index: entry.index, response }),
+                    Some(Applied::Stale) => Err(RaftError::StaleRetry),
+                    None => Err(RaftError::LeadershipLost),
+                };
+                let _ = reply.send(result);
+            }
+            Waiter::Membership(term, reply) => {
+                let result =
+                    if term == entry.term { Ok(entry.index) } else { Err(RaftError::LeadershipLost) };
+                let _ = reply.send(result);
+            }
+        }
+    }
+
+    fn answer_reads(&mut self) {
+        while self.confirmed_reads.front().is_some_and(|(read, _, _)| read.index <= self.applied) {
+            let (_, query, reply) = self.confirmed_reads.pop_front().expect("checked");
+            let _ = reply.send(Ok(self.machine.machine.query(&query)));
+        }
+    }
+
+    fn fail_waiter(&mut self, index: Index, error: RaftError) {
+        match self.waiters.remove(&index) {
+            Some(Waiter::Proposal(_, reply)) => {
+                let _ = reply.send(Err(error));
+            }
+            Some(Waiter::Membership(_, reply)) => {
+                let _ = reply.send(Err(error));
+            }
+            None => {}
+        }
+    }
+
+    fn on_event(&mut self, event: Event) {
+        match event {
+            Event::BecameLeader(_) => self.metrics.leaderships += 1,
+            Event::SteppedDown { .. } => {
+                let pending: Vec<Index> = self.waiters.keys().copied().collect();
+                for index in pending {
+                    self.fail_waiter(index, RaftError::LeadershipLost);
+                }
+            }
+            Event::ReadsDropped(ids) => {
+                for id in ids {
+                    if let Some((_, reply)) = self.reads.remove(&id) {
+                        let _ = reply.send(Err(RaftError::LeadershipLost));
+                    }
+                }
+            }
+            Event::LeaderChanged { .. } | Event::MembershipChanged { .. } => {}
+        }
+    }
+
+    fn take_snapshot(&mut self, ctx: &mut Context<Self>) -> Index {
+        let snapshot = self.core.snapshot_taken(self.applied, self.machine.snapshot());
+        let index = snapshot.meta.index;
+        self.metrics.snapshots_taken += 1;
+        let Some(mut storage) = self.storage.take() else { return index };
+        let job = actix_rt::task::spawn_blocking(move || {
+            let result = storage.save_snapshot(&snapshot);
+            (storage, result)
+        });
+        job.into_actor(self)
+            .map(|joined, actor, ctx| match joined {
+                Ok((storage, Ok(()))) => {
+                    actor.storage = Some(storage);
+                    actor.drive(ctx);
+                }
+                Ok((_, Err(e))) => actor.fail(e, ctx),
+                Err(e) => actor.fail(StorageError::Engine(format!("snapshot task: {e}")), ctx),
+            })
+            .spawn(ctx);
+        index
+    }
+
+    fn last_round_responders(&self) -> Vec<NodeId> {
+        let best = self.core.progress().values().map(|p| p.acked_round).max().unwrap_or(0);
+        self.core
+            .progress()
+            .iter()
+            .filter(|(_, p)| p.acked_round == best && best > 0)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    fn election_event(&self, record: &ElectionRecord) -> ElectionEvent {
+        ElectionEvent {
+            old_leader: record.old_leader,
+            new_leader: record.leader,
+            term: record.term,
+            election_duration_ms: record.election_duration_ticks * self.tick_ms(),
+            voted_by: record.voted_by.clone(),
+        }
+    }
+}
+
+impl<S: Storage, M: StateMachine> Actor for RaftActor<S, M> {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        // Inbound envelopes beyond the mailbox bound are dropped by the router.
+        ctx.set_mailbox_capacity(MAILBOX_CAPACITY_DEFAULT);
+        let channel = concord_transport::Channel::raft(self.config.group);
+        self.transport.register(channel, ctx.address().recipient());
+        ctx.run_interval(self.config.tick, |actor, ctx| {
+            actor.core.tick();
+            actor.drive(ctx);
+        });
+        tracing::debug!(node = %self.transport.local_id(), group = %self.config.group, "raft actor started");
+    }
+
+    fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        self.transport.unregister(concord_transport::Channel::raft(self.config.group));
+        let pending: Vec<Index> = self.waiters.keys().copied().collect();
+        for index in pending {
+            self.fail_waiter(index, RaftError::Stopped);
+        }
+    }
+}
+
+/// Default bound on messages waiting in a Raft actor's mailbox.
+pub const MAILBOX_CAPACITY_DEFAULT: usize = 65_536;
+
+impl<S: Storage, M: StateMachine> Handler<Inbound> for RaftActor<S, M> {
+    type Result = ();
+
+    fn handle(&mut self, Inbound(envelope): Inbound, ctx: &mut Context<Self>) {
+        match envelope.open::<RaftWire>() {
+            Ok(RaftWire::V1(message)) => {
+                self.core.step(envelope.from, message);
+                self.drive(ctx);
+            }
+            Err(e) => {
+                self.metrics.messages_undecodable += 1;
+                tracing::warn!(from = %envelope.from, error = %e, "undecodable raft message dropped");
+            }
+        }
+    }
+}
+
+fn reply_later<T: Send + 'static>(
+    receiver: oneshot::Receiver<Result<T, RaftError>>,
+) -> ResponseFuture<Result<T, RaftError>> {
+    Box::pin(async move { receiver.await.unwrap_or(Err(RaftError::Stopped)) })
+}
+
+fn reply_now<T: Send + 'static>(result: Result<T, RaftError>) -> ResponseFuture<Result<T, RaftError>> {
+    Box::pin(async move { result })
+}
+
+impl<S: Storage, M: StateMachine> Handler<Propose> for RaftActor<S, M> {
+    type Result = ResponseFuture<Result<Proposed, RaftError>>;
+
+    fn handle(&mut self, message: Propose, ctx: &mut Context<Self>) -> Self::Result {
+        match self.core.propose(message.data, message.client) {
+            Ok((index, term)) => {
+                self.metrics.proposals += 1;
+                let (sender, receiver) = oneshot::channel();
+                self.waiters.insert(index, Waiter::Proposal(term, sender));
+                self.drive(ctx);
+                reply_later(receiver)
+            }
+            Err(e) => reply_now(Err(e.into())),
+        }
+    }
+}
+
+impl<S: Storage, M: StateMachine> Handler<Read> for RaftActor<S, M> {
+    type Result = ResponseFuture<Result<Bytes, RaftError>>;
+
+    fn handle(&mut self, message: Read, ctx: &mut Context<Self>) -> Self::Result {
+        let id = self.next_read_id;
+        self.next_read_id += 1;
+        let (sender, receiver) = oneshot::channel();
+        match message.kind {
+            ReadKind::Stale => return reply_now(Ok(self.machine.machine.query(&message.query))),
+            ReadKind::Lease => match self.core.read_lease(id) {
+                Ok(read) => self.confirmed_reads.push_back((read, message.query, sender)),
+                Err(e) => return reply_now(Err(e.into())),
+            },
+            ReadKind::Linearizable => match self.core.read_index(id) {
+                Ok(()) => {
+                    self.reads.insert(id, (message.query, sender));
+                }
+                Err(e) => return reply_now(Err(e.into())),
+            },
+        }
+        self.answer_reads();
+        self.drive(ctx);
+        reply_later(receiver)
+    }
+}
+
+impl<S: Storage, M: StateMachine> Handler<GetStatus> for RaftActor<S, M> {
+    type Result = MessageResult<GetStatus>;
+
+    fn handle(&mut self, _: GetStatus, _: &mut Context<Self>) -> Self::Result {
+        let log = self.core.log();
+        MessageResult(Status {
+            id: self.core.id(),
+            role: self.core.role(),
+            term: self.core.term(),
+            leader: self.core.leader(),
+            commit: log.commit,
+            applied: self.applied,
+            last_index: log.last_index(),
+            membership: self.core.membership().clone(),
+            digest: self.machine.machine.digest(),
+        })
+    }
+}
+
+impl<S: Storage, M: StateMachine> Handler<Leader> for RaftActor<S, M> {
+    type Result = MessageResult<Leader>;
+
+    fn handle(&mut self, _: Leader, _: &mut Context<Self>) -> Self::Result {
+        let last = self.core.election_history().last().filter(|r| r.term == self.core.term());
+        MessageResult(LeaderInfo {
+            leader_id: self.core.leader(),
+            term: self.core.term(),
+            voted_by: last.map(|r| r.voted_by.clone()).unwrap_or_default(),
+            election_duration_ms: last.map_or(0, |r| r.election_duration_ticks * self.tick_ms()),
+            heartbeat_status: self.last_round_responders(),
+        })
+    }
+}
+
+impl<S: Storage, M: StateMachine> Handler<LogStatus> for RaftActor<S, M> {
+    type Result = MessageResult<LogStatus>;
+
+    fn handle(&mut self, _: LogStatus, _: &mut Context<Self>) -> Self::Result {
+        let now = self.core.ticks();
+        let followers = self
+            .core
+            .progress()
+            .iter()
+            .map(|(id, p)| FollowerStatus {
+                agent_id: *id,
+                match_index: p.match_index,
+                next_index: p.next_index,
+                replication_lag_ms: now.saturating_sub(p.acked_sent_tick.unwrap_or(0)) * self.tick_ms(),
+            })
+            .collect();
+        let log = self.core.log();
+        MessageResult(LogStatusReport {
+            leader: self.core.leader(),
+            followers,
+            committed_entries: log.commit,
+            uncommitted_entries: log.last_index() - log.commit,
+        })
+    }
+}
+
+impl<S: Storage, M: StateMachine> Handler<ElectionHistory> for RaftActor<S, M> {
+    type Result = MessageResult<ElectionHistory>;
+
+    fn handle(&mut self, _: ElectionHistory, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.core.election_history().map(|r| self.election_event(r)).collect())
+    }
+}
+
+impl<S: Storage, M: StateMachine> Handler<StepDown> for RaftActor<S, M> {
+    type Result = Result<NodeId, RaftError>;
+
+    fn handle(&mut self, _: StepDown, ctx: &mut Context<Self>) -> Self::Result {
+        let target = self.core.step_down()?;
+        self.drive(ctx);
+        Ok(target)
+    }
+}
+
+impl<S: Storage, M: StateMachine> Handler<TransferLeader> for RaftActor<S, M> {
+    type Result = Result<(), RaftError>;
+
+    fn handle(&mut self, TransferLeader(target): TransferLeader, ctx: &mut Context<Self>) -> Self::Result {
+        self.core.transfer_leader(target)?;
+        self.drive(ctx);
+        Ok(())
+    }
+}
+
+impl<S: Storage, M: StateMachine> Handler<TriggerElection> for RaftActor<S, M> {
+    type Result = Result<(), RaftError>;
+
+    fn handle(&mut self, _: TriggerElection, ctx: &mut Context<Self>) -> Self::Result {
+        self.core.trigger_election()?;
+        self.drive(ctx);
+        Ok(())
+    }
+}
+
+impl<S: Storage, M: StateMachine> Handler<ChangeMembership> for RaftActor<S, M> {
+    type Result = ResponseFuture<Result<Index, RaftError>>;
+
+    fn handle(&mut self, ChangeMembership(next): ChangeMembership, ctx: &mut Context<Self>) -> Self::Result {
+        match self.core.change_membership(next) {
+            Ok(index) => {
+                let (sender, receiver) = oneshot::channel();
+                self.waiters.insert(index, Waiter::Membership(self.core.term(), sender));
+                self.drive(ctx);
+                reply_later(receiver)
+            }
+            Err(e) => reply_now(Err(e.into())),
+        }
+    }
+}
+
+impl<S: Storage, M: StateMachine> Handler<TakeSnapshot> for RaftActor<S, M> {
+    type Result = Result<Index, RaftError>;
+
+    fn handle(&mut self, _: TakeSnapshot, ctx: &mut Context<Self>) -> Self::Result {
+        Ok(self.take_snapshot(ctx))
+    }
+}
+
+impl<S: Storage, M: StateMachine> Handler<UpdateConfig> for RaftActor<S, M> {
+    type Result = Result<(), RaftError>;
+
+    fn handle(&mut self, UpdateConfig(config): UpdateConfig, _: &mut Context<Self>) -> Self::Result {
+        self.core
+            .set_config(config.clone())
+            .map_err(|e| RaftError::Request(RequestError::InvalidMembership(e)))?;
+        self.config.core = config;
+        Ok(())
+    }
+}
+
+impl<S: Storage, M: StateMachine> Handler<Metrics> for RaftActor<S, M> {
+    type Result = MessageResult<Metrics>;
+
+    fn handle(&mut self, _: Metrics, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.metrics)
+    }
+}
+
+impl<S: Storage, M: StateMachine> Handler<Shutdown> for RaftActor<S, M> {
+    type Result = ();
+
+    fn handle(&mut self, _: Shutdown, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
+
+/// The snapshot a new group starts from: index 0 with `membership`.
+pub fn bootstrap_snapshot(membership: Membership) -> Snapshot {
+    Snapshot { meta: crate::core::SnapshotMeta { index: 0, term: 0, membership }, data: Bytes::new() }
+}

@@ -1,0 +1,112 @@
+//! Settings of the core, in ticks. Each bound has a named default; the actor
+//! converts milliseconds to ticks.
+
+use crate::error::ConfigError;
+
+/// Settings of a [`crate::core::Raft`]. Change them at run time with
+/// [`crate::core::Raft::set_config`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Smallest election timeout, in ticks (150 ms at 10 ms ticks).
+    pub election_ticks_min: u64,
+    /// Largest election timeout, in ticks (300 ms at 10 ms ticks).
+    pub election_ticks_max: u64,
+    /// Ticks between heartbeats (50 ms at 10 ms ticks).
+    pub heartbeat_ticks: u64,
+    /// Campaign first with a pre-vote that does not disturb the term (thesis §9.6).
+    pub pre_vote: bool,
+    /// A leader steps down if it has not heard from a commit quorum within
+    /// an election timeout, and followers ignore votes while they hear from
+    /// a leader (thesis §6.2).
+    pub check_quorum: bool,
+    /// Entries per AppendEntries message and per proposal batch.
+    pub batch_size: usize,
+    /// Bytes per AppendEntries message.
+    pub batch_bytes_max: usize,
+    /// AppendEntries messages in flight to one follower.
+    pub inflight_messages_max: usize,
+    /// Entry bytes in flight to one follower.
+    pub inflight_bytes_max: usize,
+    /// Take a snapshot once this many entries were applied since the last one.
+    pub snapshot_threshold_entries: u64,
+    /// Entries the log may hold; proposals past it are refused until a
+    /// snapshot compacts the log.
+    pub max_log_entries: u64,
+    /// Bytes of one snapshot chunk sent to a lagging follower.
+    pub snapshot_chunk_bytes_max: usize,
+    /// Bytes of a snapshot a follower accepts to assemble.
+    pub snapshot_bytes_max: u64,
+    /// Committed entries handed to the state machine in one batch.
+    pub apply_entries_max: usize,
+    /// Reads waiting for leadership confirmation.
+    pub read_pending_max: usize,
+    /// Ticks of clock drift the lease allows for: a lease read is served only
+    /// while `election_ticks_min - lease_drift_ticks` have not passed since
+    /// a quorum acknowledged.
+    pub lease_drift_ticks: u64,
+    /// Elections remembered by the history.
+    pub election_history_len_max: usize,
+}
+
+/// Default ticks: 10 ms per tick.
+pub const TICK_MS_DEFAULT: u64 = 10;
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            election_ticks_min: 15,
+            election_ticks_max: 30,
+            heartbeat_ticks: 5,
+            pre_vote: true,
+            check_quorum: true,
+            batch_size: 100,
+            batch_bytes_max: 1024 * 1024,
+            inflight_messages_max: 256,
+            inflight_bytes_max: 16 * 1024 * 1024,
+            snapshot_threshold_entries: 1_000,
+            max_log_entries: 10_000,
+            snapshot_chunk_bytes_max: 256 * 1024,
+            snapshot_bytes_max: 1 << 30,
+            apply_entries_max: 4_096,
+            read_pending_max: 65_536,
+            lease_drift_ticks: 2,
+            election_history_len_max: 100,
+        }
+    }
+}
+
+impl Config {
+    /// Checks the settings are consistent.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let fail = |name, reason| Err(ConfigError::Setting { name, reason });
+        if self.heartbeat_ticks == 0 {
+            return fail("heartbeat_ticks", "must be positive");
+        }
+        if self.election_ticks_min <= self.heartbeat_ticks {
+            return fail("election_ticks_min", "must exceed heartbeat_ticks");
+        }
+        if self.election_ticks_max <= self.election_ticks_min {
+            return fail("election_ticks_max", "must exceed election_ticks_min");
+        }
+        if self.lease_drift_ticks >= self.election_ticks_min {
+            return fail("lease_drift_ticks", "must be below election_ticks_min");
+        }
+        let positive = [
+            ("batch_size", self.batch_size),
+            ("batch_bytes_max", self.batch_bytes_max),
+            ("inflight_messages_max", self.inflight_messages_max),
+            ("inflight_bytes_max", self.inflight_bytes_max),
+            ("snapshot_chunk_bytes_max", self.snapshot_chunk_bytes_max),
+            ("apply_entries_max", self.apply_entries_max),
+            ("read_pending_max", self.read_pending_max),
+            ("election_history_len_max", self.election_history_len_max),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return fail(name, "must be positive");
+        }
+        if self.snapshot_threshold_entries == 0 || self.max_log_entries <= self.snapshot_threshold_entries {
+            return fail("max_log_entries", "must exceed snapshot_threshold_entries, which must be positive");
+        }
+        Ok(())
+    }
+}

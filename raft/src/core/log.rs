@@ -1,0 +1,224 @@
+//! The core's view of the log: the snapshot it starts after, the entries
+//! since, what is durable, committed and applied, and the configurations
+//! the entries carry.
+
+use crate::core::quorum::Membership;
+use crate::core::types::{Entry, Index, Payload, SnapshotMeta, Term};
+use std::collections::VecDeque;
+
+/// The log held by the core. Indexes satisfy
+/// `snapshot.index <= applied <= commit <= last_index()` and
+/// `stable_index <= last_index()`.
+#[derive(Debug)]
+pub struct RaftLog {
+    snapshot: SnapshotMeta,
+    entries: VecDeque<Entry>,
+    /// Highest index known committed.
+    pub commit: Index,
+    /// Highest index handed to the state machine.
+    pub applied: Index,
+    /// Entries up to here are durable.
+    pub stable_index: Index,
+    /// First index not yet handed out in a ready batch.
+    pub unstable_from: Index,
+    /// Configuration entries after the snapshot, in index order.
+    configs: Vec<(Index, Membership)>,
+}
+
+impl RaftLog {
+    /// A log that starts after `snapshot`, holds `entries` (all durable) and
+    /// has applied through `applied`.
+    pub fn restore(snapshot: SnapshotMeta, entries: Vec<Entry>, commit: Index, applied: Index) -> RaftLog {
+        let mut log = RaftLog {
+            stable_index: snapshot.index,
+            unstable_from: snapshot.index + 1,
+            commit: snapshot.index,
+            applied: snapshot.index,
+            snapshot,
+            entries: VecDeque::new(),
+            configs: Vec::new(),
+        };
+        for entry in entries {
+            log.push(entry);
+        }
+        log.stable_index = log.last_index();
+        log.unstable_from = log.last_index() + 1;
+        log.commit = commit.clamp(log.snapshot.index, log.last_index());
+        log.applied = applied.clamp(log.snapshot.index, log.commit);
+        log
+    }
+
+    fn push(&mut self, entry: Entry) {
+        assert_eq!(entry.index, self.last_index() + 1, "log entries must be contiguous");
+        assert!(entry.term >= self.last_term(), "terms in a log never decrease");
+        if let Payload::Membership(m) = &entry.payload {
+            self.configs.push((entry.index, m.clone()));
+        }
+        self.entries.push_back(entry);
+    }
+
+    /// What the snapshot covers.
+    pub fn snapshot(&self) -> &SnapshotMeta {
+        &self.snapshot
+    }
+
+    /// First index held as an entry.
+    pub fn first_index(&self) -> Index {
+        self.snapshot.index + 1
+    }
+
+    /// Last index, counting the snapshot.
+    pub fn last_index(&self) -> Index {
+        self.snapshot.index + self.entries.len() as u64
+    }
+
+    /// Term of the last index.
+    pub fn last_term(&self) -> Term {
+        self.entries.back().map_or(self.snapshot.term, |e| e.term)
+    }
+
+    /// Entries held.
+    pub fn len(&self) -> u64 {
+        self.entries.len() as u64
+    }
+
+    /// Whether no entry is held (all compacted or none yet).
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The term at `index`, if known (the snapshot's last index included).
+    pub fn term(&self, index: Index) -> Option<Term> {
+        if index == self.snapshot.index {
+            return Some(self.snapshot.term);
+        }
+        self.entry(index).map(|e| e.term)
+    }
+
+    /// The entry at `index`, if held.
+    pub fn entry(&self, index: Index) -> Option<&Entry> {
+        let offset = index.checked_sub(self.first_index())?;
+        self.entries.get(usize::try_from(offset).ok()?)
+    }
+
+    /// Entries from `from` on, at most `count` of them and `bytes_max` bytes
+    /// (at least one if any).
+    pub fn slice(&self, from: Index, count: usize, bytes_max: usize) -> Vec<Entry> {
+        let mut out = Vec::new();
+        let mut bytes = 0;
+        let mut index = from;
+        while out.len() < count {
+            let Some(entry) = self.entry(index) else { break };
+            bytes += entry.size_bytes();
+            if !out.is_empty() && bytes > bytes_max {
+                break;
+            }
+            out.push(entry.clone());
+            index += 1;
+        }
+        out
+    }
+
+    /// Whether a log ending at (`index`, `term`) is at least as up-to-date
+    /// as this one (paper §5.4.1).
+    pub fn is_up_to_date(&self, index: Index, term: Term) -> bool {
+        term > self.last_term() || (term == self.last_term() && index >= self.last_index())
+    }
+
+    /// Appends entries from a leader after `prev_index`, truncating a
+    /// conflicting suffix. Entries already present are skipped, so a
+    /// duplicated or reordered append never shortens the log. Returns the
+    /// index of the last entry of the message.
+    pub fn append_from_leader(&mut self, prev_index: Index, entries: Vec<Entry>) -> Index {
+        let last_new = prev_index + entries.len() as u64;
+        for entry in entries {
+            if entry.index <= self.snapshot.index {
+                continue;
+            }
+            match self.term(entry.index) {
+                Some(term) if term == entry.term => continue,
+                Some(_) => {
+                    assert!(entry.index > self.commit, "a committed entry conflicts: log matching broken");
+                    self.truncate_from(entry.index);
+                    self.push(entry);
+                }
+                None => self.push(entry),
+            }
+        }
+        last_new
+    }
+
+    /// Appends a leader's own new entry.
+    pub fn append_own(&mut self, entry: Entry) {
+        self.push(entry);
+    }
+
+    fn truncate_from(&mut self, index: Index) {
+        assert!(index > self.snapshot.index && index > self.commit, "truncating committed entries");
+        let keep = (index - self.first_index()) as usize;
+        self.entries.truncate(keep);
+        self.configs.retain(|(i, _)| *i < index);
+        self.stable_index = self.stable_index.min(index - 1);
+        self.unstable_from = self.unstable_from.min(index);
+    }
+
+    /// Entries not yet handed out in a ready batch; marks them handed out.
+    pub fn take_unstable(&mut self) -> Vec<Entry> {
+        let from = self.unstable_from;
+        let out: Vec<Entry> = (from..=self.last_index()).filter_map(|i| self.entry(i).cloned()).collect();
+        self.unstable_from = self.last_index() + 1;
+        out
+    }
+
+    /// Committed entries not yet applied, at most `count`.
+    pub fn next_committed(&self, count: usize) -> Vec<Entry> {
+        let to = self.commit.min(self.applied + count as u64);
+        (self.applied + 1..=to).filter_map(|i| self.entry(i).cloned()).collect()
+    }
+
+    /// The latest configuration in the log (possibly uncommitted).
+    pub fn membership(&self) -> &Membership {
+        self.configs.last().map_or(&self.snapshot.membership, |(_, m)| m)
+    }
+
+    /// Index of the latest configuration entry (the snapshot's index if none).
+    pub fn membership_index(&self) -> Index {
+        self.configs.last().map_or(self.snapshot.index, |(i, _)| *i)
+    }
+
+    /// The configuration in force at `index`.
+    pub fn membership_at(&self, index: Index) -> &Membership {
+        self.configs.iter().rev().find(|(i, _)| *i <= index).map_or(&self.snapshot.membership, |(_, m)| m)
+    }
+
+    /// Replaces everything through `meta.index` with a snapshot. Entries after
+    /// it are kept only if the log agrees with the snapshot at its index
+    /// (paper §7).
+    pub fn install_snapshot(&mut self, meta: SnapshotMeta) {
+        let keep_suffix = self.term(meta.index) == Some(meta.term);
+        if keep_suffix {
+            self.compact_through(meta.clone());
+        } else {
+            self.entries.clear();
+            self.configs.clear();
+            self.snapshot = meta;
+            self.stable_index = self.snapshot.index;
+            self.unstable_from = self.snapshot.index + 1;
+        }
+        self.commit = self.commit.max(self.snapshot.index);
+        self.applied = self.applied.max(self.snapshot.index);
+    }
+
+    /// Drops entries through `meta.index`, which must be applied (a local
+    /// snapshot) or installed.
+    pub fn compact_through(&mut self, meta: SnapshotMeta) {
+        assert!(meta.index >= self.snapshot.index && meta.index <= self.last_index());
+        assert_eq!(self.term(meta.index), Some(meta.term), "snapshot term mismatch");
+        let drop = (meta.index - self.snapshot.index) as usize;
+        self.entries.drain(..drop);
+        self.configs.retain(|(i, _)| *i > meta.index);
+        self.snapshot = meta;
+        self.stable_index = self.stable_index.max(self.snapshot.index);
+        self.unstable_from = self.unstable_from.max(self.snapshot.index + 1);
+    }
+}

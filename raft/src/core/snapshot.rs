@@ -1,0 +1,132 @@
+//! Snapshots: compaction after the state machine took one, and chunked
+//! transfer to followers that need entries the log no longer holds.
+
+use crate::core::message::Body;
+use crate::core::replication::ProgressState;
+use crate::core::types::{Index, Snapshot, SnapshotMeta};
+use crate::core::{Raft, Role};
+use bytes::Bytes;
+use concord_transport::NodeId;
+
+impl Raft {
+    /// Whether enough entries were applied since the last snapshot that the
+    /// driver should take one (`snapshot_threshold_entries`).
+    pub fn snapshot_due(&self) -> bool {
+        self.log.applied - self.log.snapshot().index >= self.config.snapshot_threshold_entries
+    }
+
+    /// The driver took a snapshot of the state machine at `index`, which it
+    /// has applied: compact the log through it. Returns the snapshot with its
+    /// metadata, for the driver to make durable and then compact its store
+    /// (a crash in between leaves the old snapshot and the full log: safe).
+    pub fn snapshot_taken(&mut self, index: Index, data: Bytes) -> Snapshot {
+        assert!(index <= self.log.applied, "a snapshot covers applied entries only");
+        if index <= self.log.snapshot().index {
+            return self.snapshot.clone();
+        }
+        let term = self.log.term(index).expect("an applied index is in the log");
+        let meta = SnapshotMeta { index, term, membership: self.log.membership_at(index).clone() };
+        self.log.compact_through(meta.clone());
+        self.snapshot = Snapshot { meta, data };
+        self.snapshot.clone()
+    }
+
+    /// Sends the next chunk of the current snapshot to `id`.
+    pub(crate) fn send_snapshot_chunk(&mut self, id: NodeId) -> bool {
+        let meta = self.snapshot.meta.clone();
+        let total = self.snapshot.data.len() as u64;
+        let Some(p) = self.progress.get_mut(&id) else { return false };
+        let offset = match p.state {
+            ProgressState::Snapshot { index, offset } if index == meta.index => offset,
+            _ => {
+                p.become_probe();
+                0
+            }
+        };
+        p.state = ProgressState::Snapshot { index: meta.index, offset };
+        p.paused = true;
+        let start = offset.min(total) as usize;
+        let end = (start + self.config.snapshot_chunk_bytes_max).min(total as usize);
+        let chunk = self.snapshot.data.slice(start..end);
+        self.send(id, Body::Snapshot { meta, offset, total_bytes: total, chunk });
+        true
+    }
+
+    pub(crate) fn handle_snapshot_chunk(
+        &mut self,
+        from: NodeId,
+        meta: SnapshotMeta,
+        offset: u64,
+        total_bytes: u64,
+        chunk: Bytes,
+    ) {
+        let index = meta.index;
+        let reply = |raft: &mut Raft, next_offset: u64, done: bool| {
+            raft.send(from, Body::SnapshotResponse { index, next_offset, done });
+        };
+        if index <= self.log.commit {
+            // Our log already holds everything it covers.
+            return reply(self, total_bytes, true);
+        }
+        if total_bytes > self.config.snapshot_bytes_max {
+            tracing::warn!(total_bytes, max = self.config.snapshot_bytes_max, "snapshot refused: too large");
+            return;
+        }
+        let same = self.incoming_snapshot.as_ref().is_some_and(|(m, _)| *m == meta);
+        if !same {
+            if offset != 0 {
+                return reply(self, 0, false);
+            }
+            self.incoming_snapshot = Some((meta.clone(), Vec::new()));
+        }
+        let (_, buffer) = self.incoming_snapshot.as_mut().expect("set above");
+        if offset != buffer.len() as u64 {
+            let expected = buffer.len() as u64;
+            return reply(self, expected, false);
+        }
+        buffer.extend_from_slice(&chunk);
+        let received = buffer.len() as u64;
+        if received > total_bytes {
+            self.incoming_snapshot = None;
+            return reply(self, 0, false);
+        }
+        if received < total_bytes {
+            return reply(self, received, false);
+        }
+        let (meta, data) = self.incoming_snapshot.take().expect("set above");
+        self.log.install_snapshot(meta.clone());
+        self.snapshot = Snapshot { meta, data: Bytes::from(data) };
+        self.snapshot_to_install = Some(self.snapshot.clone());
+        reply(self, total_bytes, true);
+    }
+
+    pub(crate) fn handle_snapshot_response(
+        &mut self,
+        from: NodeId,
+        index: Index,
+        next_offset: u64,
+        done: bool,
+    ) {
+        if self.role != Role::Leader {
+            return;
+        }
+        let Some(p) = self.progress.get_mut(&from) else { return };
+        p.recent_active = true;
+        if done {
+            p.match_index = p.match_index.max(index);
+            p.next_index = p.match_index + 1;
+            if matches!(p.state, ProgressState::Snapshot { .. }) {
+                p.state = ProgressState::Probe;
+                p.paused = false;
+            }
+            self.maybe_commit();
+            return;
+        }
+        if let ProgressState::Snapshot { index: sending, .. } = p.state {
+            if sending == index {
+                p.state = ProgressState::Snapshot { index, offset: next_offset };
+                p.paused = false;
+            }
+        }
+    }
+}

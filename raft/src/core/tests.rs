@@ -1,0 +1,205 @@
+//! Exact-output tests of the core: what one input puts in the ready batch.
+
+use super::*;
+use crate::core::message::AppendOutcome;
+
+fn three() -> Recovered {
+    let membership = Membership::with_voters([1, 2, 3].map(NodeId));
+    Recovered {
+        snapshot: Snapshot { meta: SnapshotMeta { index: 0, term: 0, membership }, data: Bytes::new() },
+        ..Recovered::default()
+    }
+}
+
+fn node(config: Config) -> Raft {
+    Raft::new(NodeId(1), config, three(), 7).unwrap()
+}
+
+/// Makes node 1 leader of term 1 with both followers matched through the no-op.
+fn leader(config: Config) -> Raft {
+    let mut raft = node(config);
+    raft.trigger_election().unwrap();
+    let ready = raft.ready();
+    raft.advance(ready.number);
+    raft.step(NodeId(2), Message { term: 1, body: Body::VoteResponse { pre_vote: false, granted: true } });
+    assert_eq!(raft.role(), Role::Leader);
+    let ready = raft.ready();
+    raft.advance(ready.number);
+    for id in [2, 3] {
+        raft.step(
+            NodeId(id),
+            Message { term: 1, body: Body::AppendResponse(AppendOutcome::Accepted { match_index: 1 }) },
+        );
+    }
+    let ready = raft.ready();
+    raft.advance(ready.number);
+    raft
+}
+
+#[test]
+fn a_candidates_vote_requests_wait_for_its_term_and_vote_to_be_durable() {
+    let mut raft = node(Config::default());
+    raft.trigger_election().unwrap();
+    let ready = raft.ready();
+    assert_eq!(ready.hard_state, Some(HardState { term: 1, vote: Some(NodeId(1)), commit: 0 }));
+    assert!(ready.messages.is_empty(), "nothing may leave before the vote is durable");
+    let to: Vec<NodeId> = ready.persisted_messages.iter().map(|(to, _)| *to).collect();
+    assert_eq!(to, vec![NodeId(2), NodeId(3)]);
+    for (_, m) in &ready.persisted_messages {
+        assert_eq!(
+            m.body,
+            Body::VoteRequest { pre_vote: false, force: true, last_log_index: 0, last_log_term: 0 }
+        );
+    }
+}
+
+#[test]
+fn a_leaders_appends_leave_before_its_own_write_is_durable() {
+    let mut raft = leader(Config::default());
+    raft.propose(Bytes::from_static(b"x"), None).unwrap();
+    let ready = raft.ready();
+    assert_eq!(ready.entries.len(), 1);
+    assert_eq!(ready.hard_state, None);
+    assert_eq!(ready.messages.len(), 2, "sent in parallel with the leader's own write (thesis §10.2.1)");
+    assert!(ready.persisted_messages.is_empty());
+    // Followers acknowledge before the leader's write finishes: the leader
+    // commits with two followers, counting itself only once durable.
+    for id in [2, 3] {
+        raft.step(
+            NodeId(id),
+            Message { term: 1, body: Body::AppendResponse(AppendOutcome::Accepted { match_index: 2 }) },
+        );
+    }
+    assert_eq!(raft.log().commit, 2);
+    raft.advance(ready.number);
+}
+
+#[test]
+fn a_leader_counts_itself_only_after_its_write_is_durable() {
+    let mut raft = leader(Config::default());
+    raft.propose(Bytes::from_static(b"x"), None).unwrap();
+    let ready = raft.ready();
+    raft.step(
+        NodeId(2),
+        Message { term: 1, body: Body::AppendResponse(AppendOutcome::Accepted { match_index: 2 }) },
+    );
+    assert_eq!(raft.log().commit, 1, "one follower is not a majority without the leader's durable copy");
+    raft.advance(ready.number);
+    assert_eq!(raft.log().commit, 2);
+}
+
+#[test]
+#[should_panic(expected = "ready() called before advance()")]
+fn a_second_ready_before_advance_is_a_broken_contract() {
+    let mut raft = leader(Config::default());
+    raft.propose(Bytes::from_static(b"x"), None).unwrap();
+    let _first = raft.ready();
+    let _second = raft.ready();
+}
+
+#[test]
+fn the_inflight_window_bounds_messages_per_follower() {
+    let config = Config { batch_size: 1, inflight_messages_max: 4, ..Config::default() };
+    let mut raft = leader(config);
+    for _ in 0..10 {
+        raft.propose(Bytes::from_static(b"x"), None).unwrap();
+    }
+    let ready = raft.ready();
+    let to_two = ready.messages.iter().filter(|(to, _)| *to == NodeId(2)).count();
+    assert_eq!(to_two, 4);
+    assert_eq!(raft.progress()[&NodeId(2)].inflight_messages(), 4);
+    raft.advance(ready.number);
+    raft.step(
+        NodeId(2),
+        Message { term: 1, body: Body::AppendResponse(AppendOutcome::Accepted { match_index: 3 }) },
+    );
+    let ready = raft.ready();
+    let to_two = ready.messages.iter().filter(|(to, _)| *to == NodeId(2)).count();
+    assert_eq!(to_two, 2, "two acknowledged, two more may go");
+}
+
+#[test]
+fn the_inflight_window_bounds_bytes_per_follower() {
+    let config = Config { batch_size: 1, inflight_bytes_max: 3 * 1024, ..Config::default() };
+    let mut raft = leader(config);
+    for _ in 0..10 {
+        raft.propose(Bytes::from(vec![0u8; 1024]), None).unwrap();
+    }
+    let ready = raft.ready();
+    let to_two = ready.messages.iter().filter(|(to, _)| *to == NodeId(2)).count();
+    assert_eq!(to_two, 3, "the third message crosses the byte bound, the fourth waits");
+}
+
+#[test]
+fn proposals_are_batched_up_to_batch_size() {
+    let config = Config { batch_size: 4, ..Config::default() };
+    let mut raft = leader(config);
+    for _ in 0..10 {
+        raft.propose(Bytes::from_static(b"x"), None).unwrap();
+    }
+    let ready = raft.ready();
+    let sizes: Vec<usize> = ready
+        .messages
+        .iter()
+        .filter(|(to, _)| *to == NodeId(2))
+        .map(|(_, m)| match &m.body {
+            Body::Append { entries, .. } => entries.len(),
+            other => panic!("unexpected {other:?}"),
+        })
+        .collect();
+    assert_eq!(sizes, vec![4, 4, 2]);
+}
+
+#[test]
+fn a_conflict_term_hint_moves_next_index_past_the_whole_term() {
+    let mut raft = leader(Config::default());
+    for _ in 0..10 {
+        raft.propose(Bytes::from_static(b"x"), None).unwrap();
+    }
+    let ready = raft.ready();
+    raft.advance(ready.number);
+    // Follower 3 has a long run of a term the leader never had.
+    let outcome = AppendOutcome::Rejected { rejected_index: 11, conflict_term: Some(9), conflict_index: 2 };
+    raft.step(NodeId(3), Message { term: 1, body: Body::AppendResponse(outcome) });
+    let p = &raft.progress()[&NodeId(3)];
+    assert_eq!((p.next_index, p.state), (2, ProgressState::Probe));
+}
+
+#[test]
+fn a_full_log_refuses_proposals_with_a_typed_error() {
+    let config = Config { snapshot_threshold_entries: 2, max_log_entries: 4, ..Config::default() };
+    let mut raft = leader(config);
+    for _ in 0..3 {
+        raft.propose(Bytes::from_static(b"x"), None).unwrap();
+    }
+    assert_eq!(
+        raft.propose(Bytes::from_static(b"x"), None),
+        Err(RequestError::LogFull { entries: 4, max: 4 })
+    );
+}
+
+#[test]
+fn followers_refuse_proposals_naming_the_leader() {
+    let mut raft = node(Config::default());
+    raft.step(NodeId(2), Message { term: 1, body: Body::Heartbeat { commit: 0, round: 1 } });
+    assert_eq!(
+        raft.propose(Bytes::from_static(b"x"), None),
+        Err(RequestError::NotLeader { leader: Some(NodeId(2)) })
+    );
+}
+
+#[test]
+fn election_timeouts_are_randomized_within_the_configured_range() {
+    let mut seen = std::collections::BTreeSet::new();
+    for seed in 0..50 {
+        let mut raft = Raft::new(NodeId(1), Config::default(), three(), seed).unwrap();
+        let mut ticks = 0;
+        while raft.role() == Role::Follower {
+            raft.tick();
+            ticks += 1;
+        }
+        assert!((15..30).contains(&ticks), "{ticks}");
+        seen.insert(ticks);
+    }
+    assert!(seen.len() > 5, "timeouts spread: {seen:?}");
+}

@@ -1,0 +1,117 @@
+//! Durable state of a Raft node: the log ([`LogStore`]) and the term, vote
+//! and snapshot ([`StateStore`]). A driver writes each [`crate::core::Ready`]
+//! batch with one [`LogStore::write`] — one durable transaction (group
+//! commit) — and recovers with [`Storage::recover`].
+//!
+//! Implementations: [`memory`] (tests, simulation), [`redb`] (durable).
+//! [`conformance`] is the test suite every implementation must pass.
+
+pub mod conformance;
+pub mod memory;
+pub mod redb;
+
+use crate::core::types::{Entry, HardState, Index, Snapshot};
+use crate::core::Recovered;
+use thiserror::Error;
+
+/// What one ready batch asks to make durable, in this order and atomically:
+/// the snapshot replaces the log through its index; the log is cut at
+/// `entries[0].index` and the entries written; the hard state replaced.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WriteBatch<'a> {
+    /// A snapshot received from the leader.
+    pub snapshot: Option<&'a Snapshot>,
+    /// Entries to write after cutting the log at the first one's index.
+    pub entries: &'a [Entry],
+    /// The new term, vote and commit.
+    pub hard_state: Option<HardState>,
+}
+
+/// A storage failure. Corruption is reported, never served.
+#[derive(Debug, Error)]
+pub enum StorageError {
+    /// The engine failed (IO, lock held by another process, ...).
+    #[error("storage engine: {0}")]
+    Engine(String),
+    /// The stored data is damaged or inconsistent.
+    #[error("storage corrupted: {0}")]
+    Corrupted(String),
+    /// An entry asked for is not stored (compacted or beyond the end).
+    #[error("entry {0} is not stored")]
+    Unavailable(Index),
+}
+
+/// The replicated log.
+pub trait LogStore {
+    /// Makes one batch durable in one transaction (see [`WriteBatch`]).
+    fn write(&mut self, batch: WriteBatch<'_>) -> Result<(), StorageError>;
+    /// Entries `from..=to`.
+    fn entries(&self, from: Index, to: Index) -> Result<Vec<Entry>, StorageError>;
+    /// The last index stored (the snapshot's if no entries).
+    fn last_index(&self) -> Result<Index, StorageError>;
+}
+
+/// Term, vote, commit and the latest snapshot.
+pub trait StateStore {
+    /// The hard state (default if never written).
+    fn hard_state(&self) -> Result<HardState, StorageError>;
+    /// The latest snapshot (default — index 0 — if none).
+    fn snapshot(&self) -> Result<Snapshot, StorageError>;
+    /// Stores a snapshot the state machine took and drops the entries it
+    /// covers, in one transaction.
+    fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StorageError>;
+}
+
+/// A complete store.
+pub trait Storage: LogStore + StateStore + Send + Unpin + 'static {
+    /// Everything the core needs to restart, checked for consistency.
+    fn recover(&self) -> Result<Recovered, StorageError> {
+        let hard_state = self.hard_state()?;
+        let snapshot = self.snapshot()?;
+        let last = self.last_index()?;
+        let entries = self.entries(snapshot.meta.index + 1, last)?;
+        check_recovered(&snapshot, &entries, &hard_state)?;
+        let applied = snapshot.meta.index;
+        Ok(Recovered { hard_state, snapshot, entries, applied })
+    }
+}
+
+impl<T: LogStore + StateStore + Send + Unpin + 'static> Storage for T {}
+
+/// Structural checks on what was read back: contiguous indexes after the
+/// snapshot, terms that never decrease, a commit index inside the log.
+fn check_recovered(
+    snapshot: &Snapshot,
+    entries: &[Entry],
+    hard_state: &HardState,
+) -> Result<(), StorageError> {
+    let mut expected = snapshot.meta.index + 1;
+    let mut term = snapshot.meta.term;
+    for entry in entries {
+        if entry.index != expected {
+            return Err(StorageError::Corrupted(format!(
+                "entry {} found where {expected} belongs",
+                entry.index
+            )));
+        }
+        if entry.term < term {
+            return Err(StorageError::Corrupted(format!("term goes back at index {}", entry.index)));
+        }
+        expected += 1;
+        term = entry.term;
+    }
+    if hard_state.commit > expected - 1 {
+        return Err(StorageError::Corrupted(format!(
+            "commit index {} beyond the last entry {}",
+            hard_state.commit,
+            expected - 1
+        )));
+    }
+    if hard_state.term < term {
+        return Err(StorageError::Corrupted(format!(
+            "stored term {} below a log term {term}",
+            hard_state.term
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,515 @@
+//! Test harness shared by the paper tests and the simulations: a node that
+//! drives the pure core synchronously over in-memory "durable" state and a
+//! key-value state machine with client sessions, plus the invariant checker.
+#![allow(dead_code)]
+
+use bytes::Bytes;
+use concord_raft::core::{
+    ClientTag, Config, Entry, Event, HardState, Index, Membership, Message, Payload, Raft, ReadState,
+    Recovered, Role, Snapshot, SnapshotMeta, Term,
+};
+use concord_raft::session::{SessionCheck, Sessions};
+use concord_transport::sim::{Outbox, SimNode, Time};
+use concord_transport::NodeId;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Encodes a put of `value` under `key`.
+pub fn put(key: u8, value: u64) -> Bytes {
+    let mut data = vec![key];
+    data.extend_from_slice(&value.to_le_bytes());
+    Bytes::from(data)
+}
+
+fn decode_put(data: &[u8]) -> Option<(u8, u64)> {
+    let (&key, rest) = data.split_first()?;
+    Some((key, u64::from_le_bytes(rest.try_into().ok()?)))
+}
+
+/// The replicated key-value state machine.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Kv {
+    pub map: BTreeMap<u8, u64>,
+    pub sessions: Sessions,
+    /// How many times each value was written: exactly-once means ≤ 1.
+    pub effects: BTreeMap<u64, u32>,
+    pub applied: Index,
+}
+
+impl Kv {
+    fn apply(&mut self, entry: &Entry) -> Option<ClientTag> {
+        assert_eq!(entry.index, self.applied + 1, "entries are applied in order, once each");
+        self.applied = entry.index;
+        let Payload::Command { client, data } = &entry.payload else { return None };
+        if let Some(tag) = client {
+            if self.sessions.check(*tag) != SessionCheck::Apply {
+                return Some(*tag);
+            }
+        }
+        if let Some((key, value)) = decode_put(data) {
+            self.map.insert(key, value);
+            *self.effects.entry(value).or_default() += 1;
+        }
+        if let Some(tag) = client {
+            self.sessions.record(*tag, entry.index, Bytes::new());
+        }
+        *client
+    }
+
+    fn encode(&self) -> Bytes {
+        Bytes::from(bincode::serde::encode_to_vec(self, bincode::config::standard()).expect("encodable"))
+    }
+
+    fn decode(data: &[u8]) -> Kv {
+        if data.is_empty() {
+            return Kv::default();
+        }
+        bincode::serde::decode_from_slice(data, bincode::config::standard()).expect("our own snapshot").0
+    }
+}
+
+/// What survives a crash.
+#[derive(Clone, Debug, Default)]
+pub struct Durable {
+    pub hard_state: HardState,
+    pub snapshot: Snapshot,
+    pub entries: Vec<Entry>,
+}
+
+/// A node of the tests.
+pub struct TestNode {
+    pub id: NodeId,
+    pub raft: Raft,
+    config: Config,
+    seed: u64,
+    pub durable: Durable,
+    pub kv: Kv,
+    /// Client proposals made at this node: (index, term) → tag.
+    proposals: BTreeMap<Index, (Term, ClientTag)>,
+    /// Puts this node saw applied for its own proposals, with the time.
+    pub acks: Vec<(ClientTag, Time)>,
+    /// Reads: id → key, waiting for confirmation.
+    reads: BTreeMap<u64, u8>,
+    confirmed_reads: Vec<(ReadState, u8)>,
+    /// Reads answered: (id, value seen, time).
+    pub read_results: Vec<(u64, Option<u64>, Time)>,
+    pub events: Vec<Event>,
+    pub incarnation: u64,
+    now: Time,
+}
+
+impl TestNode {
+    pub fn new(id: NodeId, membership: Membership, config: Config, seed: u64) -> TestNode {
+        let durable = Durable {
+            snapshot: Snapshot { meta: SnapshotMeta { index: 0, term: 0, membership }, data: Bytes::new() },
+            ..Durable::default()
+        };
+        let raft = Self::boot(id, &config, &durable, seed);
+        TestNode {
+            id,
+            raft,
+            config,
+            seed,
+            durable,
+            kv: Kv::default(),
+            proposals: BTreeMap::new(),
+            acks: Vec::new(),
+            reads: BTreeMap::new(),
+            confirmed_reads: Vec::new(),
+            read_results: Vec::new(),
+            events: Vec::new(),
+            incarnation: 0,
+            now: 0,
+        }
+    }
+
+    fn boot(id: NodeId, config: &Config, durable: &Durable, seed: u64) -> Raft {
+        let recovered = Recovered {
+            hard_state: durable.hard_state,
+            snapshot: durable.snapshot.clone(),
+            entries: durable.entries.clone(),
+            applied: durable.snapshot.meta.index,
+        };
+        Raft::new(id, config.clone(), recovered, seed).expect("valid test config")
+    }
+
+    /// Proposes a tagged put at this node.
+    pub fn propose(&mut self, tag: ClientTag, key: u8, value: u64) -> bool {
+        match self.raft.propose(put(key, value), Some(tag)) {
+            Ok((index, term)) => {
+                self.proposals.insert(index, (term, tag));
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Starts a linearizable read of `key`.
+    pub fn read(&mut self, id: u64, key: u8) -> bool {
+        if self.raft.read_index(id).is_err() {
+            return false;
+        }
+        self.reads.insert(id, key);
+        true
+    }
+
+    /// Carries out every ready batch, as a driver must.
+    pub fn process(&mut self, out: &mut dyn FnMut(NodeId, Message)) {
+        while self.raft.has_ready() {
+            let ready = self.raft.ready();
+            for (to, m) in ready.messages {
+                out(to, m);
+            }
+            if let Some(snapshot) = &ready.snapshot {
+                let keep = self
+                    .durable
+                    .entries
+                    .iter()
+                    .any(|e| e.index == snapshot.meta.index && e.term == snapshot.meta.term);
+                if !keep {
+                    self.durable.entries.clear();
+                }
+                self.durable.entries.retain(|e| e.index > snapshot.meta.index);
+                self.durable.snapshot = snapshot.clone();
+            }
+            if let Some(first) = ready.entries.first() {
+                self.durable.entries.retain(|e| e.index < first.index);
+                self.durable.entries.extend(ready.entries.iter().cloned());
+            }
+            if let Some(hs) = ready.hard_state {
+                self.durable.hard_state = hs;
+            }
+            for (to, m) in ready.persisted_messages {
+                out(to, m);
+            }
+            if let Some(snapshot) = &ready.snapshot {
+                self.kv = Kv::decode(&snapshot.data);
+                assert_eq!(self.kv.applied, snapshot.meta.index, "snapshot data matches its index");
+            }
+            for entry in &ready.committed_entries {
+                let applied = self.kv.apply(entry);
+                if let (Some(tag), Some((term, mine))) = (applied, self.proposals.get(&entry.index)) {
+                    if *term == entry.term && *mine == tag {
+                        self.acks.push((tag, self.now));
+                    }
+                }
+                self.proposals.remove(&entry.index);
+            }
+            for read in ready.read_states {
+                if let Some(key) = self.reads.remove(&read.id) {
+                    self.confirmed_reads.push((read, key));
+                }
+            }
+            let applied = self.kv.applied;
+            let (ready_reads, waiting): (Vec<_>, Vec<_>) =
+                self.confirmed_reads.drain(..).partition(|(r, _)| r.index <= applied);
+            self.confirmed_reads = waiting;
+            for (read, key) in ready_reads {
+                self.read_results.push((read.id, self.kv.map.get(&key).copied(), self.now));
+            }
+            for event in &ready.events {
+                if let Event::ReadsDropped(ids) = event {
+                    for id in ids {
+                        self.reads.remove(id);
+                    }
+                }
+                if let Event::SteppedDown { .. } = event {
+                    self.proposals.clear();
+                }
+            }
+            self.events.extend(ready.events);
+            self.raft.advance(ready.number);
+            if self.raft.snapshot_due() {
+                let snapshot = self.raft.snapshot_taken(self.kv.applied, self.kv.encode());
+                self.durable.snapshot = snapshot;
+                let through = self.durable.snapshot.meta.index;
+                self.durable.entries.retain(|e| e.index > through);
+            }
+        }
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.raft.role() == Role::Leader
+    }
+}
+
+impl SimNode for TestNode {
+    type Message = Message;
+
+    fn tick(&mut self, now: Time, out: &mut Outbox<Message>) {
+        self.now = now;
+        self.raft.tick();
+        self.process(&mut |to, m| out.send(to, m));
+    }
+
+    fn receive(&mut self, now: Time, from: NodeId, message: Message, out: &mut Outbox<Message>) {
+        self.now = now;
+        self.raft.step(from, message);
+        self.process(&mut |to, m| out.send(to, m));
+    }
+
+    fn crash(&mut self) {
+        self.incarnation += 1;
+        self.proposals.clear();
+        self.reads.clear();
+        self.confirmed_reads.clear();
+        // The replaced core and state machine are what a crash loses.
+        self.raft = Self::boot(self.id, &self.config, &self.durable, self.seed ^ self.incarnation);
+        self.kv = Kv::decode(&self.durable.snapshot.data);
+    }
+
+    fn restart(&mut self, now: Time, out: &mut Outbox<Message>) {
+        self.now = now;
+        self.process(&mut |to, m| out.send(to, m));
+    }
+}
+
+/// The safety properties of Raft (paper Figure 3), checked across all nodes
+/// after every step.
+#[derive(Default)]
+pub struct Checker {
+    leaders: BTreeMap<Term, NodeId>,
+    /// Every entry ever seen committed: index → entry.
+    committed: BTreeMap<Index, Entry>,
+    /// Per node: last term, last commit (per incarnation), committed entries checked through.
+    seen: BTreeMap<NodeId, (Term, u64, Index, Index)>,
+    leader_checked: BTreeSet<(Term, NodeId)>,
+    pub steps: u64,
+}
+
+impl Checker {
+    pub fn check<'a>(&mut self, nodes: impl IntoIterator<Item = &'a TestNode>) -> Result<(), String> {
+        self.steps += 1;
+        let nodes: Vec<&TestNode> = nodes.into_iter().collect();
+        let full = self.steps % 64 == 0;
+        for node in &nodes {
+            self.check_node(node, full)?;
+        }
+        self.check_log_matching(&nodes)
+    }
+
+    fn check_node(&mut self, node: &TestNode, full: bool) -> Result<(), String> {
+        let raft = &node.raft;
+        let log = raft.log();
+        let id = node.id;
+        // Election safety: at most one leader per term.
+        if raft.role() == Role::Leader {
+            if let Some(other) = self.leaders.insert(raft.term(), id) {
+                if other != id {
+                    return Err(format!("two leaders in term {}: {other} and {id}", raft.term()));
+                }
+            }
+        }
+        // Monotonic term always; commit within one incarnation.
+        let entry = self.seen.entry(id).or_insert((0, node.incarnation, 0, 0));
+        if raft.term() < entry.0 {
+            return Err(format!("{id}: term went back from {} to {}", entry.0, raft.term()));
+        }
+        entry.0 = raft.term();
+        if entry.1 != node.incarnation {
+            *entry = (raft.term(), node.incarnation, log.commit, log.snapshot().index);
+            self.check_committed_range(node, log.first_index(), log.commit)?;
+        }
+        let entry = self.seen.get_mut(&id).expect("inserted");
+        if log.commit < entry.2 {
+            return Err(format!("{id}: commit went back from {} to {}", entry.2, log.commit));
+        }
+        entry.2 = log.commit;
+        let from = if full { log.first_index() } else { entry.3.max(log.snapshot().index) + 1 };
+        entry.3 = entry.3.max(log.commit);
+        self.check_committed_range(node, from, log.commit)?;
+        // Leader completeness: a leader holds every committed entry.
+        if raft.role() == Role::Leader && self.leader_checked.insert((raft.term(), id)) {
+            if let Some((&max, _)) = self.committed.last_key_value() {
+                if log.last_index() < max {
+                    return Err(format!("leader {id} of term {} lacks committed index {max}", raft.term()));
+                }
+            }
+            self.check_committed_range(node, log.first_index(), log.last_index())?;
+        }
+        // State-machine safety: what was applied is what was committed.
+        if node.kv.applied > log.commit.max(log.snapshot().index) {
+            return Err(format!("{id} applied {} beyond commit {}", node.kv.applied, log.commit));
+        }
+        Ok(())
+    }
+
+    /// Entries of `node` in `from..=to` agree with every entry seen
+    /// committed; those through its commit index join the committed set.
+    fn check_committed_range(&mut self, node: &TestNode, from: Index, to: Index) -> Result<(), String> {
+        let log = node.raft.log();
+        for index in from.max(log.first_index())..=to.min(log.last_index()) {
+            let Some(entry) = log.entry(index) else { continue };
+            match self.committed.get(&index) {
+                Some(known) if known != entry => {
+                    return Err(format!(
+                        "{} holds {entry:?} at committed index {index}, committed was {known:?}",
+                        node.id
+                    ))
+                }
+                Some(_) => {}
+                None if index <= log.commit => {
+                    self.committed.insert(index, entry.clone());
+                }
+                None => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Log matching: equal (index, term) means equal entries and equal
+    /// terms just before, checked over the uncommitted tails.
+    fn check_log_matching(&self, nodes: &[&TestNode]) -> Result<(), String> {
+        let mut seen: BTreeMap<(Index, Term), (&Entry, Option<Term>, NodeId)> = BTreeMap::new();
+        for node in nodes {
+            let log = node.raft.log();
+            let start = log.commit.max(log.snapshot().index) + 1;
+            for index in start..=log.last_index() {
+                let entry = log.entry(index).expect("in range");
+                let prev = log.term(index - 1);
+                if let Some((other, other_prev, other_id)) = seen.get(&(index, entry.term)) {
+                    if *other != entry || (prev.is_some() && other_prev.is_some() && prev != *other_prev) {
+                        return Err(format!(
+                            "log matching broken at {index} between {other_id} and {}",
+                            node.id
+                        ));
+                    }
+                } else {
+                    seen.insert((index, entry.term), (entry, prev, node.id));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Every committed index seen.
+    pub fn committed_len(&self) -> usize {
+        self.committed.len()
+    }
+}
+
+/// Default test configuration: small bounds so tests reach them.
+pub fn test_config() -> Config {
+    Config { snapshot_threshold_entries: 50, max_log_entries: 400, ..Config::default() }
+}
+
+/// Drops a message (from, to, message) when it returns true.
+pub type Filter = Box<dyn Fn(NodeId, NodeId, &Message) -> bool>;
+
+/// A synchronous network for scripted scenarios: messages queue up and are
+/// delivered by [`Net::deliver_all`] unless a link is cut or a filter drops them.
+pub struct Net {
+    pub nodes: BTreeMap<NodeId, TestNode>,
+    pub queue: std::collections::VecDeque<(NodeId, NodeId, Message)>,
+    pub cut: BTreeSet<(NodeId, NodeId)>,
+    pub down: BTreeSet<NodeId>,
+    /// Drops a message when it returns true.
+    pub filter: Option<Filter>,
+}
+
+impl Net {
+    pub fn new(size: u64, config: Config) -> Net {
+        let ids: Vec<NodeId> = (1..=size).map(NodeId).collect();
+        let membership = Membership::with_voters(ids.iter().copied());
+        let nodes =
+            ids.iter().map(|&id| (id, TestNode::new(id, membership.clone(), config.clone(), id.0))).collect();
+        Net { nodes, queue: Default::default(), cut: BTreeSet::new(), down: BTreeSet::new(), filter: None }
+    }
+
+    pub fn node(&self, id: u64) -> &TestNode {
+        &self.nodes[&NodeId(id)]
+    }
+
+    pub fn raft(&self, id: u64) -> &Raft {
+        &self.nodes[&NodeId(id)].raft
+    }
+
+    /// Runs `f` on node `id`, then queues what it sends.
+    pub fn with<R>(&mut self, id: u64, f: impl FnOnce(&mut TestNode) -> R) -> R {
+        let node = self.nodes.get_mut(&NodeId(id)).expect("known node");
+        let result = f(node);
+        let mut sent = Vec::new();
+        node.process(&mut |to, m| sent.push((NodeId(id), to, m)));
+        self.queue.extend(sent);
+        result
+    }
+
+    pub fn isolate(&mut self, id: u64) {
+        for other in self.nodes.keys().copied().collect::<Vec<_>>() {
+            self.cut.insert((NodeId(id), other));
+            self.cut.insert((other, NodeId(id)));
+        }
+    }
+
+    pub fn heal(&mut self) {
+        self.cut.clear();
+    }
+
+    /// Crashes a node: it loses volatile state and receives nothing.
+    pub fn crash(&mut self, id: u64) {
+        self.down.insert(NodeId(id));
+        self.nodes.get_mut(&NodeId(id)).expect("known").crash();
+    }
+
+    pub fn restart(&mut self, id: u64) {
+        self.down.remove(&NodeId(id));
+    }
+
+    /// Delivers until no message is left (bounded).
+    pub fn deliver_all(&mut self) {
+        for _ in 0..100_000 {
+            let Some((from, to, message)) = self.queue.pop_front() else { return };
+            if self.cut.contains(&(from, to)) || self.down.contains(&to) || self.down.contains(&from) {
+                continue;
+            }
+            if self.filter.as_ref().is_some_and(|f| f(from, to, &message)) {
+                continue;
+            }
+            self.with(to.0, |node| node.raft.step(from, message));
+        }
+        panic!("messages never quiesced");
+    }
+
+    /// Ticks every live node `ticks` times, delivering after each tick.
+    pub fn tick_all(&mut self, ticks: u64) {
+        for _ in 0..ticks {
+            for id in self.nodes.keys().copied().collect::<Vec<_>>() {
+                if !self.down.contains(&id) {
+                    self.with(id.0, |node| node.raft.tick());
+                }
+            }
+            self.deliver_all();
+        }
+    }
+
+    /// Makes `id` campaign at once and delivers the election.
+    pub fn elect(&mut self, id: u64) {
+        self.with(id, |node| node.raft.trigger_election().expect("a voter"));
+        self.deliver_all();
+    }
+
+    pub fn leader(&self) -> Option<NodeId> {
+        self.nodes
+            .values()
+            .filter(|n| !self.down.contains(&n.id) && n.is_leader())
+            .map(|n| n.id)
+            .max_by_key(|id| self.nodes[id].raft.term())
+    }
+
+    /// Proposes an untagged command at `id`.
+    pub fn propose(
+        &mut self,
+        id: u64,
+        data: &[u8],
+    ) -> Result<(Index, Term), concord_raft::error::RequestError> {
+        let data = Bytes::copy_from_slice(data);
+        let result = self.with(id, |node| node.raft.propose(data, None));
+        self.deliver_all();
+        result
+    }
+
+    pub fn terms(&self, id: u64) -> Vec<Term> {
+        let log = self.raft(id).log();
+        (log.first_index()..=log.last_index()).filter_map(|i| log.term(i)).collect()
+    }
+}
