@@ -1,19 +1,42 @@
-//! The `concord` binary. Today it knows one verb, `demo`, which will run the
-//! reference scenario (issue 6); until the protocols land it says so honestly.
+//! The `concord` binary.
 
+use clap::Parser;
+use concord_runtime::cli::{Cli, Verb};
+use concord_runtime::demo::{self, DemoConfig};
 use std::process::ExitCode;
 
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
 fn main() -> ExitCode {
-    let verb = std::env::args().nth(1);
-    match verb.as_deref() {
-        Some("demo") | None => {
-            println!("concord demo: the reference scenario needs the Raft, gossip and quorum crates.");
-            println!("This build has the shared transport ({}).", env!("CARGO_PKG_VERSION"));
-            ExitCode::SUCCESS
-        }
-        Some(other) => {
-            eprintln!("concord: unknown verb {other:?}; known verbs: demo");
-            ExitCode::from(2)
+    let cli = Cli::parse();
+    init_logging();
+    match cli.command {
+        Verb::Demo(args) => {
+            let config = DemoConfig {
+                nodes: args.nodes,
+                tasks: args.tasks,
+                kill_leader: !args.no_kill && args.nodes >= 3,
+                progress: !args.json,
+            };
+            match actix::System::new().block_on(demo::run(config)) {
+                Ok(report) => {
+                    let text = if args.json {
+                        serde_json::to_string(&report)
+                    } else {
+                        serde_json::to_string_pretty(&report)
+                    };
+                    println!("{}", text.unwrap_or_default());
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("concord demo: {error}");
+                    ExitCode::FAILURE
+                }
+            }
         }
     }
 }

@@ -19,7 +19,7 @@ pub enum Command {
 
 /// What applying a [`Command`] produced.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(untagged)]
+
 pub enum Response {
     /// Answer of a key-value command.
     Kv(kv::KvResponse),

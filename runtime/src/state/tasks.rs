@@ -61,7 +61,7 @@ pub enum TaskCommand {
 
 /// Where a task is.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "state", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum TaskState {
     /// Waiting for a worker.
     Pending,
@@ -101,7 +101,7 @@ pub struct Task {
 
 /// The answer to a task command.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "outcome", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum TaskResponse {
     /// The submission: `created` is false when the id existed.
     Submitted {

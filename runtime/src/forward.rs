@@ -1,0 +1,204 @@
+//! Forwarding proposals to the leader over the shared transport, so that a
+//! client or worker on any node can write. Each node runs one [`Forwarder`]
+//! on the `Application(FORWARD_PROTOCOL)` channel: it proposes requests
+//! from peers to its local Raft actor and answers them, and it sends this
+//! node's requests to the leader and matches the answers.
+
+use crate::node::GroupActor;
+use actix::prelude::*;
+use bytes::Bytes;
+use concord_raft::actor::{Propose, RaftError};
+use concord_raft::core::ClientTag;
+use concord_raft::error::RequestError;
+use concord_transport::{Channel, Envelope, GroupId, Inbound, NodeId, Protocol, Transport, WireMessage};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+/// The application protocol number of forwarding.
+pub const FORWARD_PROTOCOL: u16 = 1;
+/// The channel forwarding uses.
+pub const FORWARD_CHANNEL: Channel = Channel::single(Protocol::Application(FORWARD_PROTOCOL));
+/// Bound on forwarded requests awaiting an answer.
+pub const FORWARD_PENDING_MAX: usize = 4_096;
+/// How long a forwarded request waits for its answer.
+pub const FORWARD_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What travels between forwarders. Version 1.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum ForwardWire {
+    /// Propose this on your group.
+    Request {
+        /// Matches the reply.
+        id: u64,
+        /// The group.
+        group: GroupId,
+        /// The command.
+        data: Bytes,
+        /// The client's tag for exactly-once retries.
+        client: Option<ClientTag>,
+    },
+    /// The outcome of a request.
+    Reply {
+        /// The request's id.
+        id: u64,
+        /// What happened.
+        outcome: Outcome,
+    },
+}
+
+impl WireMessage for ForwardWire {
+    const PROTOCOL: Protocol = Protocol::Application(FORWARD_PROTOCOL);
+}
+
+/// The outcome of a proposal, local or forwarded.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// Applied at `index` with this state-machine response.
+    Applied {
+        /// The log index.
+        index: u64,
+        /// The response.
+        response: Bytes,
+    },
+    /// The receiver is not the leader; it names the one it knows.
+    NotLeader {
+        /// The leader, if known.
+        leader: Option<NodeId>,
+    },
+    /// Worth retrying with the same tag (leadership changed, transfer, timeout).
+    Retry(String),
+    /// Failed for good.
+    Failed(String),
+}
+
+impl Outcome {
+    /// Maps the local Raft actor's answer.
+    pub fn from_raft(
+        result: Result<Result<concord_raft::actor::Proposed, RaftError>, MailboxError>,
+    ) -> Outcome {
+        match result {
+            Ok(Ok(proposed)) => Outcome::Applied { index: proposed.index, response: proposed.response },
+            Ok(Err(RaftError::Request(RequestError::NotLeader { leader }))) => Outcome::NotLeader { leader },
+            Ok(Err(RaftError::LeadershipLost)) => Outcome::Retry("leadership changed".into()),
+            Ok(Err(RaftError::Request(RequestError::TransferInProgress(to)))) => {
+                Outcome::Retry(format!("leadership transfer to {to} in progress"))
+            }
+            Ok(Err(other)) => Outcome::Failed(other.to_string()),
+            Err(e) => Outcome::Failed(format!("raft actor unavailable: {e}")),
+        }
+    }
+}
+
+/// This node's request to propose on `to`.
+#[derive(Debug, Message)]
+#[rtype(result = "Outcome")]
+pub struct Forward {
+    /// The leader to ask.
+    pub to: NodeId,
+    /// The group.
+    pub group: GroupId,
+    /// The command.
+    pub data: Bytes,
+    /// The client's tag.
+    pub client: Option<ClientTag>,
+}
+
+/// The forwarding actor of one node.
+pub struct Forwarder {
+    transport: Arc<dyn Transport>,
+    groups: HashMap<GroupId, Addr<GroupActor>>,
+    pending: HashMap<u64, oneshot::Sender<Outcome>>,
+    next_id: u64,
+}
+
+impl Forwarder {
+    /// A forwarder for the given local groups.
+    pub fn new(transport: Arc<dyn Transport>, groups: HashMap<GroupId, Addr<GroupActor>>) -> Forwarder {
+        Forwarder { transport, groups, pending: HashMap::new(), next_id: 1 }
+    }
+
+    fn reply(&self, to: NodeId, id: u64, outcome: Outcome) {
+        let message = ForwardWire::Reply { id, outcome };
+        if let Ok(envelope) = Envelope::wrap(self.transport.local_id(), to, GroupId(0), &message) {
+            // A lost reply times out at the requester, which retries.
+            let _ = self.transport.send(envelope);
+        }
+    }
+}
+
+impl Actor for Forwarder {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(concord_transport::transport::INBOUND_MAILBOX_CAPACITY_DEFAULT);
+        self.transport.register(FORWARD_CHANNEL, ctx.address().recipient());
+    }
+
+    fn stopped(&mut self, _ctx: &mut Context<Self>) {
+        self.transport.unregister(FORWARD_CHANNEL);
+    }
+}
+
+impl Handler<Inbound> for Forwarder {
+    type Result = ();
+
+    fn handle(&mut self, Inbound(envelope): Inbound, ctx: &mut Context<Self>) {
+        let from = envelope.from;
+        let message = match envelope.open::<ForwardWire>() {
+            Ok(message) => message,
+            Err(error) => {
+                tracing::warn!(%from, %error, "undecodable forwarding message dropped");
+                return;
+            }
+        };
+        match message {
+            ForwardWire::Request { id, group, data, client } => {
+                let Some(raft) = self.groups.get(&group).cloned() else {
+                    self.reply(from, id, Outcome::Failed(format!("no group {group} on this node")));
+                    return;
+                };
+                raft.send(Propose { data, client })
+                    .into_actor(self)
+                    .map(move |result, actor, _ctx| actor.reply(from, id, Outcome::from_raft(result)))
+                    .spawn(ctx);
+            }
+            ForwardWire::Reply { id, outcome } => {
+                if let Some(waiter) = self.pending.remove(&id) {
+                    let _ = waiter.send(outcome);
+                }
+            }
+        }
+    }
+}
+
+impl Handler<Forward> for Forwarder {
+    type Result = ResponseFuture<Outcome>;
+
+    fn handle(&mut self, request: Forward, ctx: &mut Context<Self>) -> ResponseFuture<Outcome> {
+        if self.pending.len() >= FORWARD_PENDING_MAX {
+            return Box::pin(async { Outcome::Retry("too many forwarded requests pending".into()) });
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        let message =
+            ForwardWire::Request { id, group: request.group, data: request.data, client: request.client };
+        let envelope = match Envelope::wrap(self.transport.local_id(), request.to, GroupId(0), &message) {
+            Ok(envelope) => envelope,
+            Err(e) => return Box::pin(async move { Outcome::Failed(e.to_string()) }),
+        };
+        if let Err(e) = self.transport.send(envelope) {
+            return Box::pin(async move { Outcome::Retry(e.to_string()) });
+        }
+        let (tx, rx) = oneshot::channel();
+        self.pending.insert(id, tx);
+        ctx.run_later(FORWARD_TIMEOUT, move |actor, _| {
+            actor.pending.remove(&id);
+        });
+        Box::pin(
+            async move { rx.await.unwrap_or_else(|_| Outcome::Retry("forwarded request timed out".into())) },
+        )
+    }
+}

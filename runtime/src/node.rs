@@ -1,0 +1,299 @@
+//! One Concord node: the TCP transport, one Raft actor per group over a
+//! durable redb store, the proposal forwarder, and a task worker per group.
+
+use crate::config::{NodeConfig, Peer};
+use crate::forward::{Forward, Forwarder, Outcome};
+use crate::machine::{decode, encode, Applied, ConcordMachine, Query, QueryAnswer};
+use crate::state::{Command, Response};
+use actix::prelude::*;
+use concord_raft::actor::{bootstrap_snapshot, ActorConfig, Propose, RaftActor, Read, ReadKind, Shutdown};
+use concord_raft::core::{ClientTag, Membership};
+use concord_raft::storage::redb::RedbStore;
+use concord_raft::storage::{LogStore, StateStore, StorageError, WriteBatch};
+use concord_transport::{GroupId, NodeId, TcpConfig, TcpTransport, Transport};
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The Raft actor of a group on a node.
+pub type GroupActor = RaftActor<RedbStore, ConcordMachine>;
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// A socket or directory could not be opened.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being opened.
+        what: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A group's store could not be opened or is damaged.
+    #[error("group {group}: {source}")]
+    Storage {
+        /// The group.
+        group: String,
+        /// The cause.
+        source: StorageError,
+    },
+    /// A group's Raft actor refused its recovered state.
+    #[error("group {group}: {message}")]
+    Raft {
+        /// The group.
+        group: String,
+        /// Why.
+        message: String,
+    },
+}
+
+/// Why a proposal did not apply.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ProposeError {
+    /// No such group on this node.
+    #[error("unknown group {0:?}")]
+    UnknownGroup(String),
+    /// No leader could take it before the deadline.
+    #[error("no leader accepted the proposal within {0:?}: {1}")]
+    Timeout(Duration, String),
+    /// Refused for good.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// A group served by a node.
+#[derive(Clone)]
+pub struct Group {
+    /// Its name.
+    pub name: String,
+    /// Its id on the wire.
+    pub id: GroupId,
+    /// Its Raft actor.
+    pub raft: Addr<GroupActor>,
+}
+
+/// A node whose transport is bound but whose groups have not started: the
+/// address is known, so a cluster in one process can learn every address
+/// before starting.
+pub struct BoundNode {
+    config: NodeConfig,
+    transport: TcpTransport,
+}
+
+/// A running node. Cheap to clone.
+#[derive(Clone)]
+pub struct Node {
+    inner: Arc<NodeInner>,
+}
+
+struct NodeInner {
+    config: NodeConfig,
+    transport: TcpTransport,
+    groups: BTreeMap<String, Group>,
+    forwarder: Addr<Forwarder>,
+    stopped: AtomicBool,
+}
+
+/// How long a retried proposal waits between attempts.
+const PROPOSE_RETRY_DELAY: Duration = Duration::from_millis(5);
+
+impl BoundNode {
+    /// Binds the transport. Must run inside an actix system.
+    pub async fn bind(config: NodeConfig) -> Result<BoundNode, NodeError> {
+        config.validate()?;
+        let tcp = TcpConfig::new(config.cluster(), config.node_id(), config.listen);
+        let transport = TcpTransport::bind(tcp)
+            .await
+            .map_err(|source| NodeError::Io { what: format!("listen on {}", config.listen), source })?;
+        Ok(BoundNode { config, transport })
+    }
+
+    /// The transport address actually bound.
+    pub fn address(&self) -> SocketAddr {
+        self.transport.local_addr()
+    }
+
+    /// Starts the groups with `peers` as the other voters of a new cluster
+    /// (ignored by groups that recover an existing configuration).
+    pub fn start(mut self, peers: &[Peer]) -> Result<Node, NodeError> {
+        self.config.peers = peers.to_vec();
+        let config = self.config;
+        let transport = self.transport;
+        for peer in &config.peers {
+            transport.add_peer(NodeId(peer.id), peer.address);
+        }
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| NodeError::Io {
+            what: format!("create {}", config.data_dir.display()),
+            source,
+        })?;
+        let voters = std::iter::once(config.node_id()).chain(config.peers.iter().map(|p| NodeId(p.id)));
+        let membership = Membership::with_voters(voters);
+        let shared: Arc<dyn Transport> = Arc::new(transport.clone());
+        let mut groups = BTreeMap::new();
+        for name in &config.groups {
+            let storage_error = |source| NodeError::Storage { group: name.clone(), source };
+            let mut store =
+                RedbStore::open(config.data_dir.join(format!("{name}.redb"))).map_err(storage_error)?;
+            let fresh = store.snapshot().map_err(storage_error)?.meta.membership.voters.is_empty();
+            if fresh {
+                // A new cluster: the initial configuration is the snapshot at
+                // index 0, written like one received from a leader.
+                let bootstrap = bootstrap_snapshot(membership.clone());
+                let batch = WriteBatch { snapshot: Some(&bootstrap), entries: &[], hard_state: None };
+                store.write(batch).map_err(storage_error)?;
+            }
+            let id = GroupId::from_name(name);
+            let timing = config.raft;
+            let mut actor_config = ActorConfig::new(id).with_timeouts_ms(
+                timing.election_timeout_min_ms,
+                timing.election_timeout_max_ms,
+                timing.heartbeat_ms,
+            );
+            actor_config.core.batch_size = timing.batch_size;
+            let actor = RaftActor::new(actor_config, shared.clone(), store, ConcordMachine::default())
+                .map_err(|e| NodeError::Raft { group: name.clone(), message: e.to_string() })?;
+            groups.insert(name.clone(), Group { name: name.clone(), id, raft: actor.start() });
+        }
+        let by_id: HashMap<GroupId, Addr<GroupActor>> =
+            groups.values().map(|g| (g.id, g.raft.clone())).collect();
+        let forwarder = Forwarder::new(shared, by_id).start();
+        let inner = NodeInner { config, transport, groups, forwarder, stopped: AtomicBool::new(false) };
+        Ok(Node { inner: Arc::new(inner) })
+    }
+}
+
+impl Node {
+    /// Binds and starts a node with the peers of its configuration.
+    pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
+        let peers = config.peers.clone();
+        BoundNode::bind(config).await?.start(&peers)
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.inner.config.node_id()
+    }
+
+    /// The configuration it runs with.
+    pub fn config(&self) -> &NodeConfig {
+        &self.inner.config
+    }
+
+    /// The transport.
+    pub fn transport(&self) -> &TcpTransport {
+        &self.inner.transport
+    }
+
+    /// A group by name.
+    pub fn group(&self, name: &str) -> Option<&Group> {
+        self.inner.groups.get(name)
+    }
+
+    /// Every group.
+    pub fn groups(&self) -> impl Iterator<Item = &Group> {
+        self.inner.groups.values()
+    }
+
+    /// Whether [`Node::stop`] was called.
+    pub fn is_stopped(&self) -> bool {
+        self.inner.stopped.load(Ordering::Relaxed)
+    }
+
+    /// Proposes `command` on `group` through whichever node leads it,
+    /// retrying with the same client tag until `timeout`: sessions make the
+    /// retries exactly-once.
+    pub async fn propose(
+        &self,
+        group: &str,
+        command: &Command,
+        client: Option<ClientTag>,
+        timeout: Duration,
+    ) -> Result<(u64, Response), ProposeError> {
+        let local = self.group(group).ok_or_else(|| ProposeError::UnknownGroup(group.to_string()))?.clone();
+        let data = encode(command);
+        let deadline = Instant::now() + timeout;
+        let mut leader: Option<NodeId> = None;
+        let mut last = String::from("no attempt");
+        while Instant::now() < deadline && !self.is_stopped() {
+            let outcome = match leader {
+                Some(to) if to != self.id() => {
+                    let forward = Forward { to, group: local.id, data: data.clone(), client };
+                    self.inner
+                        .forwarder
+                        .send(forward)
+                        .await
+                        .unwrap_or_else(|e| Outcome::Failed(e.to_string()))
+                }
+                _ => Outcome::from_raft(local.raft.send(Propose { data: data.clone(), client }).await),
+            };
+            match outcome {
+                Outcome::Applied { index, response } => {
+                    return match decode::<Applied>(&response) {
+                        Ok(Applied::Ok(response)) => Ok((index, response)),
+                        Ok(Applied::Invalid(e)) => Err(ProposeError::Failed(format!("invalid command: {e}"))),
+                        Err(e) => Err(ProposeError::Failed(format!("undecodable response: {e}"))),
+                    };
+                }
+                Outcome::NotLeader { leader: known } => {
+                    last = format!("not the leader (leader: {known:?})");
+                    if known.is_none() || known == leader {
+                        tokio::time::sleep(PROPOSE_RETRY_DELAY).await;
+                    }
+                    leader = known;
+                }
+                Outcome::Retry(reason) => {
+                    last = reason;
+                    leader = None;
+                    tokio::time::sleep(PROPOSE_RETRY_DELAY).await;
+                }
+                Outcome::Failed(reason) => return Err(ProposeError::Failed(reason)),
+            }
+        }
+        Err(ProposeError::Timeout(timeout, last))
+    }
+
+    /// Runs a query on `group` with the given read kind on this node.
+    pub async fn query(
+        &self,
+        group: &str,
+        kind: ReadKind,
+        query: &Query,
+    ) -> Result<QueryAnswer, ProposeError> {
+        let local = self.group(group).ok_or_else(|| ProposeError::UnknownGroup(group.to_string()))?;
+        let answer = local
+            .raft
+            .send(Read { kind, query: encode(query) })
+            .await
+            .map_err(|e| ProposeError::Failed(e.to_string()))?
+            .map_err(|e| ProposeError::Failed(e.to_string()))?;
+        decode(&answer).map_err(ProposeError::Failed)
+    }
+
+    /// Stops everything this node runs, as a crash would: Raft actors, the
+    /// forwarder, workers and every socket.
+    pub fn stop(&self) {
+        self.inner.stopped.store(true, Ordering::Relaxed);
+        for group in self.inner.groups.values() {
+            group.raft.do_send(Shutdown);
+        }
+        self.inner.forwarder.do_send(StopForwarder);
+        self.inner.transport.shutdown();
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct StopForwarder;
+
+impl Handler<StopForwarder> for Forwarder {
+    type Result = ();
+
+    fn handle(&mut self, _: StopForwarder, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
