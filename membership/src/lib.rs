@@ -1,3 +1,14 @@
-//! Concord's quorum membership manager. To come (issue 5): a pure core that
-//! computes quorum health and recommendations inside a `QuorumManager` actor
-//! that changes Raft configurations only through Raft.
+#![warn(missing_docs)]
+//! Concord's quorum manager, the pure core: it watches a Raft group through
+//! liveness, round-trip times and replication progress, reports how much
+//! failure the group still takes, recommends quorum changes, and plans and
+//! drives membership changes as single safe Raft configuration changes. No
+//! IO, no clock, no actors: time arrives as millisecond timestamps and the
+//! work to do leaves as outputs, so that a thin actor can run it and a
+//! simulator can replay it.
+//!
+//! Layout:
+//! - [`quorum`]: voting configurations, policies (majority, weighted,
+//!   flexible), validation, single-step change checks and plans.
+
+pub mod quorum;
