@@ -10,5 +10,8 @@
 //! Layout:
 //! - [`quorum`]: voting configurations, policies (majority, weighted,
 //!   flexible), validation, single-step change checks and plans.
+//! - [`health`]: observations (liveness, RTTs, Raft progress, latencies,
+//!   elections) within named bounds, and the [`ClusterHealth`](health::ClusterHealth) report.
 
+pub mod health;
 pub mod quorum;
