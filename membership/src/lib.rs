@@ -12,6 +12,9 @@
 //!   flexible), validation, single-step change checks and plans.
 //! - [`health`]: observations (liveness, RTTs, Raft progress, latencies,
 //!   elections) within named bounds, and the [`ClusterHealth`](health::ClusterHealth) report.
+//! - [`recommend`]: network, performance and fault-tolerance strategies and
+//!   the combiner that picks one recommendation with its reasoning.
 
 pub mod health;
 pub mod quorum;
+pub mod recommend;
