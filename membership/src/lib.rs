@@ -14,7 +14,14 @@
 //!   elections) within named bounds, and the [`ClusterHealth`](health::ClusterHealth) report.
 //! - [`recommend`]: network, performance and fault-tolerance strategies and
 //!   the combiner that picks one recommendation with its reasoning.
+//! - [`core`]: [`QuorumCore`], the state machine: inputs (liveness, RTTs,
+//!   Raft progress, operator requests, results of proposals), outputs (one
+//!   configuration change at a time, verifications, replies, reports,
+//!   events, audit records).
 
+pub mod core;
 pub mod health;
 pub mod quorum;
 pub mod recommend;
+
+pub use crate::core::{CoreConfig, Input, Output, QuorumCore, Request};

@@ -53,7 +53,7 @@ impl fmt::Display for Witness<'_> {
 }
 
 /// Why [`super::QuorumConfig::validate`] refuses a configuration.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum UnsafeConfig {
     /// Nobody votes, so nothing can ever commit.
     #[error("no voters")]
@@ -155,7 +155,7 @@ pub enum EditError {
 }
 
 /// Why one step from an old to a new configuration is refused.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum UnsafeChange {
     /// The current configuration fails validation, so no step from it can
     /// be proven safe.
@@ -178,7 +178,7 @@ pub enum UnsafeChange {
 }
 
 /// Why no plan leads from one configuration to another.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum PlanError {
     /// The target is unsafe on its own.
     #[error("the target configuration is unsafe: {0}")]
