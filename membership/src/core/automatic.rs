@@ -102,6 +102,7 @@ impl QuorumCore {
         if self.config.join_automatically && current.voting.learners().len() < self.config.learners_max {
             let newcomer = self.obs.known_nodes().into_iter().find(|&id| {
                 !current.voting.contains(id)
+                    && !self.former_members.contains(&id)
                     && self.obs.liveness(id).liveness == Liveness::Alive
                     && id != self.config.local
                     && !self.attempted.contains(&(id, Automatic::Join))

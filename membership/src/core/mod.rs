@@ -51,6 +51,14 @@ pub struct QuorumCore {
     /// until the node is next seen alive. Bounded by the members and the
     /// nodes observed.
     attempted: BTreeSet<(NodeId, Automatic)>,
+    /// Every node seen in a configuration: automatic joins are for new
+    /// nodes only, so a removed node that gossip still reports alive stays
+    /// out until an operator adds it. At most `nodes_max`.
+    former_members: BTreeSet<NodeId>,
+    /// Leadership asked to move to this node at this time: the core stops
+    /// acting as leader until Raft reports the new leader, or until
+    /// `change_timeout_ms` passes and the transfer is taken as failed.
+    handing_over: Option<(NodeId, u64)>,
     history: Window<HistoryRecord>,
     outputs: Vec<Output>,
     status: Option<HealthStatus>,
@@ -72,6 +80,8 @@ impl QuorumCore {
             queue: VecDeque::new(),
             verifications: BTreeMap::new(),
             attempted: BTreeSet::new(),
+            former_members: BTreeSet::new(),
+            handing_over: None,
             outputs: Vec::new(),
             status: None,
         })
@@ -95,7 +105,18 @@ impl QuorumCore {
                 }
             }
             Input::Rtt { a, b, rtt_ms } => self.obs.observe_rtt(a, b, rtt_ms, now),
-            Input::Progress(progress) => self.obs.observe_progress(progress),
+            Input::Progress(progress) => {
+                let voting = &progress.config.voting;
+                for &id in voting.voters().keys().chain(voting.learners()) {
+                    if self.former_members.len() < self.config.observations.nodes_max {
+                        self.former_members.insert(id);
+                    }
+                }
+                if progress.leader != Some(self.config.local) {
+                    self.handing_over = None;
+                }
+                self.obs.observe_progress(progress);
+            }
             Input::CommitLatency { latency_ms } => self.obs.observe_commit_latency(latency_ms),
             Input::Election { term, leader } => self.obs.observe_election(term, leader, now),
             Input::LeaderClaim { term, leader } => self.obs.observe_leader(term, leader),
@@ -166,8 +187,10 @@ impl QuorumCore {
         self.now_ms = self.now_ms.max(now_ms);
     }
 
+    /// Whether this core may propose: Raft says the local node leads and
+    /// no leadership transfer is pending.
     fn is_leader(&self) -> bool {
-        self.obs.progress().leader == Some(self.config.local)
+        self.obs.progress().leader == Some(self.config.local) && self.handing_over.is_none()
     }
 
     /// Whether `id`'s log is within `learner_lag_max` of the commit index.
@@ -224,6 +247,11 @@ impl QuorumCore {
     /// After every input: report a health change, move the operation on,
     /// and when idle start the next request or automatic operation.
     fn drive(&mut self) {
+        if let Some((_, since_ms)) = self.handing_over {
+            if self.now_ms.saturating_sub(since_ms) > self.config.change_timeout_ms {
+                self.handing_over = None;
+            }
+        }
         let health = self.obs.health(self.now_ms);
         if self.status != Some(health.status) {
             self.status = Some(health.status);

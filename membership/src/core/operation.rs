@@ -4,7 +4,7 @@
 use super::history::{HistoryRecord, Origin};
 use super::io::{Event, OperationId, Outcome, Output, RequestError, Token};
 use super::QuorumCore;
-use crate::quorum::{plan, QuorumConfig, UnsafeChange};
+use crate::quorum::{plan, plan_leaving_last, QuorumConfig};
 use concord_transport::NodeId;
 use std::collections::VecDeque;
 
@@ -98,21 +98,7 @@ impl QuorumCore {
         current: &QuorumConfig,
         target: &QuorumConfig,
     ) -> Result<Vec<QuorumConfig>, RequestError> {
-        let local = self.config.local;
-        let mut interim = target.clone();
-        if let (Some(weight), false) = (current.voting.weight(local), target.voting.is_voter(local)) {
-            // Keep the local voter until every other step is done. The target
-            // may list it as a learner or not at all; either way it goes.
-            let _ = interim.voting.remove(local);
-            interim.voting.add_voter(local, weight)?;
-        }
-        let mut steps = plan(current, &interim, self.config.plan_steps_max)?;
-        if interim != *target {
-            interim.check_change(target).map_err(|reason: UnsafeChange| {
-                crate::quorum::PlanError::NoSafeStep { steps: steps.len(), reason }
-            })?;
-            steps.push(target.clone());
-        }
+        let steps = plan_leaving_last(current, target, self.config.plan_steps_max, Some(self.config.local))?;
         for (index, step) in steps.iter().enumerate() {
             let up = step.voting.voters().keys().copied().filter(|&id| self.obs.is_up(id)).collect();
             if !step.fault_tolerance(&up).quorum_available {
@@ -209,6 +195,7 @@ impl QuorumCore {
         };
         match successor {
             Some(to) => {
+                self.handing_over = Some((to, self.now_ms));
                 self.emit(Output::TransferLeadership { to });
                 self.finish(Outcome::HandedOver { to, remaining });
             }

@@ -21,4 +21,4 @@ pub use config::{
     FaultTolerance, QuorumConfig, QuorumPolicy, VotingConfig, Weight, VOTERS_MAX, WEIGHT_DEFAULT, WEIGHT_MAX,
 };
 pub use error::{DisjointQuorums, EditError, PlanError, QuorumKind, UnsafeChange, UnsafeConfig};
-pub use plan::{plan, PLAN_STEPS_MAX_DEFAULT};
+pub use plan::{plan, plan_leaving_last, PLAN_STEPS_MAX_DEFAULT};

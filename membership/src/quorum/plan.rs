@@ -33,6 +33,18 @@ pub fn plan(
     to: &QuorumConfig,
     steps_max: usize,
 ) -> Result<Vec<QuorumConfig>, PlanError> {
+    plan_leaving_last(from, to, steps_max, None)
+}
+
+/// [`plan()`], with `last`'s own removal or demotion tried after every other
+/// edit: a leader removing itself must hand leadership over first, so its
+/// manager does all the rest before that.
+pub fn plan_leaving_last(
+    from: &QuorumConfig,
+    to: &QuorumConfig,
+    steps_max: usize,
+    last: Option<NodeId>,
+) -> Result<Vec<QuorumConfig>, PlanError> {
     to.validate().map_err(PlanError::UnsafeTarget)?;
     let mut steps = Vec::new();
     let mut current = from.clone();
@@ -42,7 +54,10 @@ pub fn plan(
         }
         let mut first_refusal: Option<UnsafeChange> = None;
         let mut chosen = None;
-        for edit in candidate_edits(&current, to) {
+        let mut edits = candidate_edits(&current, to);
+        // Stable: the other edits keep their preference order.
+        edits.sort_by_key(|edit| matches!(edit, Edit::Demote(id) | Edit::Remove(id) if Some(*id) == last));
+        for edit in edits {
             let next = apply(&current, to, edit);
             match current.check_change(&next) {
                 Ok(()) => {
