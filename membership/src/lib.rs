@@ -18,9 +18,14 @@
 //!   Raft progress, operator requests, results of proposals), outputs (one
 //!   configuration change at a time, verifications, replies, reports,
 //!   events, audit records).
+//! - [`messages`]: the public request/response types (`Health`,
+//!   `Recommend`, `Adjust`, `History`, `AddNode`, `RemoveNode`,
+//!   `PromoteLearner`, `SetWeights`, `SetPolicy`, `VerifyQuorum`) for the
+//!   future `QuorumManager` actor, HTTP and CLI.
 
 pub mod core;
 pub mod health;
+pub mod messages;
 pub mod quorum;
 pub mod recommend;
 
