@@ -36,7 +36,8 @@ pub struct CoreConfig {
     pub history_len_max: usize,
     /// Longest plan of single steps.
     pub plan_steps_max: usize,
-    /// A proposed change not committed within this is taken as failed.
+    /// A proposed change not answered within this is reported overdue (it
+    /// is still awaited: Raft may yet commit it).
     pub change_timeout_ms: u64,
     /// A verification not answered within this is taken as failed.
     pub verify_timeout_ms: u64,

@@ -54,7 +54,9 @@ pub enum Input {
         /// The round trip.
         rtt_ms: u64,
     },
-    /// The local Raft node's configuration and progress.
+    /// The local Raft node's configuration and progress, in Raft's order: a
+    /// report never goes back to a configuration older than one already
+    /// reported or answered with [`Input::Committed`].
     Progress(RaftProgress),
     /// A commit latency measured by the leader.
     CommitLatency {
@@ -245,6 +247,14 @@ pub enum Event {
         /// Why it was refused.
         reason: RequestError,
     },
+    /// A proposed change has not been answered within `change_timeout_ms`;
+    /// nothing else is proposed until Raft answers it.
+    ChangeOverdue {
+        /// The proposal.
+        token: Token,
+        /// How long it has waited.
+        waited_ms: u64,
+    },
     /// An operation started.
     OperationStarted {
         /// The operation.
@@ -260,7 +270,9 @@ pub enum Event {
 /// Ordering rules: at most one [`Output::Propose`] is outstanding at any
 /// time — the next is emitted only after the previous one's
 /// [`Input::Committed`] or [`Input::Failed`] — so Raft always sees single
-/// changes, each committed before the next. Apply outputs in batch order.
+/// changes, each committed before the next. The caller must answer every
+/// `Propose` exactly once, however late (Raft's `ChangeMembership` always
+/// ends in a commit or an error). Apply outputs in batch order.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Output {
     /// Propose this configuration to Raft as one `ChangeMembership`.

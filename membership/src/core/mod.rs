@@ -20,6 +20,8 @@ pub mod io;
 mod operation;
 
 #[cfg(test)]
+mod invariants;
+#[cfg(test)]
 mod tests;
 
 pub use config::{CoreConfig, CoreConfigError};

@@ -13,12 +13,25 @@ use std::collections::VecDeque;
 pub(crate) enum Phase {
     /// Nothing outstanding: propose the next step, or verify when none is left.
     Ready,
-    /// The next step promotes `node`, which must catch up first.
-    CatchingUp { node: NodeId, since_ms: u64 },
-    /// A step is proposed and not yet committed.
-    Proposed { token: Token, since_ms: u64 },
+    /// The next step waits for a condition.
+    Waiting { wait: Wait, since_ms: u64 },
+    /// A step is proposed and not yet committed. Raft answers every
+    /// proposal, commit or error, so the core waits for that answer however
+    /// long it takes: proposing anything else meanwhile could put two
+    /// changes in flight. Past `change_timeout_ms` it says so, once.
+    Proposed { token: Token, since_ms: u64, overdue: bool },
     /// All steps committed; waiting for the new quorum to commit a no-op.
     Verifying { token: Token, since_ms: u64 },
+}
+
+/// What a step waits for before it is proposed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Wait {
+    /// The step promotes this learner, which must catch up first.
+    CatchUp(NodeId),
+    /// The voters up now cannot make a quorum of the configuration in force
+    /// or of the next one: proposing would only time out.
+    Quorum,
 }
 
 /// The operation in flight.
@@ -126,44 +139,55 @@ impl QuorumCore {
                         }
                         return;
                     };
+                    if !self.is_leader() {
+                        let reason = "the local node no longer leads".to_string();
+                        return self.finish(Outcome::Failed { reason });
+                    }
                     let local = self.config.local;
                     if op.applied.voting.is_voter(local) && !next.voting.is_voter(local) {
                         self.hand_over(&next);
                         return;
                     }
-                    let newcomer = next
-                        .voting
-                        .voters()
-                        .keys()
-                        .copied()
-                        .find(|&id| !op.applied.voting.is_voter(id) && !self.caught_up(id));
-                    if let Some(node) = newcomer {
-                        self.set_phase(Phase::CatchingUp { node, since_ms: now });
-                        continue;
+                    if let Some(wait) = self.wait_for(&op.applied, &next) {
+                        self.set_phase(Phase::Waiting { wait, since_ms: now });
+                        return;
                     }
                     let token = self.token();
-                    self.set_phase(Phase::Proposed { token, since_ms: now });
+                    self.set_phase(Phase::Proposed { token, since_ms: now, overdue: false });
                     self.emit(Output::Propose { token, config: next });
                     return;
                 }
-                Phase::CatchingUp { node, since_ms } => {
-                    if self.caught_up(node) {
-                        self.set_phase(Phase::Ready);
-                    } else if now.saturating_sub(since_ms) > self.config.catch_up_timeout_ms {
-                        let ms = self.config.catch_up_timeout_ms;
-                        self.fail(format!("learner {node} did not catch up within {ms} ms"));
-                    } else {
-                        return;
+                Phase::Waiting { wait, since_ms } => {
+                    let (applied, next) = (op.applied.clone(), op.steps.front().cloned());
+                    let still = next.and_then(|next| self.wait_for(&applied, &next));
+                    let waited = now.saturating_sub(since_ms);
+                    match still {
+                        None => self.set_phase(Phase::Ready),
+                        Some(Wait::CatchUp(node)) if waited > self.config.catch_up_timeout_ms => {
+                            let ms = self.config.catch_up_timeout_ms;
+                            self.fail(format!("learner {node} did not catch up within {ms} ms"));
+                        }
+                        Some(Wait::Quorum) if waited > self.config.change_timeout_ms => {
+                            let ms = self.config.change_timeout_ms;
+                            self.fail(format!("no reachable quorum for {ms} ms"));
+                        }
+                        Some(current) => {
+                            if current != wait {
+                                self.set_phase(Phase::Waiting { wait: current, since_ms });
+                            }
+                            return;
+                        }
                     }
                 }
-                Phase::Proposed { since_ms, .. } => {
-                    if now.saturating_sub(since_ms) > self.config.change_timeout_ms {
-                        let ms = self.config.change_timeout_ms;
-                        self.fail(format!("the change did not commit within {ms} ms"));
-                    } else {
-                        return;
-                    }
+                Phase::Proposed { token, since_ms, overdue: false }
+                    if now.saturating_sub(since_ms) > self.config.change_timeout_ms =>
+                {
+                    self.set_phase(Phase::Proposed { token, since_ms, overdue: true });
+                    let waited_ms = now - since_ms;
+                    self.emit(Output::Event(Event::ChangeOverdue { token, waited_ms }));
+                    return;
                 }
+                Phase::Proposed { .. } => return,
                 Phase::Verifying { since_ms, .. } => {
                     if now.saturating_sub(since_ms) > self.config.verify_timeout_ms {
                         let ms = self.config.verify_timeout_ms;
@@ -174,6 +198,23 @@ impl QuorumCore {
                 }
             }
         }
+    }
+
+    /// Why step `next` after `applied` cannot be proposed yet, if it cannot.
+    fn wait_for(&self, applied: &QuorumConfig, next: &QuorumConfig) -> Option<Wait> {
+        let reachable = |config: &QuorumConfig| {
+            let up = config.voting.voters().keys().copied().filter(|&id| self.obs.is_up(id)).collect();
+            config.fault_tolerance(&up).quorum_available
+        };
+        if !reachable(applied) || !reachable(next) {
+            return Some(Wait::Quorum);
+        }
+        next.voting
+            .voters()
+            .keys()
+            .copied()
+            .find(|&id| !applied.voting.is_voter(id) && !self.caught_up(id))
+            .map(Wait::CatchUp)
     }
 
     /// The next step removes the local leader: ask Raft to move leadership
@@ -210,7 +251,11 @@ impl QuorumCore {
             return;
         }
         let step = op.steps.pop_front().expect("a proposed step is the front step");
-        op.applied = step;
+        op.applied = step.clone();
+        // Raft's next progress report may come after the next decision; the
+        // commit already tells what is in force.
+        self.obs.set_config(step);
+        let Some(op) = self.operation.as_mut() else { return };
         op.steps_committed += 1;
         op.phase = Phase::Ready;
         self.advance_operation();

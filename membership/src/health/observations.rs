@@ -172,6 +172,13 @@ impl Observations {
         self.detect_partition();
     }
 
+    /// Replaces the configuration in force, when the core learns of a
+    /// commit before Raft's next progress report does.
+    pub(crate) fn set_config(&mut self, config: QuorumConfig) {
+        self.progress.config = config;
+        self.detect_partition();
+    }
+
     /// Records that `leader` claims leadership of `term` (from Raft, or from
     /// another node's gossip metadata). Two leaders in one term is a safety
     /// violation and counted as a split-brain event.
