@@ -67,7 +67,7 @@ impl QuorumCore {
             let mut target = current.clone();
             let weight = current.voting.weight(node).expect("a voter");
             target.voting.remove(node).expect("a voter");
-            let description = match self.best_ready_learner() {
+            let description = match self.obs.ready_learners(self.config.learner_lag_max).first().copied() {
                 Some(learner) => {
                     target.voting.promote(learner, weight).expect("a learner");
                     format!("replace {node}, dead for {window} ms, by caught-up learner {learner}")
@@ -80,7 +80,8 @@ impl QuorumCore {
 
         let voters = current.voting.voters().len();
         let ready: Vec<NodeId> = self
-            .ready_learners()
+            .obs
+            .ready_learners(self.config.learner_lag_max)
             .into_iter()
             .filter(|&id| !self.attempted.contains(&(id, Automatic::Promote)))
             .collect();
@@ -138,24 +139,5 @@ impl QuorumCore {
                 reason,
             }));
         }
-    }
-
-    /// Learners up and caught up, ordered best first (longest log, then id).
-    pub(crate) fn ready_learners(&self) -> Vec<NodeId> {
-        let progress = self.obs.progress();
-        let mut ready: Vec<NodeId> = progress
-            .config
-            .voting
-            .learners()
-            .iter()
-            .copied()
-            .filter(|&id| self.obs.is_up(id) && self.caught_up(id))
-            .collect();
-        ready.sort_by_key(|id| (std::cmp::Reverse(progress.match_index.get(id).copied().unwrap_or(0)), *id));
-        ready
-    }
-
-    fn best_ready_learner(&self) -> Option<NodeId> {
-        self.ready_learners().first().copied()
     }
 }

@@ -2,7 +2,8 @@
 //! one change is outstanding, every proposal is a valid configuration that
 //! keeps every needed quorum intersection with the configuration in force
 //! (exact check, itself checked against brute force in `quorum::tests`), and
-//! the core never panics.
+//! neither the core nor its reports and recommendations panic on extreme
+//! measurements.
 
 use super::*;
 use crate::health::RaftProgress;
@@ -20,6 +21,7 @@ enum Action {
     Lead(bool),
     CatchUp(u64),
     Request(Request),
+    Measure(Input),
 }
 
 fn node() -> impl Strategy<Value = u64> {
@@ -61,6 +63,14 @@ fn action() -> impl Strategy<Value = Action> {
         1 => any::<bool>().prop_map(Action::Lead),
         2 => node().prop_map(Action::CatchUp),
         3 => request().prop_map(Action::Request),
+        2 => prop_oneof![
+            (node(), node(), any::<u64>()).prop_map(|(a, b, rtt_ms)| Input::Rtt { a: NodeId(a), b: NodeId(b), rtt_ms }),
+            any::<u64>().prop_map(|latency_ms| Input::CommitLatency { latency_ms }),
+            (any::<u64>(), node()).prop_map(|(term, id)| Input::Election { term, leader: NodeId(id) }),
+            (any::<u64>(), node()).prop_map(|(term, id)| Input::LeaderClaim { term, leader: NodeId(id) }),
+            (node(), "[a-c]").prop_map(|(id, domain)| Input::Domain { node: NodeId(id), domain }),
+        ]
+        .prop_map(Action::Measure),
     ]
 }
 
@@ -116,11 +126,16 @@ proptest! {
                     raft.match_index.insert(NodeId(id), raft.commit_index);
                     core.step(now, Input::Progress(raft.clone()));
                 }
+                Action::Measure(input) => core.step(now, input),
                 Action::Request(request) => {
                     core.step(now, Input::Request { id: RequestId(next_request), request });
                     next_request += 1;
                 }
             }
+            // Reports and recommendations hold whatever was measured.
+            let health = core.health();
+            prop_assert!(health.failures_tolerated < health.voters.max(1));
+            core.recommend();
             for output in core.take_outputs() {
                 match output {
                     Output::Propose { token, config } => {

@@ -197,11 +197,7 @@ impl QuorumCore {
 
     /// Whether `id`'s log is within `learner_lag_max` of the commit index.
     fn caught_up(&self, id: NodeId) -> bool {
-        let progress = self.obs.progress();
-        progress
-            .match_index
-            .get(&id)
-            .is_some_and(|&m| m + self.config.learner_lag_max >= progress.commit_index)
+        self.obs.caught_up(id, self.config.learner_lag_max)
     }
 
     fn token(&mut self) -> Token {

@@ -242,6 +242,29 @@ impl Observations {
         self.progress.config.voting.voters().keys().copied().filter(|&id| self.is_up(id)).collect()
     }
 
+    /// Whether `id`'s log is within `lag_max` entries of the commit index,
+    /// by the leader's match index (unknown counts as behind).
+    pub fn caught_up(&self, id: NodeId, lag_max: u64) -> bool {
+        let progress = &self.progress;
+        progress.match_index.get(&id).is_some_and(|&m| m.saturating_add(lag_max) >= progress.commit_index)
+    }
+
+    /// Learners up and caught up — candidates to vote — best first: longest
+    /// log, then lowest id.
+    pub fn ready_learners(&self, lag_max: u64) -> Vec<NodeId> {
+        let progress = &self.progress;
+        let mut ready: Vec<NodeId> = progress
+            .config
+            .voting
+            .learners()
+            .iter()
+            .copied()
+            .filter(|&id| self.is_up(id) && self.caught_up(id, lag_max))
+            .collect();
+        ready.sort_by_key(|id| (std::cmp::Reverse(progress.match_index.get(id).copied().unwrap_or(0)), *id));
+        ready
+    }
+
     /// The latest Raft progress.
     pub fn progress(&self) -> &RaftProgress {
         &self.progress
@@ -268,7 +291,7 @@ impl Observations {
     /// Elections in the hour before `now_ms`.
     pub fn elections_in_last_hour(&self, now_ms: u64) -> usize {
         const HOUR_MS: u64 = 3_600_000;
-        self.elections_at_ms.iter().filter(|&&at| at + HOUR_MS > now_ms).count()
+        self.elections_at_ms.iter().filter(|&&at| at.saturating_add(HOUR_MS) > now_ms).count()
     }
 
     /// Whether the local node reaches fewer than half of the known nodes.

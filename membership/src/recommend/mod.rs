@@ -116,17 +116,9 @@ impl Context<'_> {
         self.observations.rtt_ms(a, b, self.now_ms)
     }
 
-    /// Whether learner or voter `id` holds the log to within
-    /// `learner_lag_max` of the commit index, by the leader's match index.
-    pub fn caught_up(&self, id: NodeId) -> bool {
-        let progress = self.observations.progress();
-        progress.match_index.get(&id).is_some_and(|&m| m + self.learner_lag_max >= progress.commit_index)
-    }
-
-    /// Up learners that are caught up: candidates to become voters.
+    /// Up, caught-up learners, best first.
     pub fn ready_learners(&self) -> Vec<NodeId> {
-        let learners = self.current().voting.learners();
-        learners.iter().copied().filter(|&id| self.observations.is_up(id) && self.caught_up(id)).collect()
+        self.observations.ready_learners(self.learner_lag_max)
     }
 
     /// `id`'s failure domain.

@@ -56,8 +56,8 @@ pub fn recommend(ctx: &Context<'_>) -> Recommendation {
         swaps.push((out, inn));
     }
     let target_ms = estimate(&target).unwrap_or(u64::MAX);
-    let gain_enough =
-        target_ms.saturating_mul(100) <= current_ms * (100 - ctx.latency_gain_min_percent.min(100));
+    let gain_enough = target_ms.saturating_mul(100)
+        <= current_ms.saturating_mul(100 - ctx.latency_gain_min_percent.min(100));
     if swaps.is_empty() || !gain_enough {
         let reasoning = format!(
             "commit latency is about {current_ms} ms from leader {leader}; no ready learner is closer than a voter by \
