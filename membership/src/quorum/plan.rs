@@ -1,7 +1,7 @@
 //! Turning one configuration into another as a sequence of single safe steps.
 
-use super::config::QuorumConfig;
-use super::error::{PlanError, UnsafeChange};
+use super::config::{QuorumConfig, QuorumPolicy};
+use super::error::{PlanError, QuorumKind, UnsafeChange};
 use concord_transport::NodeId;
 
 /// Default bound on a plan's length (`plan_steps_max`).
@@ -16,6 +16,10 @@ enum Edit {
     Remove(NodeId),
     SetWeight(NodeId),
     SetPolicy,
+    /// A flexible policy with the larger of the current and target
+    /// thresholds: shrinking a quorum in one step lets an old quorum miss a
+    /// new one, but raising first and lowering second keeps them meeting.
+    StagePolicy,
 }
 
 /// The configurations to pass through from `from` to `to`, one Raft
@@ -110,6 +114,10 @@ fn candidate_edits(current: &QuorumConfig, to: &QuorumConfig) -> Vec<Edit> {
     edits.extend(weights.map(Edit::SetWeight));
     if current.policy != to.policy {
         edits.push(Edit::SetPolicy);
+        if matches!(to.policy, QuorumPolicy::Flexible { .. }) && staged_policy(current, to) != current.policy
+        {
+            edits.push(Edit::StagePolicy);
+        }
     }
     edits.extend(learner_leaves.map(|&id| Edit::Remove(id)));
     edits
@@ -129,7 +137,21 @@ fn apply(current: &QuorumConfig, to: &QuorumConfig, edit: Edit) -> QuorumConfig 
             next.policy = to.policy;
             Ok(())
         }
+        Edit::StagePolicy => {
+            next.policy = staged_policy(current, to);
+            Ok(())
+        }
     };
     result.expect("candidate edits are computed from `current`, so they apply");
     next
+}
+
+/// The flexible policy requiring, for each quorum, the larger of what
+/// `current` and `to` require.
+fn staged_policy(current: &QuorumConfig, to: &QuorumConfig) -> QuorumPolicy {
+    let larger = |kind| current.threshold(kind).max(to.threshold(kind));
+    QuorumPolicy::Flexible {
+        election_weight: larger(QuorumKind::Election),
+        commit_weight: larger(QuorumKind::Commit),
+    }
 }

@@ -63,11 +63,20 @@ fn any_config() -> impl Strategy<Value = QuorumConfig> {
     })
 }
 
-/// Up to 7 voters drawn from nodes 1..=9, so two of them overlap partly.
+/// Up to 7 voters drawn from nodes 1..=9, so two of them overlap partly,
+/// under any policy (flexible thresholds up to the total, so mostly valid).
 fn overlapping_config() -> impl Strategy<Value = QuorumConfig> {
-    (prop::collection::btree_map(1u64..=9, 1u32..=5, 1..=7), any::<bool>()).prop_map(|(voters, weighted)| {
+    prop::collection::btree_map(1u64..=9, 1u32..=5, 1..=7).prop_flat_map(|voters| {
+        let total: u64 = voters.values().map(|&w| u64::from(w)).sum();
         let voting = VotingConfig::with_weighted_voters(voters.into_iter().map(|(id, w)| (NodeId(id), w)));
-        QuorumConfig::new(voting, if weighted { QuorumPolicy::Weighted } else { QuorumPolicy::Majority })
+        let policy = prop_oneof![
+            Just(QuorumPolicy::Majority),
+            Just(QuorumPolicy::Weighted),
+            (total / 2 + 1..=total, 1..=total).prop_map(|(election_weight, commit_weight)| {
+                QuorumPolicy::Flexible { election_weight, commit_weight }
+            }),
+        ];
+        policy.prop_map(move |policy| QuorumConfig::new(voting.clone(), policy))
     })
 }
 
@@ -117,7 +126,9 @@ proptest! {
         let brute_safe = !brute_disjoint(&a, QuorumKind::Election, &b, QuorumKind::Election)
             && !brute_disjoint(&a, QuorumKind::Election, &b, QuorumKind::Commit)
             && !brute_disjoint(&a, QuorumKind::Commit, &b, QuorumKind::Election);
-        prop_assert_eq!(a.check_change(&b).is_ok(), brute_safe);
+        if a.validate().is_ok() && b.validate().is_ok() {
+            prop_assert_eq!(a.check_change(&b).is_ok(), brute_safe);
+        }
     }
 
     #[test]
@@ -262,4 +273,23 @@ fn unsafe_targets_and_long_plans_are_refused() {
     assert_eq!(plan(&from, &empty, 8), Err(PlanError::UnsafeTarget(UnsafeConfig::NoVoters)));
     let to = QuorumConfig::majority(ids(4..=6));
     assert_eq!(plan(&from, &to, 3), Err(PlanError::TooManySteps { max: 3 }));
+}
+
+#[test]
+fn a_commit_quorum_shrinks_only_after_the_election_quorum_grows() {
+    let majority = QuorumConfig::majority(ids(1..=5));
+    let flexible = |election_weight, commit_weight| {
+        QuorumConfig::new(majority.voting.clone(), QuorumPolicy::Flexible { election_weight, commit_weight })
+    };
+    // In one step an old election quorum of 3 could miss a new commit quorum of 2.
+    assert!(matches!(
+        majority.check_change(&flexible(4, 2)),
+        Err(UnsafeChange::QuorumsMayNotIntersect {
+            old_kind: QuorumKind::Election,
+            new_kind: QuorumKind::Commit,
+            ..
+        })
+    ));
+    let steps = plan(&majority, &flexible(4, 2), PLAN_STEPS_MAX_DEFAULT).expect("a plan");
+    assert_eq!(steps, vec![flexible(4, 3), flexible(4, 2)]);
 }
