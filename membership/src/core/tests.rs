@@ -396,3 +396,73 @@ fn settings_that_cannot_work_are_refused() {
     settings.voters_target = 4;
     assert_eq!(QuorumCore::new(settings).err(), Some(CoreConfigError::EvenVotersTarget(4)));
 }
+
+#[test]
+fn a_flexible_policy_is_reached_in_two_safe_steps_and_an_unsafe_one_refused() {
+    let majority = cfg(&[1, 2, 3, 4, 5], &[]);
+    let flexible = |election_weight, commit_weight| {
+        QuorumConfig::new(majority.voting.clone(), QuorumPolicy::Flexible { election_weight, commit_weight })
+    };
+    let mut core = leader_core(1, &majority);
+    let policy = QuorumPolicy::Flexible { election_weight: 4, commit_weight: 2 };
+    core.step(0, Input::Request { id: RequestId(1), request: Request::SetPolicy { policy } });
+    let description = "set policy Flexible { election_weight: 4, commit_weight: 2 }";
+    assert_eq!(core.take_outputs(), vec![started(1, description), propose(1, flexible(4, 3))]);
+    core.step(1, Input::Committed(Token(1)));
+    assert_eq!(core.take_outputs(), vec![propose(2, flexible(4, 2))]);
+    core.step(2, Input::Committed(Token(2)));
+    core.step(3, Input::Verified { token: Token(3), committed: true });
+    let outputs = core.take_outputs();
+    assert_eq!(
+        outputs.last(),
+        Some(&Output::Reply { request: RequestId(1), result: Ok(Outcome::Completed { steps: 2 }) })
+    );
+    // Commits now need 2 of 5 but elections 4: one failure is tolerated.
+    assert_eq!((core.health().quorum_size, core.health().failures_tolerated), (2, 1));
+
+    // Election 3 + commit 2 of 5 could miss each other: refused with the rule.
+    let unsafe_policy = QuorumPolicy::Flexible { election_weight: 3, commit_weight: 2 };
+    core.step(4, Input::Request { id: RequestId(2), request: Request::SetPolicy { policy: unsafe_policy } });
+    let outputs = core.take_outputs();
+    assert!(
+        matches!(
+            &outputs[..],
+            [Output::Reply {
+                request: RequestId(2),
+                result: Err(RequestError::Unsafe(UnsafeConfig::ElectionCommitMayNotIntersect {
+                    election_weight: 3,
+                    commit_weight: 2,
+                    total_weight: 5,
+                    witness: Some(_)
+                }))
+            }]
+        ),
+        "{outputs:?}"
+    );
+}
+
+#[test]
+fn a_failed_replacement_is_not_retried_until_the_voter_returns() {
+    let mut core = leader_core(1, &cfg(&[1, 2, 3, 4, 5], &[6]));
+    core.step(1_000, Input::Liveness { node: n(5), liveness: Liveness::Dead });
+    core.tick(61_000);
+    core.take_outputs();
+    core.step(62_000, Input::Failed { token: Token(1), reason: "leadership lost".to_string() });
+    let outputs = core.take_outputs();
+    assert!(
+        matches!(&outputs[..], [Output::Audit(r)] if r.outcome == Outcome::Failed { reason: "leadership lost".to_string() }),
+        "{outputs:?}"
+    );
+    core.tick(200_000);
+    assert_eq!(core.take_outputs(), vec![]);
+    // Back alive, then dead again for a full window: a new attempt.
+    core.step(210_000, Input::Liveness { node: n(5), liveness: Liveness::Alive });
+    core.step(220_000, Input::Liveness { node: n(5), liveness: Liveness::Dead });
+    core.take_outputs();
+    core.tick(279_999);
+    assert_eq!(core.take_outputs(), vec![]);
+    core.tick(280_000);
+    let outputs = core.take_outputs();
+    assert_eq!(outputs[0], Output::Event(Event::VoterFailed { node: n(5) }));
+    assert_eq!(outputs[2], propose(2, cfg(&[1, 2, 3, 4, 5, 6], &[])));
+}
