@@ -22,6 +22,27 @@
 //!   `Recommend`, `Adjust`, `History`, `AddNode`, `RemoveNode`,
 //!   `PromoteLearner`, `SetWeights`, `SetPolicy`, `VerifyQuorum`) for the
 //!   future `QuorumManager` actor, HTTP and CLI.
+//!
+//! Wiring, for the actor that will own a [`QuorumCore`]:
+//! - gossip member events → [`Input::Liveness`] (alive / suspect / dead /
+//!   left), node metadata → [`Input::Domain`], probe round trips →
+//!   [`Input::Rtt`];
+//! - Raft metrics → [`Input::Progress`] (leader, term, commit index, match
+//!   indexes, configuration — in Raft's order), [`Input::CommitLatency`],
+//!   [`Input::Election`];
+//! - a timer → [`QuorumCore::tick`]; then [`QuorumCore::take_outputs`]
+//!   after every call;
+//! - [`Output::Propose`] → one Raft `ChangeMembership` carrying the whole
+//!   [`QuorumConfig`](quorum::QuorumConfig) (voters with weights, learners,
+//!   policy); its end → [`Input::Committed`] or [`Input::Failed`], always
+//!   exactly one;
+//! - [`Output::Verify`] → a no-op committed through Raft →
+//!   [`Input::Verified`]; [`Output::TransferLeadership`] → Raft's
+//!   leadership transfer, then a gossip leave when the local node is the one
+//!   leaving;
+//! - [`Output::Reply`] answers the operator request of the same id;
+//!   [`Output::Health`], [`Output::Event`] and [`Output::Audit`] go to
+//!   subscribers and logs.
 
 pub mod core;
 pub mod health;
