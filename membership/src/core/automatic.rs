@@ -7,6 +7,7 @@ use super::history::Origin;
 use super::io::Event;
 use super::{Output, QuorumCore};
 use crate::health::Liveness;
+use crate::recommend::fault_tolerance::weakest_domain;
 use concord_transport::NodeId;
 use std::fmt;
 
@@ -64,15 +65,31 @@ impl QuorumCore {
         });
         if let Some(node) = failed {
             self.emit(Output::Event(Event::VoterFailed { node }));
-            let mut target = current.clone();
             let weight = current.voting.weight(node).expect("a voter");
-            target.voting.remove(node).expect("a voter");
-            let description = match self.obs.ready_learners(self.config.learner_lag_max).first().copied() {
-                Some(learner) => {
-                    target.voting.promote(learner, weight).expect("a learner");
-                    format!("replace {node}, dead for {window} ms, by caught-up learner {learner}")
-                }
-                None => format!("remove {node}, dead for {window} ms; no caught-up learner to replace it"),
+            let mut removed = current.clone();
+            removed.voting.remove(node).expect("a voter");
+            let replaced_by = |learner: NodeId| {
+                let mut target = removed.clone();
+                target.voting.promote(learner, weight).expect("a ready learner is a learner");
+                target
+            };
+            // The best learner that keeps every single-domain loss survivable,
+            // else the best learner.
+            let learners = self.obs.ready_learners(self.config.learner_lag_max);
+            let chosen = learners
+                .iter()
+                .copied()
+                .find(|&learner| weakest_domain(&replaced_by(learner), &self.domains).is_none())
+                .or(learners.first().copied());
+            let (description, target) = match chosen {
+                Some(learner) => (
+                    format!("replace {node}, dead for {window} ms, by caught-up learner {learner}"),
+                    replaced_by(learner),
+                ),
+                None => (
+                    format!("remove {node}, dead for {window} ms; no caught-up learner to replace it"),
+                    removed,
+                ),
             };
             self.attempt(node, Automatic::Replace, description, target);
             return;

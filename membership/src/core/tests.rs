@@ -466,3 +466,17 @@ fn a_failed_replacement_is_not_retried_until_the_voter_returns() {
     assert_eq!(outputs[0], Output::Event(Event::VoterFailed { node: n(5) }));
     assert_eq!(outputs[2], propose(2, cfg(&[1, 2, 3, 4, 5, 6], &[])));
 }
+
+#[test]
+fn a_failed_voter_is_replaced_by_a_learner_that_keeps_zones_balanced() {
+    let mut core = leader_core(1, &cfg(&[1, 2, 3, 4, 5], &[6, 7]));
+    for (id, zone) in [(1, "a"), (2, "a"), (3, "b"), (4, "b"), (5, "c"), (6, "a"), (7, "c")] {
+        core.step(0, Input::Domain { node: n(id), domain: zone.to_string() });
+    }
+    core.step(1_000, Input::Liveness { node: n(5), liveness: Liveness::Dead });
+    core.tick(61_000);
+    // n6 would put three voters in zone a, whose loss would lose quorum.
+    let outputs = core.take_outputs();
+    assert_eq!(outputs[2], started(1, "replace n5, dead for 60000 ms, by caught-up learner n7"));
+    assert_eq!(outputs[3], propose(1, cfg(&[1, 2, 3, 4, 5, 7], &[6])));
+}

@@ -6,12 +6,18 @@ use crate::quorum::QuorumConfig;
 use concord_transport::NodeId;
 use std::collections::{BTreeMap, BTreeSet};
 
+/// `id`'s failure domain in `domains`; a node without one is a domain of
+/// its own, since nothing says it shares a fate with another.
+pub fn domain_of(domains: &BTreeMap<NodeId, String>, id: NodeId) -> String {
+    domains.get(&id).cloned().unwrap_or_else(|| format!("node {id}"))
+}
+
 /// The domain whose loss would leave `config` without quorum (the heaviest
 /// such), or `None` when every single-domain loss is survived.
-pub fn weakest_domain(config: &QuorumConfig, ctx: &Context<'_>) -> Option<String> {
+pub fn weakest_domain(config: &QuorumConfig, domains: &BTreeMap<NodeId, String>) -> Option<String> {
     let mut by_domain: BTreeMap<String, BTreeSet<NodeId>> = BTreeMap::new();
     for &id in config.voting.voters().keys() {
-        by_domain.entry(ctx.domain(id)).or_default().insert(id);
+        by_domain.entry(domain_of(domains, id)).or_default().insert(id);
     }
     by_domain
         .into_iter()
@@ -29,7 +35,7 @@ pub fn weakest_domain(config: &QuorumConfig, ctx: &Context<'_>) -> Option<String
 /// the fewest voters, if that makes the worst domain lighter.
 pub fn recommend(ctx: &Context<'_>) -> Recommendation {
     let current = ctx.current().clone();
-    let Some(weak) = weakest_domain(&current, ctx) else {
+    let Some(weak) = weakest_domain(&current, ctx.domains) else {
         let domains: BTreeSet<String> = current.voting.voters().keys().map(|&id| ctx.domain(id)).collect();
         let reasoning =
             format!("voters span {} domains and a quorum survives losing any one of them", domains.len());
@@ -38,7 +44,7 @@ pub fn recommend(ctx: &Context<'_>) -> Recommendation {
     let mut target = current.clone();
     let mut swaps = Vec::new();
     let mut learners = ctx.ready_learners();
-    while let Some(domain) = weakest_domain(&target, ctx) {
+    while let Some(domain) = weakest_domain(&target, ctx.domains) {
         let voters_in = |config: &QuorumConfig, d: &str| {
             config.voting.voters().keys().filter(|&&id| ctx.domain(id) == d).count()
         };
@@ -63,7 +69,7 @@ pub fn recommend(ctx: &Context<'_>) -> Recommendation {
         target = super::swap_voter(&target, out, inn);
         swaps.push((out, inn));
     }
-    let survives = weakest_domain(&target, ctx).is_none();
+    let survives = weakest_domain(&target, ctx.domains).is_none();
     let reasoning = match (swaps.is_empty(), survives) {
         (true, _) => format!(
             "losing domain {weak} would lose quorum, and no ready learner in another domain can take a voter's place"

@@ -123,7 +123,7 @@ impl Context<'_> {
 
     /// `id`'s failure domain.
     pub fn domain(&self, id: NodeId) -> String {
-        self.domains.get(&id).cloned().unwrap_or_else(|| format!("node {id}"))
+        fault_tolerance::domain_of(self.domains, id)
     }
 
     /// What `config` gives under today's observations.
@@ -133,7 +133,7 @@ impl Context<'_> {
         Effect {
             commit_latency_ms: estimate_commit_latency_ms(config, self.leader(), |a, b| self.rtt_ms(a, b)),
             failures_tolerated: config.fault_tolerance(&up).failures_tolerated,
-            survives_domain_loss: fault_tolerance::weakest_domain(config, self).is_none(),
+            survives_domain_loss: fault_tolerance::weakest_domain(config, self.domains).is_none(),
         }
     }
 
