@@ -1,5 +1,6 @@
 //! Random runs of the core against a toy Raft: whatever the inputs, at most
-//! one change is outstanding, every proposal is a valid configuration that
+//! one change is outstanding, a failed voter is handled once until seen
+//! alive again, every proposal is a valid configuration that
 //! keeps every needed quorum intersection with the configuration in force
 //! (exact check, itself checked against brute force in `quorum::tests`), and
 //! neither the core nor its reports and recommendations panic on extreme
@@ -93,9 +94,16 @@ proptest! {
         let mut outstanding: Option<(Token, QuorumConfig)> = None;
         let mut verifications: Vec<Token> = Vec::new();
         let mut next_request = 1;
+        // Voters declared failed since they were last seen alive.
+        let mut declared_failed: std::collections::BTreeSet<NodeId> = Default::default();
         for action in actions {
             match action {
-                Action::Liveness(id, l) => core.step(now, Input::Liveness { node: NodeId(id), liveness: l }),
+                Action::Liveness(id, l) => {
+                    if l == Liveness::Alive {
+                        declared_failed.remove(&NodeId(id));
+                    }
+                    core.step(now, Input::Liveness { node: NodeId(id), liveness: l });
+                }
                 Action::Tick(ms) => {
                     now += ms;
                     core.tick(now);
@@ -147,6 +155,9 @@ proptest! {
                     }
                     Output::Verify { token } => verifications.push(token),
                     Output::TransferLeadership { to } => prop_assert_ne!(to, NodeId(1)),
+                    Output::Event(Event::VoterFailed { node }) => {
+                        prop_assert!(declared_failed.insert(node), "{} handled twice", node);
+                    }
                     _ => {}
                 }
             }

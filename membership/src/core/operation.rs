@@ -140,7 +140,12 @@ impl QuorumCore {
                         return;
                     };
                     if !self.is_leader() {
-                        let reason = "the local node no longer leads".to_string();
+                        let reason = match &op.rolling_back {
+                            Some(first) => {
+                                format!("{first}; the rollback stopped: the local node no longer leads")
+                            }
+                            None => "the local node no longer leads".to_string(),
+                        };
                         return self.finish(Outcome::Failed { reason });
                     }
                     let local = self.config.local;
