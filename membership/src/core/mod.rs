@@ -48,7 +48,10 @@ pub struct QuorumCore {
     next_operation: u64,
     operation: Option<Operation>,
     queue: VecDeque<(RequestId, Request)>,
-    verifications: BTreeMap<Token, RequestId>,
+    /// Operator verifications awaiting Raft: the request and when it was
+    /// asked; unanswered past `verify_timeout_ms`, the answer is "did not
+    /// commit", so a lost answer cannot fill the bound for good.
+    verifications: BTreeMap<Token, (RequestId, u64)>,
     /// Automatic operations already tried per node, so each is tried once
     /// until the node is next seen alive. Bounded by the members and the
     /// nodes observed.
@@ -125,11 +128,11 @@ impl QuorumCore {
             Input::Request { id, request } => self.request(id, request),
             Input::Committed(token) => self.on_committed(token),
             Input::Failed { token, reason } => match self.verifications.remove(&token) {
-                Some(request) => self.reply(request, Ok(Outcome::Verified { committed: false })),
+                Some((request, _)) => self.reply(request, Ok(Outcome::Verified { committed: false })),
                 None => self.on_failed(token, reason),
             },
             Input::Verified { token, committed } => match self.verifications.remove(&token) {
-                Some(request) => self.reply(request, Ok(Outcome::Verified { committed })),
+                Some((request, _)) => self.reply(request, Ok(Outcome::Verified { committed })),
                 None => self.on_verified(token, committed),
             },
         }
@@ -228,7 +231,7 @@ impl QuorumCore {
                 return self.reply(id, Err(RequestError::QueueFull { max }));
             }
             let token = self.token();
-            self.verifications.insert(token, id);
+            self.verifications.insert(token, (id, self.now_ms));
             return self.emit(Output::Verify { token });
         }
         if !self.is_leader() {
@@ -245,6 +248,18 @@ impl QuorumCore {
     /// After every input: report a health change, move the operation on,
     /// and when idle start the next request or automatic operation.
     fn drive(&mut self) {
+        let (now, timeout) = (self.now_ms, self.config.verify_timeout_ms);
+        let expired: Vec<Token> = self
+            .verifications
+            .iter()
+            .filter(|(_, &(_, asked_ms))| now.saturating_sub(asked_ms) > timeout)
+            .map(|(&token, _)| token)
+            .collect();
+        for token in expired {
+            if let Some((request, _)) = self.verifications.remove(&token) {
+                self.reply(request, Ok(Outcome::Verified { committed: false }));
+            }
+        }
         if let Some((_, since_ms)) = self.handing_over {
             if self.now_ms.saturating_sub(since_ms) > self.config.change_timeout_ms {
                 self.handing_over = None;

@@ -388,6 +388,18 @@ fn quorum_verification_answers_beside_operations() {
         follower.take_outputs(),
         vec![Output::Reply { request: RequestId(4), result: Ok(Outcome::Verified { committed: true }) }]
     );
+    // An answer that never comes is a failed verification after the timeout.
+    follower.step(10, Input::Request { id: RequestId(5), request: Request::VerifyQuorum });
+    assert_eq!(follower.take_outputs(), vec![Output::Verify { token: Token(2) }]);
+    follower.tick(10_010);
+    assert_eq!(follower.take_outputs(), vec![]);
+    follower.tick(10_011);
+    assert_eq!(
+        follower.take_outputs(),
+        vec![Output::Reply { request: RequestId(5), result: Ok(Outcome::Verified { committed: false }) }]
+    );
+    follower.step(10_012, Input::Verified { token: Token(2), committed: true });
+    assert_eq!(follower.take_outputs(), vec![]);
 }
 
 #[test]
