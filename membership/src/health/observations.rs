@@ -221,14 +221,16 @@ impl Observations {
         self.liveness(node).liveness.is_up()
     }
 
-    /// Every node not gone: the local node, configuration members and nodes
-    /// gossip reported, minus those that left.
+    /// Every node that counts: the local node, the configuration's members
+    /// unless they left, and other nodes gossip reports up. A dead node that
+    /// is not a member is forgotten, as SWIM forgets it, so that replaced
+    /// nodes do not weigh on reachability forever.
     pub fn known_nodes(&self) -> BTreeSet<NodeId> {
         let voting = &self.progress.config.voting;
         let mut nodes: BTreeSet<NodeId> = voting.voters().keys().chain(voting.learners()).copied().collect();
-        nodes.extend(self.nodes.keys());
-        nodes.insert(self.local);
         nodes.retain(|&id| self.liveness(id).liveness != Liveness::Left);
+        nodes.extend(self.nodes.iter().filter(|(_, state)| state.liveness.is_up()).map(|(&id, _)| id));
+        nodes.insert(self.local);
         nodes
     }
 

@@ -54,7 +54,7 @@ pub struct ClusterHealth {
     pub commit_latency_p50: Option<u64>,
     /// 99th percentile commit latency over the kept samples.
     pub commit_latency_p99: Option<u64>,
-    /// Nodes gossip declared dead.
+    /// Members gossip declared dead.
     pub failed_agents: Vec<NodeId>,
     /// Whether the local node reaches fewer than half the known nodes now.
     pub partitioned: bool,

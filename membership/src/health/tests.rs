@@ -128,3 +128,16 @@ fn reports_serialize_with_the_reference_field_names() {
     }
     assert_eq!(json["status"], "healthy");
 }
+
+#[test]
+fn a_dead_node_outside_the_configuration_no_longer_counts() {
+    let mut obs = five_voters();
+    obs.observe_liveness(n(6), Liveness::Alive, 0);
+    assert_eq!(obs.health(0).total_agents, 6);
+    obs.observe_liveness(n(6), Liveness::Dead, 10);
+    let health = obs.health(20);
+    assert_eq!(
+        (health.total_agents, health.failed_agents.len(), health.status),
+        (5, 0, HealthStatus::Healthy)
+    );
+}
