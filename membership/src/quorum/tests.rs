@@ -81,6 +81,8 @@ fn overlapping_config() -> impl Strategy<Value = QuorumConfig> {
 }
 
 proptest! {
+    /// Howard, Malkhi, Spiegelman, "Flexible Paxos" (2016): election and
+    /// commit quorums must meet; commit quorums need not meet each other.
     #[test]
     fn accepted_configurations_have_intersecting_quorums(config in any_config()) {
         if config.validate().is_ok() {
@@ -131,6 +133,8 @@ proptest! {
         }
     }
 
+    /// Ongaro's dissertation §4.1: a single-server change cannot make the old
+    /// and new majorities disjoint, so it needs no joint consensus.
     #[test]
     fn adding_or_removing_one_equal_voter_keeps_majorities_overlapping(
         voters in prop::collection::btree_set(1u64..=9, 1..=7),
@@ -216,6 +220,8 @@ fn flexible_quorums_below_the_rules_are_refused_with_disjoint_quorums() {
     assert_eq!(flexible.fault_tolerance_all_up().failures_tolerated, 1);
 }
 
+/// Dissertation §4.1, Figure 4.2's counterexample: 3 → 5 voters at once lets
+/// {1, 2} and {3, 4, 5} both be majorities.
 #[test]
 fn two_voters_added_at_once_are_refused_but_planned_one_at_a_time() {
     let three = QuorumConfig::majority(ids(1..=3));
