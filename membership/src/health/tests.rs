@@ -141,3 +141,37 @@ fn a_dead_node_outside_the_configuration_no_longer_counts() {
         (5, 0, HealthStatus::Healthy)
     );
 }
+
+#[test]
+fn every_observation_stays_within_its_bound() {
+    let limits = ObservationLimits {
+        nodes_max: 2,
+        rtt_pairs_max: 1,
+        latency_samples_max: 3,
+        elections_max: 2,
+        terms_max: 1,
+        ..ObservationLimits::default()
+    };
+    let mut obs = Observations::new(n(1), limits);
+    for id in 2..=4 {
+        obs.observe_liveness(n(id), Liveness::Alive, 0);
+    }
+    // Only the first two strangers are tracked.
+    assert_eq!(obs.known_nodes(), [1, 2, 3].map(n).into());
+    obs.observe_rtt(n(1), n(2), 5, 0);
+    obs.observe_rtt(n(1), n(3), 5, 0);
+    assert_eq!((obs.rtt_ms(n(1), n(2), 0), obs.rtt_ms(n(1), n(3), 0)), (Some(5), None));
+    for latency in [100, 1, 2, 3] {
+        obs.observe_commit_latency(latency);
+    }
+    assert_eq!(obs.commit_latency_ms(100), Some(3));
+    for (term, at) in [(1, 0), (2, 10), (3, 20)] {
+        obs.observe_election(term, n(2), at);
+    }
+    assert_eq!(obs.elections_in_last_hour(30), 2);
+    // Term 1 was forgotten, so a second leader for it goes unnoticed; term 3
+    // is remembered.
+    obs.observe_leader(1, n(3));
+    obs.observe_leader(3, n(3));
+    assert_eq!(obs.split_brain_events(), 1);
+}
