@@ -157,7 +157,7 @@ fn three_of_five_dead_loses_quorum_proposes_nothing_and_heals_alone() {
         recommendation.chosen.reasoning
     );
 
-    // The partition heals before anyone is declared failed... on a fresh core.
+    // The same partition healing within the failure window: no change at all.
     let mut core = leader_core(1, &cfg(&[1, 2, 3, 4, 5], &[]));
     for id in 3..=5 {
         core.step(1_000, Input::Liveness { node: n(id), liveness: Liveness::Dead });
