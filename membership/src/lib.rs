@@ -1,3 +1,53 @@
-//! Concord's quorum membership manager. To come (issue 5): a pure core that
-//! computes quorum health and recommendations inside a `QuorumManager` actor
-//! that changes Raft configurations only through Raft.
+#![warn(missing_docs)]
+//! Concord's quorum manager, the pure core: it watches a Raft group through
+//! liveness, round-trip times and replication progress, reports how much
+//! failure the group still takes, recommends quorum changes, and plans and
+//! drives membership changes as single safe Raft configuration changes. No
+//! IO, no clock, no actors: time arrives as millisecond timestamps and the
+//! work to do leaves as outputs, so that a thin actor can run it and a
+//! simulator can replay it.
+//!
+//! Layout:
+//! - [`quorum`]: voting configurations, policies (majority, weighted,
+//!   flexible), validation, single-step change checks and plans.
+//! - [`health`]: observations (liveness, RTTs, Raft progress, latencies,
+//!   elections) within named bounds, and the [`ClusterHealth`](health::ClusterHealth) report.
+//! - [`recommend`]: network, performance and fault-tolerance strategies and
+//!   the combiner that picks one recommendation with its reasoning.
+//! - [`core`]: [`QuorumCore`], the state machine: inputs (liveness, RTTs,
+//!   Raft progress, operator requests, results of proposals), outputs (one
+//!   configuration change at a time, verifications, replies, reports,
+//!   events, audit records).
+//! - [`messages`]: the public request/response types (`Health`,
+//!   `Recommend`, `Adjust`, `History`, `AddNode`, `RemoveNode`,
+//!   `PromoteLearner`, `SetWeights`, `SetPolicy`, `VerifyQuorum`) for the
+//!   future `QuorumManager` actor, HTTP and CLI.
+//!
+//! Wiring, for the actor that will own a [`QuorumCore`]:
+//! - gossip member events → [`Input::Liveness`] (alive / suspect / dead /
+//!   left), node metadata → [`Input::Domain`], probe round trips →
+//!   [`Input::Rtt`];
+//! - Raft metrics → [`Input::Progress`] (leader, term, commit index, match
+//!   indexes, configuration — in Raft's order), [`Input::CommitLatency`],
+//!   [`Input::Election`];
+//! - a timer → [`QuorumCore::tick`]; then [`QuorumCore::take_outputs`]
+//!   after every call;
+//! - [`Output::Propose`] → one Raft `ChangeMembership` carrying the whole
+//!   [`QuorumConfig`](quorum::QuorumConfig) (voters with weights, learners,
+//!   policy); its end → [`Input::Committed`] or [`Input::Failed`], always
+//!   exactly one;
+//! - [`Output::Verify`] → a no-op committed through Raft →
+//!   [`Input::Verified`]; [`Output::TransferLeadership`] → Raft's
+//!   leadership transfer, then a gossip leave when the local node is the one
+//!   leaving;
+//! - [`Output::Reply`] answers the operator request of the same id;
+//!   [`Output::Health`], [`Output::Event`] and [`Output::Audit`] go to
+//!   subscribers and logs.
+
+pub mod core;
+pub mod health;
+pub mod messages;
+pub mod quorum;
+pub mod recommend;
+
+pub use crate::core::{CoreConfig, Input, Output, QuorumCore, Request};
