@@ -1,6 +1,9 @@
 //! The command line: `concord node`, `concord ctl`, `concord demo`.
 
-use clap::{Args, Parser, Subcommand};
+use crate::config::{NodeConfig, Peer};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::net::SocketAddr;
+use std::path::PathBuf;
 
 /// Concord: Raft, gossip and quorum management in one runtime.
 #[derive(Debug, Parser)]
@@ -14,8 +17,228 @@ pub struct Cli {
 /// The verbs.
 #[derive(Debug, Subcommand)]
 pub enum Verb {
+    /// Runs one node: Raft groups over TCP, task workers and the HTTP API.
+    Node(NodeArgs),
+    /// Talks to a node's HTTP API and prints its JSON answer.
+    Ctl(CtlArgs),
     /// Runs the reference scenario on a cluster inside this process.
     Demo(DemoArgs),
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Options of `concord node`. Flags override the file; both override the defaults.
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    /// TOML configuration file (fields as the flags below, `[raft]` for timing).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// This node's id [default: 1].
+    #[arg(long)]
+    pub id: Option<u64>,
+    /// The cluster id; peers of other clusters are refused [default: 1].
+    #[arg(long)]
+    pub cluster_id: Option<u64>,
+    /// Transport listen address [default: 127.0.0.1:7400].
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// HTTP API listen address [default: 127.0.0.1:7480].
+    #[arg(long)]
+    pub http: Option<SocketAddr>,
+    /// Another voter of the initial configuration, `ID=ADDRESS` (repeat for each).
+    #[arg(long = "peer")]
+    pub peers: Vec<Peer>,
+    /// A gossip seed address (repeat for each).
+    #[arg(long = "seed")]
+    pub seeds: Vec<SocketAddr>,
+    /// Data directory; survives restarts [default: concord-data].
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// A Raft group to serve (repeat for each) [default: default].
+    #[arg(long = "group")]
+    pub groups: Vec<String>,
+    /// Raft heartbeat interval in ms [default: 50].
+    #[arg(long)]
+    pub heartbeat_ms: Option<u64>,
+    /// Smallest randomized election timeout in ms [default: 150].
+    #[arg(long)]
+    pub election_timeout_min_ms: Option<u64>,
+    /// Largest randomized election timeout in ms [default: 300].
+    #[arg(long)]
+    pub election_timeout_max_ms: Option<u64>,
+    /// Proposals batched into one append [default: 100].
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Log format; the level comes from RUST_LOG [default: human].
+    #[arg(long, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+}
+
+impl NodeArgs {
+    /// The configuration: the file (if any), then each flag given.
+    pub fn resolve(&self) -> Result<NodeConfig, crate::config::ConfigError> {
+        let mut config = match &self.config {
+            Some(path) => NodeConfig::from_file(path)?,
+            None => NodeConfig::default(),
+        };
+        fn set<T: Clone>(field: &mut T, flag: &Option<T>) {
+            if let Some(value) = flag {
+                *field = value.clone();
+            }
+        }
+        set(&mut config.id, &self.id);
+        set(&mut config.cluster_id, &self.cluster_id);
+        set(&mut config.listen, &self.listen);
+        set(&mut config.http, &self.http);
+        set(&mut config.data_dir, &self.data_dir);
+        set(&mut config.raft.heartbeat_ms, &self.heartbeat_ms);
+        set(&mut config.raft.election_timeout_min_ms, &self.election_timeout_min_ms);
+        set(&mut config.raft.election_timeout_max_ms, &self.election_timeout_max_ms);
+        set(&mut config.raft.batch_size, &self.batch_size);
+        if !self.peers.is_empty() {
+            config.peers = self.peers.clone();
+        }
+        if !self.seeds.is_empty() {
+            config.seeds = self.seeds.clone();
+        }
+        if !self.groups.is_empty() {
+            config.groups = self.groups.clone();
+        }
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+/// Options of `concord ctl`.
+#[derive(Debug, Args)]
+pub struct CtlArgs {
+    /// The node's HTTP API.
+    #[arg(long, default_value = "http://127.0.0.1:7480")]
+    pub endpoint: String,
+    /// Print compact JSON instead of pretty JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// The Raft group to address.
+    #[arg(long, default_value = crate::config::DEFAULT_GROUP)]
+    pub group: String,
+    /// The request.
+    #[command(subcommand)]
+    pub verb: CtlVerb,
+}
+
+/// Requests of `concord ctl`.
+#[derive(Debug, Subcommand)]
+pub enum CtlVerb {
+    /// The node's Raft state.
+    Status,
+    /// The leader, its term and voters.
+    Leader,
+    /// Replication per follower (ask the leader).
+    LogStatus,
+    /// Elections this node remembers.
+    ElectionHistory,
+    /// Hand leadership to the most up-to-date voter.
+    StepDown,
+    /// Make this node campaign now.
+    TriggerElection,
+    /// Check that a quorum confirms the leader.
+    VerifyQuorum,
+    /// Raft timing: `config get`, or `config set --heartbeat-ms 30 ...`.
+    Config {
+        /// get or set.
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+    /// Write a key.
+    Put {
+        /// The key.
+        key: String,
+        /// The value.
+        value: String,
+    },
+    /// Read a key (linearizable unless --stale or --lease).
+    Get {
+        /// The key.
+        key: String,
+        /// Read this node's replica without confirming leadership.
+        #[arg(long)]
+        stale: bool,
+        /// Read under the leader lease.
+        #[arg(long, conflicts_with = "stale")]
+        lease: bool,
+    },
+    /// Delete a key.
+    Delete {
+        /// The key.
+        key: String,
+    },
+    /// Compare-and-swap: set `new` if the key holds `expected`.
+    Cas {
+        /// The key.
+        key: String,
+        /// Expected current value; omit for "absent".
+        #[arg(long)]
+        expected: Option<String>,
+        /// New value; omit to delete.
+        #[arg(long)]
+        new: Option<String>,
+    },
+    /// The task queue.
+    Task {
+        /// submit, status or results.
+        #[command(subcommand)]
+        action: TaskAction,
+    },
+    /// Prometheus metrics (text).
+    Metrics,
+}
+
+/// `config` actions.
+#[derive(Debug, Subcommand)]
+pub enum ConfigAction {
+    /// Print the timing in force.
+    Get,
+    /// Change some fields.
+    Set {
+        /// Heartbeat interval in ms.
+        #[arg(long)]
+        heartbeat_ms: Option<u64>,
+        /// Smallest election timeout in ms.
+        #[arg(long)]
+        election_timeout_min_ms: Option<u64>,
+        /// Largest election timeout in ms.
+        #[arg(long)]
+        election_timeout_max_ms: Option<u64>,
+        /// Batch size.
+        #[arg(long)]
+        batch_size: Option<usize>,
+    },
+}
+
+/// `task` actions.
+#[derive(Debug, Subcommand)]
+pub enum TaskAction {
+    /// Submit a task (idempotent by id).
+    Submit {
+        /// Its id.
+        task_id: String,
+        /// Its payload.
+        payload: String,
+    },
+    /// One task's state.
+    Status {
+        /// Its id.
+        task_id: String,
+    },
+    /// Totals in the reference shape.
+    Results,
 }
 
 /// Options of `concord demo`.

@@ -7,7 +7,7 @@
 use crate::node::GroupActor;
 use actix::prelude::*;
 use bytes::Bytes;
-use concord_raft::actor::{Propose, RaftError};
+use concord_raft::actor::{Propose, RaftError, Read, ReadKind};
 use concord_raft::core::ClientTag;
 use concord_raft::error::RequestError;
 use concord_transport::{Channel, Envelope, GroupId, Inbound, NodeId, Protocol, Transport, WireMessage};
@@ -39,6 +39,17 @@ pub enum ForwardWire {
         data: Bytes,
         /// The client's tag for exactly-once retries.
         client: Option<ClientTag>,
+    },
+    /// Run this read on your group (linearizable, or under the lease).
+    Read {
+        /// Matches the reply.
+        id: u64,
+        /// The group.
+        group: GroupId,
+        /// Under the leader lease rather than by ReadIndex.
+        lease: bool,
+        /// The query.
+        query: Bytes,
     },
     /// The outcome of a request.
     Reply {
@@ -90,9 +101,38 @@ impl Outcome {
             Err(e) => Outcome::Failed(format!("raft actor unavailable: {e}")),
         }
     }
+
+    /// Maps the local Raft actor's answer to a read (index 0: reads have none).
+    pub fn from_read(result: Result<Result<Bytes, RaftError>, MailboxError>) -> Outcome {
+        let proposed = result.map(|r| r.map(|response| concord_raft::actor::Proposed { index: 0, response }));
+        match Outcome::from_raft(proposed) {
+            // A read that failed for want of a confirmed quorum is worth retrying.
+            Outcome::Failed(reason) => Outcome::Retry(reason),
+            other => other,
+        }
+    }
 }
 
-/// This node's request to propose on `to`.
+/// What this node asks a leader to do.
+#[derive(Debug)]
+pub enum Request {
+    /// Propose a command.
+    Propose {
+        /// The command.
+        data: Bytes,
+        /// The client's tag.
+        client: Option<ClientTag>,
+    },
+    /// Run a read.
+    Read {
+        /// Under the lease rather than by ReadIndex.
+        lease: bool,
+        /// The query.
+        query: Bytes,
+    },
+}
+
+/// This node's request to `to`.
 #[derive(Debug, Message)]
 #[rtype(result = "Outcome")]
 pub struct Forward {
@@ -100,10 +140,8 @@ pub struct Forward {
     pub to: NodeId,
     /// The group.
     pub group: GroupId,
-    /// The command.
-    pub data: Bytes,
-    /// The client's tag.
-    pub client: Option<ClientTag>,
+    /// What to do.
+    pub request: Request,
 }
 
 /// The forwarding actor of one node.
@@ -165,6 +203,17 @@ impl Handler<Inbound> for Forwarder {
                     .map(move |result, actor, _ctx| actor.reply(from, id, Outcome::from_raft(result)))
                     .spawn(ctx);
             }
+            ForwardWire::Read { id, group, lease, query } => {
+                let Some(raft) = self.groups.get(&group).cloned() else {
+                    self.reply(from, id, Outcome::Failed(format!("no group {group} on this node")));
+                    return;
+                };
+                let kind = if lease { ReadKind::Lease } else { ReadKind::Linearizable };
+                raft.send(Read { kind, query })
+                    .into_actor(self)
+                    .map(move |result, actor, _ctx| actor.reply(from, id, Outcome::from_read(result)))
+                    .spawn(ctx);
+            }
             ForwardWire::Reply { id, outcome } => {
                 if let Some(waiter) = self.pending.remove(&id) {
                     let _ = waiter.send(outcome);
@@ -183,8 +232,12 @@ impl Handler<Forward> for Forwarder {
         }
         let id = self.next_id;
         self.next_id += 1;
-        let message =
-            ForwardWire::Request { id, group: request.group, data: request.data, client: request.client };
+        let message = match request.request {
+            Request::Propose { data, client } => {
+                ForwardWire::Request { id, group: request.group, data, client }
+            }
+            Request::Read { lease, query } => ForwardWire::Read { id, group: request.group, lease, query },
+        };
         let envelope = match Envelope::wrap(self.transport.local_id(), request.to, GroupId(0), &message) {
             Ok(envelope) => envelope,
             Err(e) => return Box::pin(async move { Outcome::Failed(e.to_string()) }),

@@ -4,6 +4,7 @@
 //!
 //! Layout:
 //! - [`cli`]: the command line.
+//! - [`ctl`]: `concord ctl`, one HTTP request per verb.
 //! - [`config`]: the node configuration (TOML file and flags).
 //! - [`demo`]: `concord demo`, the reference scenario in one process.
 //! - [`node`]: one node — transport, a Raft actor per group on redb, the forwarder.
@@ -19,6 +20,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod ctl;
 pub mod demo;
 pub mod forward;
 pub mod http;

@@ -1,21 +1,68 @@
 //! The `concord` binary.
 
 use clap::Parser;
-use concord_runtime::cli::{Cli, Verb};
+use concord_runtime::cli::{Cli, LogFormat, NodeArgs, Verb};
 use concord_runtime::demo::{self, DemoConfig};
+use concord_runtime::node::Node;
+use concord_runtime::{ctl, http, worker};
 use std::process::ExitCode;
 
-fn init_logging() {
+fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Runs a node until SIGTERM or SIGINT, then shuts down cleanly.
+async fn run_node(args: NodeArgs) -> Result<(), String> {
+    let config = args.resolve().map_err(|e| e.to_string())?;
+    let node = Node::start(config.clone()).await.map_err(|e| e.to_string())?;
+    for group in &config.groups {
+        worker::spawn(node.clone(), group.clone(), worker::WorkerConfig::default());
+    }
+    let (server, http_address) =
+        http::serve(node.clone(), config.http).map_err(|e| format!("http {}: {e}", config.http))?;
+    tracing::info!(id = config.id, transport = %node.transport().local_addr(), http = %http_address, "node started");
+    eprintln!(
+        "concord node {} listening: transport {}, http {}",
+        config.id,
+        node.transport().local_addr(),
+        http_address
+    );
+    let handle = server.handle();
+    let server = actix_rt::spawn(server);
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| format!("signal handler: {e}"))?;
+    tokio::select! {
+        _ = terminate.recv() => tracing::info!("SIGTERM: shutting down"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+    }
+    handle.stop(true).await;
+    node.stop();
+    let _ = server.await;
+    Ok(())
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
     match cli.command {
+        Verb::Node(args) => {
+            init_logging(args.log_format);
+            match actix::System::new().block_on(run_node(args)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => {
+                    eprintln!("concord node: {error}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Verb::Ctl(args) => ExitCode::from(actix::System::new().block_on(ctl::run(args))),
         Verb::Demo(args) => {
+            init_logging(LogFormat::Human);
             let config = DemoConfig {
                 nodes: args.nodes,
                 tasks: args.tasks,

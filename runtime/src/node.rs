@@ -1,12 +1,14 @@
 //! One Concord node: the TCP transport, one Raft actor per group over a
 //! durable redb store, the proposal forwarder, and a task worker per group.
 
-use crate::config::{NodeConfig, Peer};
-use crate::forward::{Forward, Forwarder, Outcome};
+use crate::config::{NodeConfig, Peer, RaftTiming};
+use crate::forward::{Forward, Forwarder, Outcome, Request};
 use crate::machine::{decode, encode, Applied, ConcordMachine, Query, QueryAnswer};
 use crate::state::{Command, Response};
 use actix::prelude::*;
-use concord_raft::actor::{bootstrap_snapshot, ActorConfig, Propose, RaftActor, Read, ReadKind, Shutdown};
+use concord_raft::actor::{
+    bootstrap_snapshot, ActorConfig, Propose, RaftActor, Read, ReadKind, Shutdown, UpdateConfig,
+};
 use concord_raft::core::{ClientTag, Membership};
 use concord_raft::storage::redb::RedbStore;
 use concord_raft::storage::{LogStore, StateStore, StorageError, WriteBatch};
@@ -14,7 +16,7 @@ use concord_transport::{GroupId, NodeId, TcpConfig, TcpTransport, Transport};
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The Raft actor of a group on a node.
@@ -61,6 +63,9 @@ pub enum ProposeError {
     /// No leader could take it before the deadline.
     #[error("no leader accepted the proposal within {0:?}: {1}")]
     Timeout(Duration, String),
+    /// The request itself is invalid.
+    #[error("{0}")]
+    Invalid(String),
     /// Refused for good.
     #[error("{0}")]
     Failed(String),
@@ -96,8 +101,23 @@ struct NodeInner {
     transport: TcpTransport,
     groups: BTreeMap<String, Group>,
     forwarder: Addr<Forwarder>,
+    timing: Mutex<RaftTiming>,
     stopped: AtomicBool,
 }
+
+/// The Raft actor settings for a group with the given timing.
+fn actor_config(group: GroupId, timing: &RaftTiming) -> ActorConfig {
+    let mut config = ActorConfig::new(group).with_timeouts_ms(
+        timing.election_timeout_min_ms,
+        timing.election_timeout_max_ms,
+        timing.heartbeat_ms,
+    );
+    config.core.batch_size = timing.batch_size;
+    config
+}
+
+/// How long a read may look for a leader that confirms it.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// How long a retried proposal waits between attempts.
 const PROPOSE_RETRY_DELAY: Duration = Duration::from_millis(5);
@@ -148,13 +168,7 @@ impl BoundNode {
                 store.write(batch).map_err(storage_error)?;
             }
             let id = GroupId::from_name(name);
-            let timing = config.raft;
-            let mut actor_config = ActorConfig::new(id).with_timeouts_ms(
-                timing.election_timeout_min_ms,
-                timing.election_timeout_max_ms,
-                timing.heartbeat_ms,
-            );
-            actor_config.core.batch_size = timing.batch_size;
+            let actor_config = actor_config(id, &config.raft);
             let actor = RaftActor::new(actor_config, shared.clone(), store, ConcordMachine::default())
                 .map_err(|e| NodeError::Raft { group: name.clone(), message: e.to_string() })?;
             groups.insert(name.clone(), Group { name: name.clone(), id, raft: actor.start() });
@@ -162,7 +176,9 @@ impl BoundNode {
         let by_id: HashMap<GroupId, Addr<GroupActor>> =
             groups.values().map(|g| (g.id, g.raft.clone())).collect();
         let forwarder = Forwarder::new(shared, by_id).start();
-        let inner = NodeInner { config, transport, groups, forwarder, stopped: AtomicBool::new(false) };
+        let timing = Mutex::new(config.raft);
+        let inner =
+            NodeInner { config, transport, groups, forwarder, timing, stopped: AtomicBool::new(false) };
         Ok(Node { inner: Arc::new(inner) })
     }
 }
@@ -199,6 +215,28 @@ impl Node {
         self.inner.groups.values()
     }
 
+    /// The Raft timing in force.
+    pub fn timing(&self) -> RaftTiming {
+        *self.inner.timing.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Changes the Raft timing of every group at run time.
+    pub async fn set_timing(&self, timing: RaftTiming) -> Result<(), ProposeError> {
+        let config = NodeConfig { raft: timing, ..self.inner.config.clone() };
+        config.validate().map_err(|e| ProposeError::Invalid(e.to_string()))?;
+        for group in self.inner.groups.values() {
+            let core = actor_config(group.id, &timing).core;
+            group
+                .raft
+                .send(UpdateConfig(core))
+                .await
+                .map_err(|e| ProposeError::Failed(e.to_string()))?
+                .map_err(|e| ProposeError::Invalid(e.to_string()))?;
+        }
+        *self.inner.timing.lock().unwrap_or_else(|p| p.into_inner()) = timing;
+        Ok(())
+    }
+
     /// Whether [`Node::stop`] was called.
     pub fn is_stopped(&self) -> bool {
         self.inner.stopped.load(Ordering::Relaxed)
@@ -222,56 +260,86 @@ impl Node {
         while Instant::now() < deadline && !self.is_stopped() {
             let outcome = match leader {
                 Some(to) if to != self.id() => {
-                    let forward = Forward { to, group: local.id, data: data.clone(), client };
-                    self.inner
-                        .forwarder
-                        .send(forward)
-                        .await
-                        .unwrap_or_else(|e| Outcome::Failed(e.to_string()))
+                    let request = Request::Propose { data: data.clone(), client };
+                    self.forward(Forward { to, group: local.id, request }).await
                 }
                 _ => Outcome::from_raft(local.raft.send(Propose { data: data.clone(), client }).await),
             };
-            match outcome {
-                Outcome::Applied { index, response } => {
+            match Self::settle(outcome, &mut leader, &mut last).await {
+                Some(Ok((index, response))) => {
                     return match decode::<Applied>(&response) {
                         Ok(Applied::Ok(response)) => Ok((index, response)),
                         Ok(Applied::Invalid(e)) => Err(ProposeError::Failed(format!("invalid command: {e}"))),
                         Err(e) => Err(ProposeError::Failed(format!("undecodable response: {e}"))),
                     };
                 }
-                Outcome::NotLeader { leader: known } => {
-                    last = format!("not the leader (leader: {known:?})");
-                    if known.is_none() || known == leader {
-                        tokio::time::sleep(PROPOSE_RETRY_DELAY).await;
-                    }
-                    leader = known;
-                }
-                Outcome::Retry(reason) => {
-                    last = reason;
-                    leader = None;
-                    tokio::time::sleep(PROPOSE_RETRY_DELAY).await;
-                }
-                Outcome::Failed(reason) => return Err(ProposeError::Failed(reason)),
+                Some(Err(error)) => return Err(error),
+                None => {}
             }
         }
         Err(ProposeError::Timeout(timeout, last))
     }
 
-    /// Runs a query on `group` with the given read kind on this node.
+    async fn forward(&self, forward: Forward) -> Outcome {
+        self.inner.forwarder.send(forward).await.unwrap_or_else(|e| Outcome::Failed(e.to_string()))
+    }
+
+    /// One attempt's outcome: `Some` to return, `None` to retry (after
+    /// following a leader hint or waiting a moment).
+    async fn settle(
+        outcome: Outcome,
+        leader: &mut Option<NodeId>,
+        last: &mut String,
+    ) -> Option<Result<(u64, bytes::Bytes), ProposeError>> {
+        match outcome {
+            Outcome::Applied { index, response } => Some(Ok((index, response))),
+            Outcome::NotLeader { leader: known } => {
+                *last = format!("not the leader (leader: {known:?})");
+                if known.is_none() || known == *leader {
+                    tokio::time::sleep(PROPOSE_RETRY_DELAY).await;
+                }
+                *leader = known;
+                None
+            }
+            Outcome::Retry(reason) => {
+                *last = reason;
+                *leader = None;
+                tokio::time::sleep(PROPOSE_RETRY_DELAY).await;
+                None
+            }
+            Outcome::Failed(reason) => Some(Err(ProposeError::Failed(reason))),
+        }
+    }
+
+    /// Runs a query on `group`. Stale reads are served by this node's
+    /// replica; linearizable and lease reads by the leader, which this node
+    /// finds and asks over the transport, retrying until a deadline.
     pub async fn query(
         &self,
         group: &str,
         kind: ReadKind,
         query: &Query,
     ) -> Result<QueryAnswer, ProposeError> {
-        let local = self.group(group).ok_or_else(|| ProposeError::UnknownGroup(group.to_string()))?;
-        let answer = local
-            .raft
-            .send(Read { kind, query: encode(query) })
-            .await
-            .map_err(|e| ProposeError::Failed(e.to_string()))?
-            .map_err(|e| ProposeError::Failed(e.to_string()))?;
-        decode(&answer).map_err(ProposeError::Failed)
+        let local = self.group(group).ok_or_else(|| ProposeError::UnknownGroup(group.to_string()))?.clone();
+        let query = encode(query);
+        let deadline = Instant::now() + READ_TIMEOUT;
+        let mut leader: Option<NodeId> = None;
+        let mut last = String::from("no attempt");
+        while Instant::now() < deadline && !self.is_stopped() {
+            let outcome = match leader {
+                Some(to) if to != self.id() && kind != ReadKind::Stale => {
+                    let request = Request::Read { lease: kind == ReadKind::Lease, query: query.clone() };
+                    self.forward(Forward { to, group: local.id, request }).await
+                }
+                _ => Outcome::from_read(local.raft.send(Read { kind, query: query.clone() }).await),
+            };
+            match Self::settle(outcome, &mut leader, &mut last).await {
+                Some(Ok((_, answer))) => return decode(&answer).map_err(ProposeError::Failed),
+                Some(Err(error)) => return Err(error),
+                None => {}
+            }
+        }
+        Err(ProposeError::Timeout(READ_TIMEOUT, last))
     }
 
     /// Stops everything this node runs, as a crash would: Raft actors, the

@@ -1,5 +1,91 @@
 //! The JSON HTTP API of a node (actix-web).
 //!
 //! - [`errors`]: the error body and the bounded, error-mapped extractors.
+//! - [`raft`]: `/raft/*` — status, leader, log status, election history,
+//!   step-down, trigger-election, verify-quorum, config get/set.
+//! - [`kv`]: `/kv/{key}` — get (linearizable by default), put, delete,
+//!   compare-and-swap. Writes sent to a follower are forwarded to the leader
+//!   over the transport, so any node accepts them.
+//! - [`tasks`]: `/tasks` — submit (idempotent by id), status, results.
+//! - [`metrics`]: `/metrics` in Prometheus' text format.
+//!
+//! Every Raft route takes `?group=NAME` (default `default`).
 
 pub mod errors;
+pub mod kv;
+pub mod metrics;
+pub mod raft;
+pub mod tasks;
+
+use crate::config::DEFAULT_GROUP;
+use crate::node::{Group, Node, ProposeError};
+use actix_web::{web, App, HttpServer};
+use errors::ApiError;
+use serde::Deserialize;
+use std::net::SocketAddr;
+
+/// The `?group=` parameter shared by the Raft, KV and task routes.
+#[derive(Debug, Deserialize)]
+pub struct GroupParam {
+    /// The group's name.
+    pub group: Option<String>,
+}
+
+impl GroupParam {
+    /// The named group on `node`, or a 404 naming it.
+    pub fn resolve<'a>(&self, node: &'a Node) -> Result<&'a Group, ApiError> {
+        let name = self.name();
+        node.group(name).ok_or_else(|| ApiError::NotFound(format!("unknown group {name:?}")))
+    }
+
+    /// The group's name, `default` when absent.
+    pub fn name(&self) -> &str {
+        self.group.as_deref().unwrap_or(DEFAULT_GROUP)
+    }
+}
+
+impl From<ProposeError> for ApiError {
+    fn from(error: ProposeError) -> ApiError {
+        match error {
+            ProposeError::UnknownGroup(name) => ApiError::NotFound(format!("unknown group {name:?}")),
+            ProposeError::Timeout(..) => ApiError::Unavailable { message: error.to_string(), leader: None },
+            ProposeError::Invalid(message) => ApiError::BadRequest(message),
+            ProposeError::Failed(message) => ApiError::Internal(message),
+        }
+    }
+}
+
+/// Registers every route of the API on `config`.
+pub fn routes(config: &mut web::ServiceConfig) {
+    raft::routes(config);
+    kv::routes(config);
+    tasks::routes(config);
+    config.service(
+        web::resource("/metrics")
+            .route(web::get().to(metrics::metrics))
+            .default_service(web::to(errors::method_not_allowed)),
+    );
+}
+
+/// Starts the HTTP server for `node` on `address`; returns the server (to
+/// await or stop) and the address bound.
+pub fn serve(node: Node, address: SocketAddr) -> std::io::Result<(actix_web::dev::Server, SocketAddr)> {
+    let body_bytes_max = node.config().http_body_bytes_max;
+    let server = HttpServer::new(move || {
+        let (json, payload) = errors::extractor_configs(body_bytes_max);
+        let (path, query) = errors::path_and_query_configs();
+        App::new()
+            .app_data(web::Data::new(node.clone()))
+            .app_data(json)
+            .app_data(payload)
+            .app_data(path)
+            .app_data(query)
+            .configure(routes)
+            .default_service(web::to(errors::not_found))
+    })
+    .workers(1)
+    .disable_signals()
+    .bind(address)?;
+    let bound = server.addrs().first().copied().unwrap_or(address);
+    Ok((server.run(), bound))
+}

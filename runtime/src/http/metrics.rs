@@ -1,0 +1,84 @@
+//! `/metrics`: Prometheus' text exposition format.
+
+use super::errors::ApiError;
+use crate::node::Node;
+use actix_web::HttpResponse;
+use concord_raft::actor::{ElectionHistory, GetStatus, LogStatus, Metrics};
+use concord_raft::core::Role;
+use concord_transport::Transport;
+use std::fmt::Write;
+
+/// Reads one number out of a Raft status.
+type StatusField = fn(&concord_raft::actor::Status) -> u64;
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// The node's metrics.
+pub async fn metrics(node: actix_web::web::Data<Node>) -> Result<HttpResponse, ApiError> {
+    let mut out = String::new();
+    let mut groups = Vec::new();
+    for group in node.groups() {
+        let status = group.raft.send(GetStatus).await.ok();
+        let metrics = group.raft.send(Metrics).await.ok();
+        let elections = group.raft.send(ElectionHistory).await.map(|h| h.len()).unwrap_or(0);
+        let log = group.raft.send(LogStatus).await.ok();
+        groups.push((group.name.clone(), status, metrics, elections, log));
+    }
+    let gauges: [(&str, &str, &str, StatusField); 5] = [
+        ("concord_raft_term", "gauge", "Current Raft term.", |s| s.term),
+        ("concord_raft_commit_index", "gauge", "Raft commit index.", |s| s.commit),
+        ("concord_raft_applied_index", "gauge", "Index applied to the state machine.", |s| s.applied),
+        ("concord_raft_last_index", "gauge", "Last index in the log.", |s| s.last_index),
+        ("concord_raft_is_leader", "gauge", "1 if this node leads the group.", |s| {
+            u64::from(s.role == Role::Leader)
+        }),
+    ];
+    for (name, kind, help, value) in gauges {
+        family(&mut out, name, kind, help);
+        for (group, status, ..) in &groups {
+            if let Some(status) = status {
+                let _ = writeln!(out, "{name}{{group=\"{group}\"}} {}", value(status));
+            }
+        }
+    }
+    family(&mut out, "concord_raft_elections", "gauge", "Elections this node remembers.");
+    for (group, _, _, elections, _) in &groups {
+        let _ = writeln!(out, "concord_raft_elections{{group=\"{group}\"}} {elections}");
+    }
+    family(&mut out, "concord_raft_proposals_total", "counter", "Proposals accepted by the core.");
+    for (group, _, metrics, ..) in &groups {
+        if let Some(m) = metrics {
+            let _ = writeln!(out, "concord_raft_proposals_total{{group=\"{group}\"}} {}", m.proposals);
+        }
+    }
+    family(
+        &mut out,
+        "concord_raft_replication_lag_ms",
+        "gauge",
+        "Time since a follower last answered (leader only).",
+    );
+    for (group, _, _, _, log) in &groups {
+        for follower in log.iter().flat_map(|l| &l.followers) {
+            let _ = writeln!(
+                out,
+                "concord_raft_replication_lag_ms{{group=\"{group}\",peer=\"{}\"}} {}",
+                follower.agent_id.0, follower.replication_lag_ms
+            );
+        }
+    }
+    let stats = node.transport().stats();
+    for (name, value) in [
+        ("concord_transport_sent_total", stats.sent),
+        ("concord_transport_delivered_total", stats.delivered),
+        ("concord_transport_dropped_queue_full_total", stats.dropped_queue_full),
+        ("concord_transport_dropped_unroutable_total", stats.dropped_unroutable),
+        ("concord_transport_bytes_sent_total", stats.bytes_sent),
+        ("concord_transport_connections_rejected_total", stats.connections_rejected),
+    ] {
+        family(&mut out, name, "counter", "Transport counter since start.");
+        let _ = writeln!(out, "{name} {value}");
+    }
+    Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(out))
+}

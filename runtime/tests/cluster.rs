@@ -1,0 +1,215 @@
+//! Real `concord node` processes on 127.0.0.1 driven through their HTTP API:
+//! writes and linearizable reads, SIGKILL of the leader, writes continuing
+//! after failover, the killed node restarting and catching up, and every
+//! acknowledged write present on every node at the end.
+
+use serde_json::{json, Value};
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+fn free_address() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port")
+}
+
+struct Spec {
+    id: u64,
+    listen: SocketAddr,
+    http: SocketAddr,
+}
+
+struct Process {
+    spec: Spec,
+    child: Child,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn(spec: &Spec, all: &[Spec], data: &Path) -> Child {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_concord"));
+    command
+        .args(["node", "--id", &spec.id.to_string()])
+        .args(["--listen", &spec.listen.to_string(), "--http", &spec.http.to_string()])
+        .arg("--data-dir")
+        .arg(data.join(format!("node{}", spec.id)))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for peer in all.iter().filter(|p| p.id != spec.id) {
+        command.args(["--peer", &format!("{}={}", peer.id, peer.listen)]);
+    }
+    command.spawn().expect("start concord node")
+}
+
+async fn call(method: &str, http: SocketAddr, path: &str, body: Option<Value>) -> Option<(u16, Value)> {
+    let client = awc::Client::builder().timeout(Duration::from_secs(6)).finish();
+    let url = format!("http://{http}{path}");
+    let request = client.request(awc::http::Method::from_bytes(method.as_bytes()).ok()?, url);
+    let mut response = match body {
+        Some(body) => request.send_json(&body).await.ok()?,
+        None => request.send().await.ok()?,
+    };
+    let status = response.status().as_u16();
+    let value = response.json::<Value>().limit(1 << 20).await.unwrap_or(Value::Null);
+    Some((status, value))
+}
+
+async fn eventually<T>(what: &str, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(value) = probe().await {
+            return value;
+        }
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The leader's id as reported by a node that claims to be the leader.
+async fn leader(processes: &[&Process]) -> Option<u64> {
+    for p in processes {
+        let (200, body) = call("GET", p.spec.http, "/raft/leader", None).await? else { continue };
+        if body["leader_id"].as_u64() == Some(p.spec.id) {
+            return Some(p.spec.id);
+        }
+    }
+    None
+}
+
+async fn put(http: SocketAddr, key: &str, value: &str) -> bool {
+    matches!(call("PUT", http, &format!("/kv/{key}"), Some(json!({ "value": value }))).await, Some((200, _)))
+}
+
+#[actix::test]
+async fn three_processes_survive_sigkill_of_the_leader_and_the_victim_catches_up() {
+    let data = tempfile::tempdir().unwrap();
+    let specs: Vec<Spec> =
+        (1..=3).map(|id| Spec { id, listen: free_address(), http: free_address() }).collect();
+    let mut processes: Vec<Process> = specs
+        .iter()
+        .map(|s| Process {
+            spec: Spec { id: s.id, listen: s.listen, http: s.http },
+            child: spawn(s, &specs, data.path()),
+        })
+        .collect();
+
+    let first = eventually("a leader", async || leader(&processes.iter().collect::<Vec<_>>()).await).await;
+
+    // Writes through every node (followers forward) and linearizable reads.
+    let mut acknowledged = Vec::new();
+    for i in 0..30 {
+        let p = &processes[i % 3];
+        let key = format!("k{i}");
+        assert!(put(p.spec.http, &key, &format!("v{i}")).await, "write {i} through node {}", p.spec.id);
+        acknowledged.push(key);
+        let (status, body) =
+            call("GET", processes[(i + 1) % 3].spec.http, &format!("/kv/k{i}"), None).await.unwrap();
+        assert_eq!(
+            (status, body["value"].as_str()),
+            (200, Some(format!("v{i}").as_str())),
+            "read your write {i}"
+        );
+    }
+
+    // SIGKILL the leader.
+    let victim = processes.iter().position(|p| p.spec.id == first).unwrap();
+    processes[victim].child.kill().unwrap();
+    processes[victim].child.wait().unwrap();
+    let survivors: Vec<&Process> = processes.iter().filter(|p| p.spec.id != first).collect();
+    let second = eventually("a new leader", async || leader(&survivors).await).await;
+    assert_ne!(second, first);
+
+    // Writes continue on the survivors.
+    for i in 30..60 {
+        let key = format!("k{i}");
+        let http = survivors[i % 2].spec.http;
+        eventually("a write after failover", async || put(http, &key, &format!("v{i}")).await.then_some(()))
+            .await;
+        acknowledged.push(key);
+    }
+
+    // The killed node restarts from its data directory and catches up.
+    let spec = &specs[victim];
+    processes[victim].child = spawn(spec, &specs, data.path());
+    for p in &processes {
+        for key in &acknowledged {
+            let path = format!("/kv/{key}?consistency=stale");
+            eventually("every acknowledged write on every node", async || {
+                matches!(call("GET", p.spec.http, &path, None).await, Some((200, _))).then_some(())
+            })
+            .await;
+        }
+    }
+    let (status, log) = call(
+        "GET",
+        processes.iter().find(|p| p.spec.id == second).unwrap().spec.http,
+        "/raft/log-status",
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(log["followers"].as_array().unwrap().len(), 2, "{log}");
+}
+
+#[actix::test]
+async fn bad_requests_get_json_errors_and_the_node_keeps_serving() {
+    let data = tempfile::tempdir().unwrap();
+    let spec = Spec { id: 1, listen: free_address(), http: free_address() };
+    let process = Process { child: spawn(&spec, &[], data.path()), spec };
+    let http = process.spec.http;
+    eventually("a single-node leader", async || leader(&[&process]).await).await;
+
+    let client = awc::Client::default();
+    let raw = |method: awc::http::Method, path: &str| client.request(method, format!("http://{http}{path}"));
+    let cases: Vec<(u16, &str, awc::ClientRequest, Option<String>)> = vec![
+        (
+            400,
+            "invalid JSON body",
+            raw(awc::http::Method::PUT, "/kv/a").insert_header(("content-type", "application/json")),
+            Some("{oops".into()),
+        ),
+        (
+            413,
+            "larger than",
+            raw(awc::http::Method::PUT, "/kv/a").insert_header(("content-type", "application/json")),
+            Some(format!("{{\"value\":\"{}\"}}", "x".repeat(2 << 20))),
+        ),
+        (404, "unknown group", raw(awc::http::Method::GET, "/raft/status?group=nope"), None),
+        (404, "no key", raw(awc::http::Method::GET, "/kv/missing"), None),
+        (405, "not allowed", raw(awc::http::Method::PATCH, "/kv/a"), None),
+        (400, "consistency", raw(awc::http::Method::GET, "/kv/a?consistency=eventual"), None),
+        (
+            400,
+            "unknown field",
+            raw(awc::http::Method::PUT, "/raft/config").insert_header(("content-type", "application/json")),
+            Some("{\"heartbeat\": 1}".into()),
+        ),
+        (
+            400,
+            "election_timeout_max_ms",
+            raw(awc::http::Method::PUT, "/raft/config").insert_header(("content-type", "application/json")),
+            Some("{\"election_timeout_max_ms\": 10}".into()),
+        ),
+    ];
+    for (expected, message, request, body) in cases {
+        let mut response = match body {
+            Some(body) => request.send_body(body).await.unwrap(),
+            None => request.send().await.unwrap(),
+        };
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(status, expected, "{body}");
+        assert!(body["message"].as_str().unwrap().contains(message), "{body}");
+        assert!(put(http, "alive", "yes").await, "still serving after a {expected}");
+    }
+    let (status, body) = call("GET", http, "/kv/alive", None).await.unwrap();
+    assert_eq!((status, body["value"].as_str()), (200, Some("yes")));
+}
