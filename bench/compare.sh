@@ -92,14 +92,47 @@ run_etcd() {
 }
 
 # ---------------------------------------------------------------- concord
+concord_endpoints="127.0.0.1:24791,127.0.0.1:24792,127.0.0.1:24793"
+declare -A concord_pid
+
+start_concord_node() {
+  local i=$1 peers=()
+  for j in 1 2 3; do [ "$j" = "$i" ] || peers+=(--peer "$j=127.0.0.1:2480$j"); done
+  "$root/target/release/concord" node --id "$i" --listen "127.0.0.1:2480$i" --http "127.0.0.1:2479$i" \
+    --data-dir "$work/concord$i" --heartbeat-ms 30 --election-timeout-min-ms 150 --election-timeout-max-ms 300 \
+    "${peers[@]}" >"$work/concord$i.log" 2>&1 &
+  concord_pid[$i]=$!
+  pids+=($!)
+}
+
+concord_ready() {
+  "$root/target/release/concord" ctl --endpoint http://127.0.0.1:24791 verify-quorum 2>/dev/null | grep -q '"quorum_verified": true'
+}
+
+concord_follows() {
+  "$root/target/release/concord" ctl --json --endpoint "http://127.0.0.1:2479$1" status 2>/dev/null | grep -q '"leader":[0-9]'
+}
+
 run_concord() {
   cargo build --release --quiet -p concord-runtime
   local concord="$root/target/release/concord"
-  if ! "$concord" bench --help >/dev/null 2>&1; then
-    echo "this build of concord has no 'bench' verb yet: Concord side skipped" >&2
-    return 0
-  fi
-  "$concord" bench compare --seconds "$seconds" --failovers "$failovers" --work-dir "$work/concord" | tee -a "$results"
+  for i in 1 2 3; do start_concord_node "$i"; done
+  wait_until "concord quorum" concord_ready
+  for clients in 1 16 64; do
+    "$concord" load --endpoints "$concord_endpoints" puts --clients "$clients" --seconds "$seconds" | tee -a "$results"
+  done
+  for _ in $(seq 1 "$failovers"); do
+    local line
+    line=$("$concord" load --endpoints "$concord_endpoints" failover --pids "${concord_pid[1]},${concord_pid[2]},${concord_pid[3]}")
+    echo "$line" | tee -a "$results"
+    local killed
+    killed=$(echo "$line" | sed -n 's/.*"killed_endpoint":"127.0.0.1:2479\([0-9]\)".*/\1/p')
+    wait "${concord_pid[$killed]}" 2>/dev/null || true
+    start_concord_node "$killed"
+    wait_until "concord node back" concord_ready
+    wait_until "restarted node follows a leader" concord_follows "$killed"
+  done
+  for i in 1 2 3; do kill "${concord_pid[$i]}" 2>/dev/null || true; done
 }
 
 [ "$only" = concord ] || run_etcd

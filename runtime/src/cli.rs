@@ -23,6 +23,42 @@ pub enum Verb {
     Ctl(CtlArgs),
     /// Runs the reference scenario on a cluster inside this process.
     Demo(DemoArgs),
+    /// Load generator for benchmarks (see bench/compare.sh).
+    Load(LoadArgs),
+}
+
+/// Options of `concord load`.
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// The nodes' HTTP addresses, comma-separated (HOST:PORT).
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub endpoints: Vec<String>,
+    /// What to measure.
+    #[command(subcommand)]
+    pub what: LoadVerb,
+}
+
+/// Measurements of `concord load`.
+#[derive(Debug, Subcommand)]
+pub enum LoadVerb {
+    /// Closed-loop puts for a fixed time: puts/s, p50 and p99 latency.
+    Puts {
+        /// Concurrent clients, each with its own connection.
+        #[arg(long, default_value_t = 1)]
+        clients: u64,
+        /// Duration.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Size of each value.
+        #[arg(long, default_value_t = 256)]
+        value_bytes: usize,
+    },
+    /// SIGKILL the leader's process; time to a new leader and a first write.
+    Failover {
+        /// The nodes' process ids, in the order of --endpoints.
+        #[arg(long, value_delimiter = ',', required = true)]
+        pids: Vec<u32>,
+    },
 }
 
 /// Log output format.

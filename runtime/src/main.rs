@@ -1,10 +1,10 @@
 //! The `concord` binary.
 
 use clap::Parser;
-use concord_runtime::cli::{Cli, LogFormat, NodeArgs, Verb};
+use concord_runtime::cli::{Cli, LoadVerb, LogFormat, NodeArgs, Verb};
 use concord_runtime::demo::{self, DemoConfig};
 use concord_runtime::node::Node;
-use concord_runtime::{ctl, http, worker};
+use concord_runtime::{ctl, http, load, worker};
 use std::process::ExitCode;
 
 fn init_logging(format: LogFormat) {
@@ -61,6 +61,26 @@ fn main() -> ExitCode {
             }
         }
         Verb::Ctl(args) => ExitCode::from(actix::System::new().block_on(ctl::run(args))),
+        Verb::Load(args) => {
+            let result = actix::System::new().block_on(async {
+                match args.what {
+                    LoadVerb::Puts { clients, seconds, value_bytes } => {
+                        load::puts(&args.endpoints, clients, seconds, value_bytes).await
+                    }
+                    LoadVerb::Failover { pids } => load::failover(&args.endpoints, &pids).await,
+                }
+            });
+            match result {
+                Ok(line) => {
+                    println!("{line}");
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("concord load: {error}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Verb::Demo(args) => {
             init_logging(LogFormat::Human);
             let config = DemoConfig {
