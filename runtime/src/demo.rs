@@ -170,13 +170,16 @@ pub async fn run(config: DemoConfig) -> Result<Value, DemoError> {
     let mut failover = Value::Null;
     let mut leader_failures = 0;
     let mut observer = leader.clone();
+    let mut shown = None;
     loop {
         let Some(now) = totals(&observer).await else {
             tokio::time::sleep(POLL).await;
             continue;
         };
-        if config.progress {
-            progress_bar(now.completed + now.failed, config.tasks);
+        let done = now.completed + now.failed;
+        if config.progress && shown != Some(done) {
+            progress_bar(done, config.tasks);
+            shown = Some(done);
         }
         if now.completed + now.failed >= config.tasks {
             break;
