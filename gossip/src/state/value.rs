@@ -12,9 +12,11 @@ use std::collections::BTreeSet;
 /// that one writer never reuses a marker.
 pub type LwwMarker = (u64, NodeId, u64);
 
-/// A field of a [`Value::Map`]: a multi-value register, so concurrent writes
-/// to one field keep their siblings.
-pub type MapField = MVReg<Vec<u8>, NodeId>;
+/// A field of a [`Value::Map`]: the set of its concurrent values. A write
+/// removes the values it has seen and adds its own, so a field reads like a
+/// multi-value register. (An `MVReg` nested in crdts 7.3's `Map` is not
+/// associative under three-way merges; the property tests caught it.)
+pub type MapField = Orswot<Vec<u8>, NodeId>;
 
 /// The kind of a value, fixed by the first write to a key; it is also the
 /// key's conflict policy.
@@ -30,7 +32,7 @@ pub enum ValueKind {
     GrowCounter,
     /// Counter that goes up and down.
     Counter,
-    /// Map of fields, each a multi-value register.
+    /// Map of fields, each keeping concurrent writes as siblings.
     Map,
 }
 
@@ -188,8 +190,15 @@ impl Value {
                 counter_value.apply(op);
             }
             (Value::Map(map), Operation::MapWrite { field, value }) => {
+                let seen = map.get(&field).val.map(|set| set.read().val).unwrap_or_default();
+                if !seen.is_empty() {
+                    let op = map.update(field.clone(), map.read_ctx().derive_add_ctx(actor), |set, _| {
+                        set.rm_all(seen, set.read_ctx().derive_rm_ctx())
+                    });
+                    map.apply(op);
+                }
                 let op =
-                    map.update(field, map.read_ctx().derive_add_ctx(actor), |reg, ctx| reg.write(value, ctx));
+                    map.update(field, map.read_ctx().derive_add_ctx(actor), |set, ctx| set.add(value, ctx));
                 map.apply(op);
             }
             (Value::Map(map), Operation::MapRemove { field }) => {
@@ -234,7 +243,9 @@ impl Value {
                 ReadValue::Counter(value.to_i64().unwrap_or(saturated))
             }
             Value::Map(map) => ReadValue::Map(
-                map.iter().map(|entry| (entry.val.0.clone(), sorted(entry.val.1.read().val))).collect(),
+                map.iter()
+                    .map(|entry| (entry.val.0.clone(), sorted(entry.val.1.read().val.into_iter().collect())))
+                    .collect(),
             ),
         }
     }
