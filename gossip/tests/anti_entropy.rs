@@ -104,3 +104,24 @@ fn equal_roots_end_the_session_at_once() {
     assert_eq!(pump(&mut a, &mut b), 1, "only the root travels");
     assert_eq!(entries_sent(&a, &b), sent);
 }
+
+#[test]
+fn disjoint_writes_on_both_sides_are_exchanged() {
+    let (mut a, mut b) = pair();
+    a.update("left", Operation::Grow { by: 1 }).unwrap();
+    b.update("right", Operation::Grow { by: 1 }).unwrap();
+    a.update("both", Operation::Assign { value: vec![1], timestamp: 1 }).unwrap();
+    b.update("both", Operation::Assign { value: vec![2], timestamp: 1 }).unwrap();
+    for _ in 0..3 {
+        a.tick();
+        b.tick();
+    }
+    pump(&mut a, &mut b);
+    a.anti_entropy_now();
+    a.tick();
+    pump(&mut a, &mut b);
+    assert_eq!(a.store().len(), 3);
+    assert_eq!(a.store().tree().root(), b.store().tree().root());
+    assert_eq!(a.read("both"), b.read("both"));
+    assert_eq!(a.conflicts().count(), 1);
+}

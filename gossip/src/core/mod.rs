@@ -339,13 +339,14 @@ impl GossipCore {
 
     fn gossip_round(&mut self) {
         let live: Vec<NodeId> = self.membership.live().collect();
-        let mut targets: Vec<NodeId> =
-            live.choose_multiple(&mut self.rng, self.config.fanout).copied().collect();
+        let targets: Vec<NodeId> = live.choose_multiple(&mut self.rng, self.config.fanout).copied().collect();
         if self.config.dead_gossip_interval_ticks > 0
             && self.tick % self.config.dead_gossip_interval_ticks == 0
         {
             let dead: Vec<NodeId> = self.membership.dead().collect();
-            targets.extend(dead.choose(&mut self.rng).copied());
+            if let Some(target) = dead.choose(&mut self.rng).copied() {
+                self.tell_dead(target);
+            }
         }
         let (push, pull) = match self.config.mode {
             Mode::Push => (true, false),
@@ -473,7 +474,27 @@ impl GossipCore {
         }
     }
 
+    /// Tells a member we hold dead that we do, and how we are: if it is in
+    /// fact up (a partition between us healed), it refutes with a higher
+    /// incarnation and its refutation spreads. It does not answer in kind
+    /// (the message carries our own state), so two nodes that hold each
+    /// other dead cannot ping-pong.
+    fn tell_dead(&mut self, target: NodeId) {
+        let Some(member) = self.membership.members().get(&target) else { return };
+        let exchange = Exchange {
+            members: vec![member.state.clone(), self.membership.me().clone()],
+            root: self.store.tree().root(),
+            ..Exchange::default()
+        };
+        self.send(target, Message::Gossip(exchange));
+    }
+
     fn absorb(&mut self, from: NodeId, exchange: Exchange) {
+        let sender_dead =
+            self.membership.members().get(&from).is_some_and(|m| m.state.status == MemberStatus::Dead);
+        if sender_dead && !exchange.members.iter().any(|m| m.node == from) {
+            self.tell_dead(from);
+        }
         for update in exchange.members {
             self.apply_member(update, true);
         }
