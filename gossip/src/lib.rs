@@ -13,8 +13,10 @@
 //! - [`wire`]: the versioned wire messages ([`GossipWire`]).
 //! - [`sim`]: adapters that run cores on the transport's simulator, and a
 //!   round-synchronous harness for large convergence measurements.
+//! - [`actor`]: [`GossipActor`], the actix shell, and its public messages.
 //! - [`error`]: typed errors.
 
+pub mod actor;
 pub mod config;
 pub mod core;
 pub mod error;
@@ -22,6 +24,7 @@ pub mod sim;
 pub mod state;
 pub mod wire;
 
+pub use crate::actor::GossipActor;
 pub use crate::config::{GossipConfig, Mode};
 pub use crate::core::{Event, GossipCore, Metrics, Output};
 pub use crate::error::GossipError;
