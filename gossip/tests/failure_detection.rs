@@ -2,13 +2,9 @@
 //! declared dead by every live node; with 5% message loss and no crash, no
 //! healthy node is ever declared dead.
 
-mod common;
-
-use common::{median, TICK_MS};
-use concord_gossip::sim::{formed_cluster, SimGossipNode};
+use concord_gossip::sim::{detection_ms, formed_cluster, median, SimGossipNode, TICK_MS};
 use concord_gossip::{Event, GossipConfig, MemberStatus};
 use concord_transport::sim::{run_seeds, SimConfig, Simulation};
-use concord_transport::NodeId;
 
 const NODES: u64 = 100;
 
@@ -16,41 +12,20 @@ fn simulation(seed: u64, network: SimConfig) -> Simulation<SimGossipNode> {
     Simulation::new(seed, network, TICK_MS, formed_cluster(NODES, &GossipConfig::default(), seed))
 }
 
-fn sees_dead(node: &SimGossipNode, target: NodeId) -> bool {
-    node.core.members().any(|m| m.state.node == target && m.state.status == MemberStatus::Dead)
-}
-
 #[test]
 fn a_crashed_node_is_declared_dead_by_every_live_node() {
     let mut first = Vec::new();
     let mut everywhere = Vec::new();
     run_seeds("a_crashed_node_is_declared_dead_by_every_live_node", 3, |seed| {
-        let mut sim = simulation(seed, SimConfig::default());
-        sim.run_until(2_000, |_| Ok(()))?;
-        let victim = NodeId(1 + seed % NODES);
-        let crashed_at = sim.now();
-        sim.crash(victim);
-        let mut first_at = None;
-        let all_at = sim.run_until_condition(
-            crashed_at + 60_000,
-            |_| Ok(()),
-            |sim| {
-                let live = sim.nodes().iter().filter(|(id, _)| **id != victim);
-                let seen = live.filter(|(_, node)| sees_dead(node, victim)).count();
-                if seen > 0 && first_at.is_none() {
-                    first_at = Some(sim.now());
-                }
-                seen as u64 == NODES - 1
-            },
-        )?;
-        first.push(first_at.unwrap_or(all_at) - crashed_at);
-        everywhere.push(all_at - crashed_at);
+        let (a, b) = detection_ms(NODES, seed, SimConfig::default(), 60_000)?;
+        first.push(a);
+        everywhere.push(b);
         Ok(())
     });
     println!(
         "100 nodes, crash detection: first dead {first:?} ms (median {}), dead everywhere {everywhere:?} ms (median {})",
-        median(&mut first.clone()),
-        median(&mut everywhere.clone())
+        median(&first),
+        median(&everywhere)
     );
 }
 

@@ -2,10 +2,7 @@
 //! nodes end with equal Merkle roots, no acknowledged update is lost, and
 //! concurrent updates resolve to the same value everywhere.
 
-mod common;
-
-use common::TICK_MS;
-use concord_gossip::sim::{formed_cluster, SimGossipNode};
+use concord_gossip::sim::{formed_cluster, SimGossipNode, TICK_MS};
 use concord_gossip::{Event, GossipConfig, GossipError, Operation, ReadValue};
 use concord_transport::sim::{run_seeds, SimConfig, Simulation};
 use concord_transport::NodeId;

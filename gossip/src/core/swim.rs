@@ -59,6 +59,11 @@ pub struct Membership {
     next_probe_tick: u64,
     probe_order: Vec<NodeId>,
     local_health: u64,
+    live_count: usize,
+}
+
+fn is_live(status: MemberStatus) -> bool {
+    matches!(status, MemberStatus::Alive | MemberStatus::Suspect)
 }
 
 fn rank(status: MemberStatus) -> u8 {
@@ -89,6 +94,7 @@ impl Membership {
             next_probe_tick: 0,
             probe_order: Vec::new(),
             local_health: 0,
+            live_count: 0,
         }
     }
 
@@ -109,15 +115,12 @@ impl Membership {
 
     /// Members believed up (alive or suspect), excluding ourselves.
     pub fn live(&self) -> impl Iterator<Item = NodeId> + '_ {
-        self.members
-            .values()
-            .filter(|m| matches!(m.state.status, MemberStatus::Alive | MemberStatus::Suspect))
-            .map(|m| m.state.node)
+        self.members.values().filter(|m| is_live(m.state.status)).map(|m| m.state.node)
     }
 
     /// Cluster size as seen here: live members plus ourselves.
     pub fn cluster_size(&self) -> usize {
-        self.live().count() + 1
+        self.live_count + 1
     }
 
     /// Fraction of the members not known to have left that are alive, ourselves included.
@@ -153,6 +156,8 @@ impl Membership {
         match self.members.get_mut(&update.node) {
             Some(member) if !supersedes(&update, &member.state) => None,
             Some(member) => {
+                self.live_count = self.live_count + usize::from(is_live(update.status))
+                    - usize::from(is_live(member.state.status));
                 // Metadata travels with every update; an update that only
                 // changes status keeps the latest metadata it carries.
                 member.state = update.clone();
@@ -160,6 +165,7 @@ impl Membership {
                 Some(Change::Member(update))
             }
             None => {
+                self.live_count += usize::from(is_live(update.status));
                 self.reaped.remove(&update.node);
                 self.members.insert(update.node, Member { state: update.clone(), changed_tick: tick });
                 Some(Change::Member(update))
@@ -188,6 +194,8 @@ impl Membership {
         if member.state.status == status {
             return None;
         }
+        self.live_count =
+            self.live_count + usize::from(is_live(status)) - usize::from(is_live(member.state.status));
         member.state.status = status;
         member.changed_tick = tick;
         Some(Change::Member(member.state.clone()))
@@ -250,6 +258,8 @@ impl Membership {
             changes.extend(self.set_status(node, MemberStatus::Dead, tick));
         }
         self.reap(tick, config);
+        // tick already walks every member; the cached count is checked here.
+        debug_assert_eq!(self.live_count, self.live().count(), "live_count out of step");
         changes
     }
 
@@ -284,7 +294,7 @@ impl Membership {
                 self.probe_order.shuffle(rng);
                 continue;
             };
-            if self.live().any(|n| n == node) {
+            if self.members.get(&node).is_some_and(|m| is_live(m.state.status)) {
                 return Some(node);
             }
         }
@@ -298,7 +308,12 @@ impl Membership {
         }
     }
 
-    /// Whether `node` is a tombstone (dead, not left), for gossip to the dead.
+    /// Whether we hold `node` dead.
+    pub fn holds_dead(&self, node: NodeId) -> bool {
+        self.members.get(&node).is_some_and(|m| m.state.status == MemberStatus::Dead)
+    }
+
+    /// Members held dead (not left), for gossip to the dead.
     pub fn dead(&self) -> impl Iterator<Item = NodeId> + '_ {
         self.members.values().filter(|m| m.state.status == MemberStatus::Dead).map(|m| m.state.node)
     }
