@@ -36,7 +36,7 @@ async fn statuses(actor: &Addr<GossipActor>) -> Vec<(NodeId, MemberStatus)> {
 
 #[actix::test]
 async fn twenty_actors_over_tcp_join_converge_detect_and_reconcile() {
-    let config = GossipConfig { tick_ms: 50, ..GossipConfig::default() };
+    let config = GossipConfig::default();
     let faults = Faults::new(7, FaultConfig::default());
     let mut transports = Vec::new();
     for i in 1..=NODES {

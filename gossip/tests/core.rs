@@ -238,3 +238,18 @@ fn the_origin_estimates_its_update_has_converged() {
     assert_eq!(report.fraction_estimate, 1.0, "{report:?}");
     assert!(report.ticks_to_threshold <= report.ticks_to_all || report.ticks_to_all.is_none());
 }
+
+#[test]
+fn a_member_with_metadata_larger_than_a_message_is_not_sent_and_nothing_panics() {
+    let config = GossipConfig { message_size_max: 512, ..GossipConfig::default() };
+    let mut core = core(config, 3);
+    let mut huge = alive(NodeId(9));
+    huge.meta.tags.insert("blob".into(), "x".repeat(2_000));
+    core.receive(NodeId(2), Message::Join { member: huge });
+    for _ in 0..5 {
+        core.tick();
+    }
+    let output = core.take_output();
+    assert!(output.messages.iter().all(|(_, m)| encoded_len(&GossipWire::V1(m.clone())) <= 512));
+    assert!(core.metrics().oversized_dropped > 0);
+}

@@ -156,10 +156,13 @@ impl GossipCore {
     fn send(&mut self, to: NodeId, message: Message) {
         let wire = GossipWire::V1(message);
         let size = encoded_len(&wire);
-        assert!(
-            size <= self.config.message_size_max,
-            "message of {size} bytes exceeds message_size_max: {wire:?}"
-        );
+        if size > self.config.message_size_max {
+            // Builders cut to the budget; only metadata larger than a whole
+            // message (a member's tags) can get here. Dropped, never sent.
+            self.metrics.oversized_dropped += 1;
+            tracing::warn!(%to, size, "message over message_size_max dropped");
+            return;
+        }
         self.metrics.messages_sent += 1;
         self.metrics.bytes_sent += size as u64;
         let GossipWire::V1(message) = wire;
