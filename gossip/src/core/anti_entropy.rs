@@ -8,7 +8,7 @@
 //! the entries the lister lacks or holds differently and requests those it
 //! lacks itself. Every message is cut to `message_size_max`.
 
-use crate::core::merkle::{bucket_of, children, version_hash, DEPTH};
+use crate::core::merkle::{children, version_hash, DEPTH};
 use crate::state::Store;
 use crate::wire::{chunk, AntiEntropy, WireEntry, MESSAGE_OVERHEAD_BYTES};
 use std::collections::{BTreeMap, BTreeSet};
@@ -54,17 +54,15 @@ pub fn answer(store: &Store, message: AntiEntropy, message_size_max: usize) -> A
                     .replies
                     .extend(chunks.into_iter().map(|nodes| AntiEntropy::Nodes { level: level + 1, nodes }));
             } else if !differing.is_empty() {
-                let wanted: BTreeSet<u32> = differing.into_iter().collect();
-                let mut buckets: BTreeMap<u32, Vec<(String, u64)>> =
-                    wanted.iter().map(|b| (*b, Vec::new())).collect();
-                // A bucket holds a few keys on average, but finding them scans
-                // the store once per answer; anti-entropy runs every few seconds.
-                for (key, entry) in store.iter() {
-                    if let Some(list) = buckets.get_mut(&bucket_of(key)) {
-                        list.push((key.clone(), version_hash(key, &entry.clock)));
-                    }
-                }
-                let (chunks, oversized) = chunk(buckets.into_iter().collect(), budget);
+                let buckets: Vec<(u32, Vec<(String, u64)>)> = differing
+                    .into_iter()
+                    .map(|bucket| {
+                        let keys =
+                            store.bucket(bucket).map(|(key, e)| (key.clone(), version_hash(key, &e.clock)));
+                        (bucket, keys.collect())
+                    })
+                    .collect();
+                let (chunks, oversized) = chunk(buckets, budget);
                 answer.oversized += oversized;
                 answer.replies.extend(chunks.into_iter().map(|buckets| AntiEntropy::Keys { buckets }));
             }
@@ -73,14 +71,12 @@ pub fn answer(store: &Store, message: AntiEntropy, message_size_max: usize) -> A
             let theirs: BTreeMap<String, u64> =
                 buckets.iter().flat_map(|(_, keys)| keys.iter().cloned()).collect();
             let listed: BTreeSet<u32> = buckets.iter().map(|(bucket, _)| *bucket).collect();
-            let mut send = Vec::new();
-            for (key, entry) in store.iter() {
-                if listed.contains(&bucket_of(key))
-                    && theirs.get(key) != Some(&version_hash(key, &entry.clock))
-                {
-                    send.push(WireEntry::encode(key, entry));
-                }
-            }
+            let send: Vec<WireEntry> = listed
+                .iter()
+                .flat_map(|bucket| store.bucket(*bucket))
+                .filter(|(key, entry)| theirs.get(*key) != Some(&version_hash(key, &entry.clock)))
+                .map(|(key, entry)| WireEntry::encode(key, entry))
+                .collect();
             let request: Vec<String> = theirs
                 .into_iter()
                 .filter(|(key, hash)| store.get(key).map(|e| version_hash(key, &e.clock)) != Some(*hash))

@@ -10,12 +10,12 @@ pub mod value;
 pub use conflict::{Conflict, Resolution};
 pub use value::{LwwMarker, MapField, Operation, ReadValue, Value, ValueKind};
 
-use crate::core::merkle::{version_hash, MerkleTree};
+use crate::core::merkle::{bucket_of, version_hash, MerkleTree};
 use crate::error::GossipError;
 use concord_transport::NodeId;
 use crdts::{CmRDT, CvRDT, Dot, VClock};
 use std::cmp::Ordering;
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// One key's state: its value and the vector clock of the updates it holds.
 #[derive(Clone, Debug, PartialEq)]
@@ -41,6 +41,7 @@ pub enum MergeOutcome {
 #[derive(Clone, Debug)]
 pub struct Store {
     entries: BTreeMap<String, Entry>,
+    buckets: BTreeMap<u32, BTreeSet<String>>,
     tree: MerkleTree,
     conflicts: VecDeque<Conflict>,
     conflict_history_len_max: usize,
@@ -51,6 +52,7 @@ impl Store {
     pub fn new(conflict_history_len_max: usize) -> Store {
         Store {
             entries: BTreeMap::new(),
+            buckets: BTreeMap::new(),
             tree: MerkleTree::new(),
             conflicts: VecDeque::new(),
             conflict_history_len_max,
@@ -150,6 +152,9 @@ impl Store {
 
     fn put(&mut self, key: &str, entry: Entry) {
         let old = self.entries.get(key).map(|e| version_hash(key, &e.clock));
+        if old.is_none() {
+            self.buckets.entry(bucket_of(key)).or_default().insert(key.to_string());
+        }
         self.tree.update(key, old, version_hash(key, &entry.clock));
         self.entries.insert(key.to_string(), entry);
     }
@@ -167,6 +172,12 @@ impl Store {
     /// Every key and entry, in key order.
     pub fn iter(&self) -> impl Iterator<Item = (&String, &Entry)> {
         self.entries.iter()
+    }
+
+    /// The keys of one Merkle bucket with their entries, so anti-entropy
+    /// reads only the buckets that differ.
+    pub fn bucket(&self, bucket: u32) -> impl Iterator<Item = (&String, &Entry)> {
+        self.buckets.get(&bucket).into_iter().flatten().filter_map(|key| self.entries.get_key_value(key))
     }
 
     /// Number of keys.
