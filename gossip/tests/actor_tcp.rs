@@ -1,5 +1,6 @@
-//! actix integration over TCP loopback: 20 gossip actors join through one
-//! seed, converge, detect a killed member and reconcile after a partition.
+//! actix integration over TCP loopback: 20 gossip actors (CONCORD_GOSSIP_TCP_NODES
+//! to change it) join through one seed, converge, detect a killed member and
+//! reconcile after a partition.
 
 use actix::{Actor, Addr, Arbiter};
 use concord_gossip::actor::{Members, Metrics, QueryState, StateUpdate};
@@ -12,7 +13,9 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const NODES: u64 = 20;
+fn nodes() -> u64 {
+    std::env::var("CONCORD_GOSSIP_TCP_NODES").ok().and_then(|v| v.parse().ok()).unwrap_or(20)
+}
 
 /// Polls `check` every 20 ms until it holds or `deadline` passes.
 async fn eventually<F, Fut>(what: &str, deadline: Duration, mut check: F) -> Duration
@@ -36,10 +39,11 @@ async fn statuses(actor: &Addr<GossipActor>) -> Vec<(NodeId, MemberStatus)> {
 
 #[actix::test]
 async fn twenty_actors_over_tcp_join_converge_detect_and_reconcile() {
+    let nodes = nodes();
     let config = GossipConfig::default();
     let faults = Faults::new(7, FaultConfig::default());
     let mut transports = Vec::new();
-    for i in 1..=NODES {
+    for i in 1..=nodes {
         let tcp = TcpTransport::bind(TcpConfig::new(ClusterId(9), NodeId(i), "127.0.0.1:0".parse().unwrap()))
             .await
             .unwrap();
@@ -67,14 +71,14 @@ async fn twenty_actors_over_tcp_join_converge_detect_and_reconcile() {
     let joined = eventually("join", Duration::from_secs(20), || async {
         for actor in &actors {
             let alive = statuses(actor).await.iter().filter(|(_, s)| *s == MemberStatus::Alive).count();
-            if alive as u64 != NODES {
+            if alive as u64 != nodes {
                 return false;
             }
         }
         true
     })
     .await;
-    println!("20 actors joined through one seed in {joined:?}");
+    println!("{nodes} actors joined through one seed in {joined:?}");
 
     actors[4].send(StateUpdate::assign("greeting", b"hello".to_vec())).await.unwrap().unwrap();
     let expected = Some(ReadValue::Register(b"hello".to_vec()));
@@ -87,13 +91,13 @@ async fn twenty_actors_over_tcp_join_converge_detect_and_reconcile() {
         true
     })
     .await;
-    println!("one update reached all 20 in {spread:?}");
+    println!("one update reached all {nodes} in {spread:?}");
 
-    // Kill node 20: its actor stops and its transport closes.
-    let victim = NodeId(NODES);
-    arbiters[NODES as usize - 1].stop();
-    transports[NODES as usize - 1].inner().shutdown();
-    let live = &actors[..NODES as usize - 1];
+    // Kill the last node: its actor stops and its transport closes.
+    let victim = NodeId(nodes);
+    arbiters[nodes as usize - 1].stop();
+    transports[nodes as usize - 1].inner().shutdown();
+    let live = &actors[..nodes as usize - 1];
     let detected = eventually("failure detection", Duration::from_secs(20), || async {
         for actor in live {
             if !statuses(actor).await.contains(&(victim, MemberStatus::Dead)) {
@@ -103,14 +107,15 @@ async fn twenty_actors_over_tcp_join_converge_detect_and_reconcile() {
         true
     })
     .await;
-    println!("killed member declared dead by all 19 in {detected:?}");
+    println!("killed member declared dead by all {} in {detected:?}", nodes - 1);
 
-    // Partition 1..=9 from 10..=19, write on both sides, heal.
-    let left: Vec<NodeId> = (1..=9).map(NodeId).collect();
-    let right: Vec<NodeId> = (10..NODES).map(NodeId).collect();
+    // Partition the live nodes in two halves, write on both sides, heal.
+    let half = (nodes - 1) / 2;
+    let left: Vec<NodeId> = (1..=half).map(NodeId).collect();
+    let right: Vec<NodeId> = (half + 1..nodes).map(NodeId).collect();
     faults.partition(&left, &right);
     eventually("partition noticed", Duration::from_secs(20), || async {
-        statuses(&live[0]).await.iter().filter(|(n, s)| n.0 >= 10 && *s == MemberStatus::Dead).count()
+        statuses(&live[0]).await.iter().filter(|(n, s)| n.0 > half && *s == MemberStatus::Dead).count()
             == right.len()
     })
     .await;
@@ -119,13 +124,14 @@ async fn twenty_actors_over_tcp_join_converge_detect_and_reconcile() {
         .await
         .unwrap()
         .unwrap();
-    live[11]
+    let right_node = &live[half as usize + 1];
+    right_node
         .send(StateUpdate { key: "count".into(), operation: Operation::Add64 { by: 3 } })
         .await
         .unwrap()
         .unwrap();
     live[2].send(StateUpdate::assign("left-only", b"l".to_vec())).await.unwrap().unwrap();
-    live[12].send(StateUpdate::assign("right-only", b"r".to_vec())).await.unwrap().unwrap();
+    right_node.send(StateUpdate::assign("right-only", b"r".to_vec())).await.unwrap().unwrap();
     faults.heal();
     let reconciled = eventually("reconcile", Duration::from_secs(30), || async {
         let mut roots = Vec::new();

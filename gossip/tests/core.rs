@@ -236,6 +236,7 @@ fn the_origin_estimates_its_update_has_converged() {
     let report = sim.nodes()[&NodeId(1)].core.convergence("k", &dot).unwrap();
     assert!(report.ticks_to_threshold.is_some(), "{report:?}");
     assert_eq!(report.fraction_estimate, 1.0, "{report:?}");
+    assert_eq!(report.ms_to_threshold, report.ticks_to_threshold.map(|t| t * TICK_MS));
     assert!(report.ticks_to_threshold <= report.ticks_to_all || report.ticks_to_all.is_none());
 }
 

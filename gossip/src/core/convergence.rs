@@ -45,6 +45,10 @@ pub struct ConvergenceReport {
     pub ticks_to_threshold: Option<u64>,
     /// Ticks from the update until every recent sample held it.
     pub ticks_to_all: Option<u64>,
+    /// Milliseconds until the threshold (ticks times `tick_ms`).
+    pub ms_to_threshold: Option<u64>,
+    /// Milliseconds until every recent sample held it.
+    pub ms_to_all: Option<u64>,
 }
 
 impl Tracked {
@@ -85,16 +89,20 @@ impl Tracked {
         self.samples.iter().filter(|h| **h).count() as f64 / self.samples.len() as f64
     }
 
-    /// The report for a cluster of `cluster_size` nodes.
-    pub fn report(&self, cluster_size: usize) -> ConvergenceReport {
+    /// The report for a cluster of `cluster_size` nodes ticking every `tick_ms`.
+    pub fn report(&self, cluster_size: usize, tick_ms: u64) -> ConvergenceReport {
         let fraction = self.fraction();
+        let ticks_to_threshold = self.threshold_tick.map(|t| t - self.started_tick);
+        let ticks_to_all = self.all_tick.map(|t| t - self.started_tick);
         ConvergenceReport {
             key: self.key.clone(),
             dot: self.dot,
             fraction_estimate: fraction,
             nodes_estimate: ((fraction * cluster_size as f64).round() as usize).max(1),
-            ticks_to_threshold: self.threshold_tick.map(|t| t - self.started_tick),
-            ticks_to_all: self.all_tick.map(|t| t - self.started_tick),
+            ticks_to_threshold,
+            ticks_to_all,
+            ms_to_threshold: ticks_to_threshold.map(|t| t * tick_ms),
+            ms_to_all: ticks_to_all.map(|t| t * tick_ms),
         }
     }
 }

@@ -299,13 +299,16 @@ impl GossipCore {
     /// The convergence estimate of one of our updates, if still tracked.
     pub fn convergence(&self, key: &str, dot: &Dot<NodeId>) -> Option<ConvergenceReport> {
         let size = self.membership.cluster_size();
-        self.tracked.iter().find(|t| t.key == key && &t.dot == dot).map(|t| t.report(size))
+        self.tracked
+            .iter()
+            .find(|t| t.key == key && &t.dot == dot)
+            .map(|t| t.report(size, self.config.tick_ms))
     }
 
     /// Convergence estimates of every tracked update, oldest first.
     pub fn convergence_all(&self) -> Vec<ConvergenceReport> {
         let size = self.membership.cluster_size();
-        self.tracked.iter().map(|t| t.report(size)).collect()
+        self.tracked.iter().map(|t| t.report(size, self.config.tick_ms)).collect()
     }
 
     /// One tick: failure detection, a gossip round, anti-entropy when due.
