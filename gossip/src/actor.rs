@@ -2,7 +2,7 @@
 //! `run_interval` into ticks, hands outgoing messages to the [`Transport`],
 //! records peers' addresses from membership, and answers the public
 //! messages. It holds no protocol logic: every handler steps the core and
-//! then calls [`GossipActor::drive`].
+//! then calls `GossipActor::drive`, which sends what the core produced.
 
 use crate::core::convergence::ConvergenceReport;
 use crate::core::{Event, GossipCore, Metrics as CoreMetrics};
