@@ -1,0 +1,105 @@
+//! Configuration of the gossip core: every bound and period, with defaults.
+//!
+//! Time is counted in ticks; the actor turns one `run_interval` of
+//! [`GossipConfig::tick_ms`] into one tick.
+
+use serde::{Deserialize, Serialize};
+
+/// How a gossip round exchanges data with each chosen peer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Mode {
+    /// Send fresh rumors; the peer does not answer.
+    Push,
+    /// Send a digest of the rumors held; the peer answers with what is missing.
+    Pull,
+    /// Both: send fresh rumors and a digest, the peer answers with what is missing.
+    PushPull,
+}
+
+/// Configuration of a [`GossipCore`](crate::GossipCore).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GossipConfig {
+    /// Dissemination mode.
+    pub mode: Mode,
+    /// Peers contacted per gossip round.
+    pub fanout: usize,
+    /// Milliseconds per tick; the gossip interval is one tick.
+    pub tick_ms: u64,
+    /// Rumors are sent `retransmit_multiplier * ceil(log10(members + 1))` times
+    /// by each node, then left to anti-entropy.
+    pub retransmit_multiplier: u32,
+    /// Bound on the encoded size of one message; the most urgent data goes first.
+    pub message_size_max: usize,
+    /// Bound on rumors waiting to be spread; past it, the most transmitted go first.
+    pub rumor_queue_len_max: usize,
+    /// Ticks between anti-entropy sessions with a random peer.
+    pub anti_entropy_interval_ticks: u64,
+    /// Bound on conflicts kept in the history (oldest dropped first).
+    pub conflict_history_len_max: usize,
+    /// Bound on locally originated updates whose convergence is tracked.
+    pub tracked_updates_max: usize,
+    /// Fraction of nodes at which an update counts as converged.
+    pub convergence_threshold: f64,
+    /// Ticks between two probes of the failure detector (times the local
+    /// health multiplier).
+    pub probe_interval_ticks: u64,
+    /// Ticks to wait for a direct ack before asking `indirect_probes` members.
+    pub probe_timeout_ticks: u64,
+    /// Members asked to probe on our behalf when a direct probe times out.
+    pub indirect_probes: usize,
+    /// A suspect is declared dead after
+    /// `suspicion_multiplier * max(1, ceil(log10(members))) * probe_interval_ticks` ticks.
+    pub suspicion_multiplier: u64,
+    /// Upper bound of the Lifeguard local health multiplier.
+    pub local_health_max: u64,
+    /// Ticks a dead or left member is kept (so stale gossip cannot revive it)
+    /// before it is reaped.
+    pub member_reap_ticks: u64,
+    /// Bound on reaped members remembered with their last incarnation.
+    pub reaped_len_max: usize,
+    /// Every this many ticks, gossip once with a dead member, so that a
+    /// partition that heals is noticed by both sides.
+    pub dead_gossip_interval_ticks: u64,
+    /// Enter read-only degraded mode while a partition is suspected.
+    pub degraded_mode_on_partition: bool,
+}
+
+impl Default for GossipConfig {
+    fn default() -> Self {
+        GossipConfig {
+            mode: Mode::PushPull,
+            fanout: 3,
+            tick_ms: 100,
+            retransmit_multiplier: 4,
+            message_size_max: 16 * 1024,
+            rumor_queue_len_max: 1024,
+            anti_entropy_interval_ticks: 100,
+            conflict_history_len_max: 256,
+            tracked_updates_max: 64,
+            convergence_threshold: 0.95,
+            probe_interval_ticks: 4,
+            probe_timeout_ticks: 2,
+            indirect_probes: 3,
+            suspicion_multiplier: 4,
+            local_health_max: 8,
+            member_reap_ticks: 600,
+            reaped_len_max: 4096,
+            dead_gossip_interval_ticks: 10,
+            degraded_mode_on_partition: false,
+        }
+    }
+}
+
+impl GossipConfig {
+    /// How many times each node sends one rumor in a cluster of `members`.
+    pub fn transmissions_max(&self, members: usize) -> u32 {
+        let log = ((members + 1) as f64).log10().ceil().max(1.0) as u32;
+        self.retransmit_multiplier.max(1) * log
+    }
+
+    /// Ticks a member stays suspect before it is declared dead.
+    pub fn suspicion_ticks(&self, members: usize) -> u64 {
+        let log = (members.max(1) as f64).log10().ceil().max(1.0) as u64;
+        self.suspicion_multiplier.max(1) * log * self.probe_interval_ticks.max(1)
+    }
+}

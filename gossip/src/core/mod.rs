@@ -1,0 +1,617 @@
+//! The pure gossip core: no IO, no clock, no async. Inputs are
+//! [`GossipCore::tick`], [`GossipCore::receive`] and the local operations;
+//! outputs are taken with [`GossipCore::take_output`].
+//!
+//! - [`dissemination`]: the rumor queue (what to spread, how often).
+//! - [`swim`]: membership and failure detection.
+//! - [`merkle`]: the Merkle tree over the key space.
+//! - [`anti_entropy`]: the Merkle comparison protocol between two nodes.
+//! - [`convergence`]: the local estimate of an update's spread.
+
+pub mod anti_entropy;
+pub mod convergence;
+pub mod dissemination;
+pub mod merkle;
+pub mod swim;
+
+use crate::config::{GossipConfig, Mode};
+use crate::error::GossipError;
+use crate::state::{Conflict, MergeOutcome, Operation, ReadValue, Store};
+use crate::wire::{
+    encoded_len, AntiEntropy, Exchange, GossipWire, MemberMeta, MemberStatus, MemberUpdate, Message,
+    WireEntry, MESSAGE_OVERHEAD_BYTES,
+};
+use concord_transport::NodeId;
+use convergence::{ConvergenceReport, Tracked};
+use crdts::Dot;
+use dissemination::{RumorItem, RumorQueue};
+use merkle::{hash_bytes, mix, version_hash};
+use rand::rngs::StdRng;
+use rand::seq::IndexedRandom;
+use rand::Rng;
+use std::collections::{HashSet, VecDeque};
+use swim::{Change, Member, Membership};
+
+/// Something the host may want to know about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A member was added or changed status (its metadata carries its address).
+    Member(MemberUpdate),
+    /// A key changed by a local write or a merge.
+    KeyChanged(String),
+    /// Concurrent versions of a key were resolved (see the conflict history).
+    Conflict(String),
+    /// Fewer than half of the known members are reachable.
+    PartitionSuspected,
+    /// Reachability is back to at least half.
+    PartitionHealed,
+    /// Degraded (read-only) mode was entered (`true`) or left (`false`).
+    Degraded(bool),
+}
+
+/// What the core produced since the last [`GossipCore::take_output`].
+///
+/// Messages may be sent in any order, and losing some is harmless: the core
+/// never waits for a message, and gossip state is soft (a restarted node
+/// rejoins and anti-entropy refills it), so nothing must be persisted first.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Output {
+    /// Messages to send, each to one peer.
+    pub messages: Vec<(NodeId, Message)>,
+    /// Events, in the order they happened.
+    pub events: Vec<Event>,
+}
+
+/// Counters since start.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Metrics {
+    /// Messages produced.
+    pub messages_sent: u64,
+    /// Messages received.
+    pub messages_received: u64,
+    /// Encoded bytes of the messages produced.
+    pub bytes_sent: u64,
+    /// Encoded bytes of the messages received.
+    pub bytes_received: u64,
+    /// Key versions sent as rumors.
+    pub rumor_entries_sent: u64,
+    /// Key versions sent by anti-entropy.
+    pub anti_entropy_entries_sent: u64,
+    /// Anti-entropy sessions started.
+    pub anti_entropy_sessions: u64,
+    /// Inbound entries that could not be decoded (skipped).
+    pub bad_entries: u64,
+    /// Items dropped because alone they exceed `message_size_max`.
+    pub oversized_dropped: u64,
+    /// Conflicts detected.
+    pub conflicts: u64,
+}
+
+/// The gossip state machine of one node.
+pub struct GossipCore {
+    id: NodeId,
+    config: GossipConfig,
+    rng: StdRng,
+    tick: u64,
+    store: Store,
+    membership: Membership,
+    member_rumors: RumorQueue,
+    key_rumors: RumorQueue,
+    tracked: VecDeque<Tracked>,
+    output: Output,
+    metrics: Metrics,
+    next_anti_entropy_tick: u64,
+    anti_entropy_with: Option<NodeId>,
+    partition_suspected: bool,
+    degraded: bool,
+}
+
+fn member_rumor_id(update: &MemberUpdate) -> u64 {
+    mix(mix(update.node.0 ^ 0x6d65_6d62) ^ mix(update.incarnation) ^ update.status as u64)
+}
+
+impl GossipCore {
+    /// A node alone in its cluster. All randomness comes from `rng`.
+    pub fn new(id: NodeId, meta: MemberMeta, config: GossipConfig, mut rng: StdRng) -> GossipCore {
+        let next_anti_entropy_tick = rng.random_range(1..=config.anti_entropy_interval_ticks.max(1));
+        GossipCore {
+            id,
+            store: Store::new(config.conflict_history_len_max),
+            membership: Membership::new(id, meta),
+            member_rumors: RumorQueue::new(config.rumor_queue_len_max),
+            key_rumors: RumorQueue::new(config.rumor_queue_len_max),
+            tracked: VecDeque::new(),
+            output: Output::default(),
+            metrics: Metrics::default(),
+            next_anti_entropy_tick,
+            anti_entropy_with: None,
+            partition_suspected: false,
+            degraded: false,
+            tick: 0,
+            rng,
+            config,
+        }
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &GossipConfig {
+        &self.config
+    }
+
+    /// Ticks so far.
+    pub fn now(&self) -> u64 {
+        self.tick
+    }
+
+    /// Takes everything produced so far.
+    pub fn take_output(&mut self) -> Output {
+        std::mem::take(&mut self.output)
+    }
+
+    fn send(&mut self, to: NodeId, message: Message) {
+        let wire = GossipWire::V1(message);
+        let size = encoded_len(&wire);
+        if size > self.config.message_size_max {
+            // Builders cut to the budget; only metadata larger than a whole
+            // message (a member's tags) can get here. Dropped, never sent.
+            self.metrics.oversized_dropped += 1;
+            tracing::warn!(%to, size, "message over message_size_max dropped");
+            return;
+        }
+        self.metrics.messages_sent += 1;
+        self.metrics.bytes_sent += size as u64;
+        let GossipWire::V1(message) = wire;
+        self.output.messages.push((to, message));
+    }
+
+    /// Joins through `seeds`: introduces ourselves; each seed answers with
+    /// its member list and spreads our arrival.
+    pub fn join(&mut self, seeds: &[NodeId]) {
+        let me = self.membership.me().clone();
+        let own = self.id;
+        for seed in seeds.iter().filter(|s| **s != own) {
+            self.send(*seed, Message::Join { member: me.clone() });
+        }
+    }
+
+    /// Adds members directly, as if learned at join (for hosts that know
+    /// the cluster, and for simulations that start from a formed cluster).
+    pub fn add_members(&mut self, members: impl IntoIterator<Item = MemberUpdate>) {
+        for update in members {
+            self.apply_member(update, false);
+        }
+    }
+
+    /// Leaves the cluster: the leave is spread as a rumor; writes are then refused.
+    pub fn leave(&mut self) {
+        let me = self.membership.leave();
+        self.member_rumors.push(RumorItem::Member(self.id), member_rumor_id(&me));
+        // A leave is spread eagerly to more peers than one round's fanout.
+        let peers: Vec<NodeId> = self.membership.live().collect();
+        let chosen: Vec<NodeId> =
+            peers.choose_multiple(&mut self.rng, self.config.fanout * 3).copied().collect();
+        for peer in chosen {
+            let exchange = self.build_exchange(false, true, None, false);
+            self.send(peer, Message::Gossip(exchange));
+        }
+    }
+
+    /// Whether this node has left.
+    pub fn has_left(&self) -> bool {
+        self.membership.me().status == MemberStatus::Left
+    }
+
+    /// Applies a local write and starts spreading it. Refused, with nothing
+    /// changed, in degraded mode, after leaving, on a kind mismatch, or if
+    /// the new version would not fit in one message.
+    pub fn update(&mut self, key: &str, operation: Operation) -> Result<Dot<NodeId>, GossipError> {
+        if self.has_left() {
+            return Err(GossipError::Left);
+        }
+        if self.degraded {
+            return Err(GossipError::Degraded);
+        }
+        let (candidate, _) = self.store.candidate(self.id, key, &operation)?;
+        let size = encoded_len(&WireEntry::encode(key, &candidate));
+        let max = self.config.message_size_max.saturating_sub(MESSAGE_OVERHEAD_BYTES);
+        if size > max {
+            return Err(GossipError::TooLarge { size, max });
+        }
+        let dot = self.store.apply(self.id, key, operation)?;
+        self.key_changed(key);
+        if self.tracked.len() >= self.config.tracked_updates_max.max(1) {
+            self.tracked.pop_front();
+        }
+        self.tracked.push_back(Tracked::new(key.to_string(), dot, self.tick));
+        Ok(dot)
+    }
+
+    fn key_changed(&mut self, key: &str) {
+        if let Some(entry) = self.store.get(key) {
+            self.key_rumors.push(RumorItem::Key(key.to_string()), version_hash(key, &entry.clock));
+        }
+        self.output.events.push(Event::KeyChanged(key.to_string()));
+    }
+
+    /// Reads one key.
+    pub fn read(&self, key: &str) -> Option<ReadValue> {
+        self.store.read(key)
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Conflicts detected, oldest first.
+    pub fn conflicts(&self) -> impl Iterator<Item = &Conflict> {
+        self.store.conflicts()
+    }
+
+    /// Our own member state.
+    pub fn me(&self) -> &MemberUpdate {
+        self.membership.me()
+    }
+
+    /// Other members as seen here, tombstones included.
+    pub fn members(&self) -> impl Iterator<Item = &Member> {
+        self.membership.members().values()
+    }
+
+    /// The membership (failure detector state, local health).
+    pub fn membership(&self) -> &Membership {
+        &self.membership
+    }
+
+    /// Counters since start.
+    pub fn metrics(&self) -> Metrics {
+        self.metrics
+    }
+
+    /// Whether a partition is suspected (reachability below half).
+    pub fn partition_suspected(&self) -> bool {
+        self.partition_suspected
+    }
+
+    /// Whether writes are refused.
+    pub fn degraded(&self) -> bool {
+        self.degraded
+    }
+
+    /// Turns read-only degraded mode on or off by hand.
+    pub fn set_degraded(&mut self, on: bool) {
+        if self.degraded != on {
+            self.degraded = on;
+            self.output.events.push(Event::Degraded(on));
+        }
+    }
+
+    /// Starts anti-entropy with a random live peer at the next tick.
+    pub fn anti_entropy_now(&mut self) {
+        self.next_anti_entropy_tick = self.tick + 1;
+    }
+
+    /// The convergence estimate of one of our updates, if still tracked.
+    pub fn convergence(&self, key: &str, dot: &Dot<NodeId>) -> Option<ConvergenceReport> {
+        let size = self.membership.cluster_size();
+        self.tracked
+            .iter()
+            .find(|t| t.key == key && &t.dot == dot)
+            .map(|t| t.report(size, self.config.tick_ms))
+    }
+
+    /// Convergence estimates of every tracked update, oldest first.
+    pub fn convergence_all(&self) -> Vec<ConvergenceReport> {
+        let size = self.membership.cluster_size();
+        self.tracked.iter().map(|t| t.report(size, self.config.tick_ms)).collect()
+    }
+
+    /// One tick: failure detection, a gossip round, anti-entropy when due.
+    pub fn tick(&mut self) {
+        self.tick += 1;
+        let mut out = Vec::new();
+        let changes = self.membership.tick(self.tick, &self.config, &mut self.rng, &mut out);
+        for (to, message) in out {
+            self.send(to, message);
+        }
+        for change in changes {
+            self.spread_change(change, None);
+        }
+        self.check_partition();
+        self.gossip_round();
+        if self.has_left() {
+            return;
+        }
+        let target = match self.anti_entropy_with.take() {
+            Some(peer) => Some(peer),
+            None if self.tick >= self.next_anti_entropy_tick => {
+                self.next_anti_entropy_tick = self.tick + self.config.anti_entropy_interval_ticks.max(1);
+                let live: Vec<NodeId> = self.membership.live().collect();
+                live.choose(&mut self.rng).copied()
+            }
+            None => None,
+        };
+        if let Some(peer) = target {
+            self.metrics.anti_entropy_sessions += 1;
+            let start = anti_entropy::start(&self.store);
+            self.send(peer, Message::AntiEntropy(start));
+        }
+    }
+
+    fn gossip_round(&mut self) {
+        let live: Vec<NodeId> = self.membership.live().collect();
+        let targets: Vec<NodeId> = live.choose_multiple(&mut self.rng, self.config.fanout).copied().collect();
+        if self.config.dead_gossip_interval_ticks > 0
+            && self.tick % self.config.dead_gossip_interval_ticks == 0
+        {
+            let dead: Vec<NodeId> = self.membership.dead().collect();
+            if let Some(target) = dead.choose(&mut self.rng).copied() {
+                self.tell_dead(target);
+            }
+        }
+        let (push, pull) = match self.config.mode {
+            Mode::Push => (true, false),
+            Mode::Pull => (false, true),
+            Mode::PushPull => (true, true),
+        };
+        for target in targets {
+            let exchange = self.build_exchange(pull, push, None, pull);
+            if !pull && exchange.members.is_empty() && exchange.entries.is_empty() {
+                continue;
+            }
+            self.send(target, Message::Gossip(exchange));
+        }
+    }
+
+    /// Builds one exchange, most urgent first: membership rumors, state
+    /// rumors (least transmitted first), then the digest. Rumors whose ids
+    /// are in `known` are left out.
+    fn build_exchange(
+        &mut self,
+        wants_reply: bool,
+        rumors: bool,
+        known: Option<&HashSet<u64>>,
+        digest: bool,
+    ) -> Exchange {
+        let mut exchange = Exchange { wants_reply, root: self.store.tree().root(), ..Exchange::default() };
+        let mut budget = self.config.message_size_max.saturating_sub(MESSAGE_OVERHEAD_BYTES);
+        let transmissions_max = self.config.transmissions_max(self.membership.cluster_size());
+        if rumors {
+            for item in self.member_rumors.by_urgency(known) {
+                let RumorItem::Member(node) = &item else { continue };
+                let update = if *node == self.id {
+                    self.membership.me().clone()
+                } else {
+                    match self.membership.members().get(node) {
+                        Some(member) => member.state.clone(),
+                        None => continue,
+                    }
+                };
+                let size = encoded_len(&update);
+                if size > budget {
+                    break;
+                }
+                budget -= size;
+                exchange.members.push(update);
+                self.member_rumors.sent(&item, transmissions_max);
+            }
+            for item in self.key_rumors.by_urgency(known) {
+                let RumorItem::Key(key) = &item else { continue };
+                let Some(entry) = self.store.get(key) else { continue };
+                let wire = WireEntry::encode(key, entry);
+                let size = encoded_len(&wire);
+                if size > budget {
+                    break;
+                }
+                budget -= size;
+                exchange.entries.push(wire);
+                self.metrics.rumor_entries_sent += 1;
+                self.key_rumors.sent(&item, transmissions_max);
+            }
+        }
+        if digest {
+            let ids = self.member_rumors.ids().into_iter().chain(self.key_rumors.ids());
+            for id in ids {
+                let size = encoded_len(&id);
+                if size > budget {
+                    break;
+                }
+                budget -= size;
+                exchange.digest.push(id);
+            }
+        }
+        exchange
+    }
+
+    /// Handles one message from `from`.
+    pub fn receive(&mut self, from: NodeId, message: Message) {
+        self.metrics.messages_received += 1;
+        let wire = GossipWire::V1(message);
+        self.metrics.bytes_received += encoded_len(&wire) as u64;
+        let GossipWire::V1(message) = wire;
+        if self.has_left() {
+            return;
+        }
+        match message {
+            Message::Gossip(exchange) => {
+                let reply = exchange.wants_reply;
+                let known: HashSet<u64> = exchange.digest.iter().copied().collect();
+                self.absorb(from, exchange);
+                if reply {
+                    let answer = self.build_exchange(false, true, Some(&known), true);
+                    self.send(from, Message::GossipReply(answer));
+                }
+            }
+            Message::GossipReply(exchange) => self.absorb(from, exchange),
+            Message::Ping { sequence, on_behalf_of } => {
+                self.send(from, Message::Ack { sequence, on_behalf_of })
+            }
+            Message::Ack { sequence, on_behalf_of: Some(requester) } => {
+                self.send(requester, Message::Ack { sequence, on_behalf_of: None })
+            }
+            Message::Ack { sequence, on_behalf_of: None } => self.membership.acked(sequence),
+            Message::PingRequest { sequence, target } => {
+                self.send(target, Message::Ping { sequence, on_behalf_of: Some(from) })
+            }
+            Message::Join { member } => {
+                let joiner = member.node;
+                self.apply_member(member, true);
+                let mut list: Vec<MemberUpdate> = vec![self.membership.me().clone()];
+                list.extend(self.membership.members().values().map(|m| m.state.clone()));
+                let budget = self.config.message_size_max.saturating_sub(MESSAGE_OVERHEAD_BYTES);
+                let (chunks, oversized) = crate::wire::chunk(list, budget);
+                self.metrics.oversized_dropped += oversized as u64;
+                for members in chunks {
+                    self.send(joiner, Message::JoinReply { members });
+                }
+            }
+            Message::JoinReply { members } => {
+                for update in members {
+                    self.apply_member(update, true);
+                }
+                self.anti_entropy_with = Some(from);
+            }
+            Message::AntiEntropy(step) => self.anti_entropy(from, step),
+        }
+    }
+
+    /// Tells a member we hold dead that we do, and how we are: if it is in
+    /// fact up (a partition between us healed), it refutes with a higher
+    /// incarnation and its refutation spreads. It does not answer in kind
+    /// (the message carries our own state), so two nodes that hold each
+    /// other dead cannot ping-pong.
+    fn tell_dead(&mut self, target: NodeId) {
+        let Some(member) = self.membership.members().get(&target) else { return };
+        let exchange = Exchange {
+            members: vec![member.state.clone(), self.membership.me().clone()],
+            root: self.store.tree().root(),
+            ..Exchange::default()
+        };
+        self.send(target, Message::Gossip(exchange));
+    }
+
+    fn absorb(&mut self, from: NodeId, exchange: Exchange) {
+        let sender_dead =
+            self.membership.members().get(&from).is_some_and(|m| m.state.status == MemberStatus::Dead);
+        if sender_dead && !exchange.members.iter().any(|m| m.node == from) {
+            self.tell_dead(from);
+        }
+        for update in exchange.members {
+            self.apply_member(update, true);
+        }
+        for wire in &exchange.entries {
+            self.merge_entry(wire);
+        }
+        self.sample_convergence(&exchange.entries, &exchange.digest, exchange.root, from);
+    }
+
+    fn sample_convergence(&mut self, entries: &[WireEntry], digest: &[u64], root: u64, _from: NodeId) {
+        if self.tracked.is_empty() {
+            return;
+        }
+        let same_root = root == self.store.tree().root();
+        let tick = self.tick;
+        let threshold = self.config.convergence_threshold;
+        for tracked in self.tracked.iter_mut() {
+            let sent = entries.iter().any(|e| {
+                e.key == tracked.key
+                    && e.clock
+                        .0
+                        .iter()
+                        .any(|(node, counter)| *node == tracked.dot.actor && *counter >= tracked.dot.counter)
+            });
+            let listed = self
+                .store
+                .get(&tracked.key)
+                .is_some_and(|entry| digest.contains(&version_hash(&tracked.key, &entry.clock)));
+            tracked.sample(same_root || sent || listed, tick, threshold);
+        }
+    }
+
+    fn merge_entry(&mut self, wire: &WireEntry) {
+        let entry = match wire.decode() {
+            Ok(entry) => entry,
+            Err(error) => {
+                self.metrics.bad_entries += 1;
+                tracing::warn!(key = %wire.key, %error, "undecodable entry skipped");
+                return;
+            }
+        };
+        match self.store.merge(&wire.key, entry, self.tick) {
+            MergeOutcome::Unchanged => {}
+            MergeOutcome::Advanced => self.key_changed(&wire.key),
+            MergeOutcome::Conflict => {
+                self.metrics.conflicts += 1;
+                self.output.events.push(Event::Conflict(wire.key.clone()));
+                self.key_changed(&wire.key);
+            }
+        }
+    }
+
+    fn apply_member(&mut self, update: MemberUpdate, spread: bool) {
+        let previous = self.membership.members().get(&update.node).map(|m| m.state.status);
+        match self.membership.apply(update, self.tick) {
+            Some(change) if spread => self.spread_change(change, previous),
+            Some(Change::Member(update)) => self.output.events.push(Event::Member(update)),
+            Some(Change::Refuted(_)) | None => {}
+        }
+    }
+
+    fn spread_change(&mut self, change: Change, previous: Option<MemberStatus>) {
+        match change {
+            Change::Member(update) => {
+                let revived = previous == Some(MemberStatus::Dead) && update.status == MemberStatus::Alive;
+                if revived && self.anti_entropy_with.is_none() {
+                    self.anti_entropy_with = Some(update.node);
+                }
+                self.member_rumors.push(RumorItem::Member(update.node), member_rumor_id(&update));
+                self.output.events.push(Event::Member(update));
+            }
+            Change::Refuted(me) => {
+                self.member_rumors.push(RumorItem::Member(me.node), member_rumor_id(&me));
+            }
+        }
+    }
+
+    fn check_partition(&mut self) {
+        let suspected = self.membership.reachability() < 0.5;
+        if suspected == self.partition_suspected {
+            return;
+        }
+        self.partition_suspected = suspected;
+        if suspected {
+            self.output.events.push(Event::PartitionSuspected);
+            if self.config.degraded_mode_on_partition {
+                self.set_degraded(true);
+            }
+        } else {
+            self.output.events.push(Event::PartitionHealed);
+            if self.config.degraded_mode_on_partition {
+                self.set_degraded(false);
+            }
+            self.anti_entropy_now();
+        }
+    }
+
+    fn anti_entropy(&mut self, from: NodeId, step: AntiEntropy) {
+        let answer = anti_entropy::answer(&self.store, step, self.config.message_size_max);
+        self.metrics.anti_entropy_entries_sent += answer.entries_sent as u64;
+        self.metrics.oversized_dropped += answer.oversized as u64;
+        for wire in &answer.received {
+            self.merge_entry(wire);
+        }
+        for reply in answer.replies {
+            self.send(from, Message::AntiEntropy(reply));
+        }
+    }
+
+    /// A stable hash of this node's whole state (root and key count), for traces.
+    pub fn state_digest(&self) -> u64 {
+        mix(self.store.tree().root() ^ hash_bytes(&(self.store.len() as u64).to_le_bytes()))
+    }
+}
