@@ -296,6 +296,8 @@ pub struct RaftActor<S: Storage, M: StateMachine> {
     reads: BTreeMap<u64, (Bytes, ReadReply)>,
     confirmed_reads: VecDeque<(ReadState, Bytes, ReadReply)>,
     next_read_id: u64,
+    /// A snapshot taken while a batch was being persisted, saved next.
+    snapshot_unsaved: Option<Snapshot>,
     metrics: MetricsReport,
 }
 
@@ -328,6 +330,7 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
             reads: BTreeMap::new(),
             confirmed_reads: VecDeque::new(),
             next_read_id: 1,
+            snapshot_unsaved: None,
             metrics: MetricsReport::default(),
         })
     }
@@ -354,21 +357,50 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
 
     /// Steps the core's outputs: the one driver every handler ends with.
     fn drive(&mut self, ctx: &mut Context<Self>) {
-        if self.storage.is_none() || !self.core.has_ready() {
-            return;
+        loop {
+            let Some(storage) = self.storage.as_mut() else { return };
+            if let Some(snapshot) = self.snapshot_unsaved.take() {
+                if storage.writes_block() {
+                    return self.save_snapshot(snapshot, ctx);
+                }
+                if let Err(e) = storage.save_snapshot(&snapshot) {
+                    return self.fail(e, ctx);
+                }
+            }
+            if !self.core.has_ready() {
+                return;
+            }
+            let mut ready = self.core.ready();
+            self.send_all(std::mem::take(&mut ready.messages));
+            let needs_write =
+                ready.hard_state.is_some() || ready.snapshot.is_some() || !ready.entries.is_empty();
+            if needs_write {
+                self.metrics.batches_persisted += 1;
+                self.metrics.entries_persisted += ready.entries.len() as u64;
+                let storage = self.storage.as_mut().expect("checked above");
+                if storage.writes_block() {
+                    return self.persist_off_loop(ready, ctx);
+                }
+                let batch = WriteBatch {
+                    snapshot: ready.snapshot.as_ref(),
+                    entries: &ready.entries,
+                    hard_state: ready.hard_state,
+                };
+                if let Err(e) = storage.write(batch) {
+                    return self.fail(e, ctx);
+                }
+            }
+            self.finish(ready, ctx);
         }
-        let mut ready = self.core.ready();
-        self.send_all(std::mem::take(&mut ready.messages));
-        let needs_write = ready.hard_state.is_some() || ready.snapshot.is_some() || !ready.entries.is_empty();
-        if !needs_write {
-            return self.finish(ready, ctx);
-        }
-        let mut storage = self.storage.take().expect("checked above");
+    }
+
+    /// Persists a batch on the blocking pool; the actor keeps taking inputs,
+    /// which form the next batch (group commit).
+    fn persist_off_loop(&mut self, mut ready: Ready, ctx: &mut Context<Self>) {
+        let mut storage = self.storage.take().expect("the caller checked");
         let snapshot = ready.snapshot.clone();
         let entries = std::mem::take(&mut ready.entries);
         let hard_state = ready.hard_state;
-        self.metrics.batches_persisted += 1;
-        self.metrics.entries_persisted += entries.len() as u64;
         let job = actix_rt::task::spawn_blocking(move || {
             let result =
                 storage.write(WriteBatch { snapshot: snapshot.as_ref(), entries: &entries, hard_state });
@@ -379,6 +411,7 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
                 Ok((storage, Ok(()))) => {
                     actor.storage = Some(storage);
                     actor.finish(ready, ctx);
+                    actor.drive(ctx);
                 }
                 Ok((_, Err(e))) => actor.fail(e, ctx),
                 Err(e) => actor.fail(StorageError::Engine(format!("persist task: {e}")), ctx),
@@ -389,11 +422,15 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
     /// A node that cannot persist must not go on: stop loudly.
     fn fail(&mut self, error: StorageError, ctx: &mut Context<Self>) {
         tracing::error!(error = %error, "raft storage failed; stopping the actor");
+        self.storage = None;
         ctx.stop();
     }
 
     /// The rest of a batch once it is durable.
     fn finish(&mut self, ready: Ready, ctx: &mut Context<Self>) {
+        if self.storage.is_none() {
+            return; // stopped after a storage failure
+        }
         self.send_all(ready.persisted_messages);
         if let Some(snapshot) = &ready.snapshot {
             if let Err(e) = self.machine.restore(&snapshot.data) {
@@ -419,9 +456,9 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
         }
         self.core.advance(ready.number);
         if self.core.snapshot_due() {
-            self.take_snapshot(ctx);
+            self.snapshot_unsaved = Some(self.core.snapshot_taken(self.applied, self.machine.snapshot()));
+            self.metrics.snapshots_taken += 1;
         }
-        self.drive(ctx);
     }
 
     fn apply(&mut self, entry: &Entry) {
@@ -490,11 +527,22 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
         }
     }
 
+    /// Takes a snapshot at the applied index. The store keeps the full log
+    /// until the snapshot is saved, which is safe.
     fn take_snapshot(&mut self, ctx: &mut Context<Self>) -> Index {
         let snapshot = self.core.snapshot_taken(self.applied, self.machine.snapshot());
         let index = snapshot.meta.index;
         self.metrics.snapshots_taken += 1;
-        let Some(mut storage) = self.storage.take() else { return index };
+        self.snapshot_unsaved = Some(snapshot);
+        self.drive(ctx);
+        index
+    }
+
+    fn save_snapshot(&mut self, snapshot: Snapshot, ctx: &mut Context<Self>) {
+        let Some(mut storage) = self.storage.take() else {
+            self.snapshot_unsaved = Some(snapshot);
+            return;
+        };
         let job = actix_rt::task::spawn_blocking(move || {
             let result = storage.save_snapshot(&snapshot);
             (storage, result)
@@ -509,7 +557,6 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
                 Err(e) => actor.fail(StorageError::Engine(format!("snapshot task: {e}")), ctx),
             })
             .spawn(ctx);
-        index
     }
 
     fn last_round_responders(&self) -> Vec<NodeId> {

@@ -20,9 +20,11 @@ use std::collections::BTreeSet;
 
 type Sim = Simulation<TestNode>;
 
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct Scenario {
     nodes: u64,
+    /// Voting weights and quorum sizes; `None` for equal weights and majorities.
+    weighted: Option<Membership>,
     faults: SimConfig,
     crashes: bool,
     partitions: bool,
@@ -57,16 +59,19 @@ struct Clients {
     next_value: u64,
     next_read: u64,
     acknowledged: Vec<u64>,
+    /// Half the reads go through the leader lease instead of ReadIndex.
+    lease_reads: bool,
 }
 
 impl Clients {
-    fn new() -> Clients {
+    fn new(lease_reads: bool) -> Clients {
         Clients {
             clients: (1..=CLIENTS).map(|id| Client { id, sequence: 0, pending: None, next_at: 0 }).collect(),
             history: Vec::new(),
             next_value: 1,
             next_read: 1,
             acknowledged: Vec::new(),
+            lease_reads,
         }
     }
 
@@ -131,7 +136,8 @@ impl Clients {
                     let (tag, key, value) = (*tag, *key, *value);
                     *node = leader;
                     *sent_at = now;
-                    sim.with_node(leader, |n, _, out| {
+                    sim.with_node(leader, |n, now, out| {
+                        n.now = now;
                         n.propose(tag, key, value);
                         n.process(&mut |to, m| out.send(to, m));
                     });
@@ -158,7 +164,8 @@ impl Clients {
                             node: leader,
                             sent_at: now,
                         });
-                        sim.with_node(leader, |n, _, out| {
+                        sim.with_node(leader, |n, now, out| {
+                            n.now = now;
                             n.propose(tag, key, value);
                             n.process(&mut |to, m| out.send(to, m));
                         });
@@ -166,8 +173,12 @@ impl Clients {
                         let read_id = self.next_read;
                         self.next_read += 1;
                         client.pending = Some(Pending::Get { read_id, key, invoked: now });
-                        sim.with_node(leader, |n, _, out| {
-                            n.read(read_id, key);
+                        let lease = self.lease_reads && sim.network().rng().random_bool(0.5);
+                        sim.with_node(leader, |n, now, out| {
+                            n.now = now;
+                            if !lease || !n.read_lease(read_id, key) {
+                                n.read(read_id, key);
+                            }
                             n.process(&mut |to, m| out.send(to, m));
                         });
                     }
@@ -234,7 +245,8 @@ fn change_membership(sim: &mut Sim, all: &[NodeId], restore: bool) {
         next.voters.remove(&victim);
         next
     };
-    sim.with_node(leader, |n, _, out| {
+    sim.with_node(leader, |n, now, out| {
+        n.now = now;
         let _ = n.raft.change_membership(next);
         n.process(&mut |to, m| out.send(to, m));
     });
@@ -242,12 +254,13 @@ fn change_membership(sim: &mut Sim, all: &[NodeId], restore: bool) {
 
 fn run(seed: u64, scenario: Scenario) -> Result<(), String> {
     let all: Vec<NodeId> = (1..=scenario.nodes).map(NodeId).collect();
-    let membership = Membership::with_voters(all.iter().copied());
+    let membership =
+        scenario.weighted.clone().unwrap_or_else(|| Membership::with_voters(all.iter().copied()));
     let nodes =
         all.iter().map(|&id| (id, TestNode::new(id, membership.clone(), test_config(), seed ^ (id.0 << 32))));
     let mut sim = Simulation::new(seed, scenario.faults, 10, nodes);
     let mut checker = Checker::default();
-    let mut clients = Clients::new();
+    let mut clients = Clients::new(true);
     let mut next_chaos = 100;
     while sim.now() < scenario.chaos_ms {
         sim.step();
@@ -293,7 +306,16 @@ fn run(seed: u64, scenario: Scenario) -> Result<(), String> {
             return Err(format!("{}: value {value} applied {count} times", node.id));
         }
     }
-    check_kv(&clients.history).map_err(|(key, e)| format!("key {key}: {e}"))?;
+    check_kv(&clients.history).map_err(|(key, e)| {
+        if std::env::var("CONCORD_SIM_VERBOSE").is_ok() {
+            let mut ops: Vec<_> = clients.history.iter().filter(|(k, _)| *k == key).map(|(_, o)| o).collect();
+            ops.sort_by_key(|o| o.invoke);
+            for op in ops {
+                eprintln!("{:>6} {:>6?} {:?}", op.invoke, op.response, op.op);
+            }
+        }
+        format!("key {key}: {e}")
+    })?;
     if std::env::var("CONCORD_SIM_VERBOSE").is_ok() {
         let completed = clients.history.iter().filter(|(_, o)| o.response.is_some()).count();
         let elections = sim.nodes().values().map(|n| n.raft.term()).max().unwrap_or(0);
@@ -335,7 +357,15 @@ fn faults() -> SimConfig {
 }
 
 fn scenario(nodes: u64) -> Scenario {
-    Scenario { nodes, faults: faults(), crashes: true, partitions: true, membership: false, chaos_ms: 4_000 }
+    Scenario {
+        nodes,
+        weighted: None,
+        faults: faults(),
+        crashes: true,
+        partitions: true,
+        membership: false,
+        chaos_ms: 4_000,
+    }
 }
 
 #[test]
@@ -346,6 +376,19 @@ fn simulation_3_nodes_with_loss_duplication_reordering_partitions_and_crashes() 
 #[test]
 fn simulation_5_nodes_with_membership_changes() {
     run_seeds("simulation_5_nodes", 100, |seed| run(seed, Scenario { membership: true, ..scenario(5) }));
+}
+
+#[test]
+fn simulation_5_nodes_with_weighted_votes_and_flexible_quorums() {
+    // Node 1 weighs 3 of 7; elections need 5, commits 3 (5 + 3 > 7).
+    let mut weighted = Membership::with_voters((1..=5).map(NodeId));
+    weighted.voters.insert(NodeId(1), 3);
+    weighted.election_quorum_weight = Some(5);
+    weighted.commit_quorum_weight = Some(3);
+    weighted.validate().expect("a valid flexible configuration");
+    run_seeds("simulation_weighted", 100, |seed| {
+        run(seed, Scenario { weighted: Some(weighted.clone()), ..scenario(5) })
+    });
 }
 
 #[test]

@@ -44,12 +44,13 @@ impl Raft {
     }
 
     /// Whether this follower heard from a leader within the minimum election
-    /// timeout, so that check-quorum lets it ignore vote requests.
+    /// timeout, so that check-quorum lets it ignore vote requests. A node
+    /// that just started counts as having heard from one: it may have, before
+    /// a crash, and a leader's lease (lease reads) relies on that promise.
     pub(crate) fn in_lease(&self) -> bool {
-        self.config.check_quorum
-            && self.leader.is_some()
-            && self.role != Role::Leader
-            && self.election_elapsed < self.config.election_ticks_min
+        let heard_recently = self.leader.is_some() && self.election_elapsed < self.config.election_ticks_min;
+        let just_started = self.ticks < self.config.election_ticks_min;
+        self.config.check_quorum && self.role != Role::Leader && (heard_recently || just_started)
     }
 
     pub(crate) fn tick_election(&mut self) {
