@@ -245,9 +245,41 @@ async fn bench_failover() {
     }
 }
 
+/// The floor under benchmark 2: one redb write transaction of one entry,
+/// against one raw `fdatasync` of a small file in the same directory.
+fn bench_storage() {
+    println!("## 0. storage floor: one-entry redb transaction vs raw write+fdatasync, 500 each");
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut store = RedbStore::open(dir.path().join("floor.redb")).expect("open");
+    let mut commits = Vec::new();
+    for index in 1..=500u64 {
+        let entry = concord_raft::storage::conformance::entry(index, 1);
+        let started = Instant::now();
+        store
+            .write(WriteBatch { entries: std::slice::from_ref(&entry), ..WriteBatch::default() })
+            .expect("write");
+        commits.push(started.elapsed());
+    }
+    let mut file = std::fs::File::create(dir.path().join("raw")).expect("create");
+    let mut syncs = Vec::new();
+    for _ in 0..500 {
+        let started = Instant::now();
+        std::io::Write::write_all(&mut file, &[0u8; 128]).expect("write");
+        file.sync_data().expect("fdatasync");
+        syncs.push(started.elapsed());
+    }
+    commits.sort();
+    syncs.sort();
+    println!("redb commit  p50={:?} p99={:?}", percentile(&commits, 0.5), percentile(&commits, 0.99));
+    println!("fdatasync    p50={:?} p99={:?}", percentile(&syncs, 0.5), percentile(&syncs, 0.99));
+}
+
 fn main() {
     let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
     let wanted = |name: &str| filter.is_empty() || filter.iter().any(|f| f == name);
+    if wanted("storage") {
+        bench_storage();
+    }
     actix::System::new().block_on(async move {
         if wanted("memory") {
             bench_memory().await;

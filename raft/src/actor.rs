@@ -298,6 +298,8 @@ pub struct RaftActor<S: Storage, M: StateMachine> {
     next_read_id: u64,
     /// A snapshot taken while a batch was being persisted, saved next.
     snapshot_unsaved: Option<Snapshot>,
+    /// A [`Drive`] is queued in the mailbox.
+    drive_queued: bool,
     metrics: MetricsReport,
 }
 
@@ -331,6 +333,7 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
             confirmed_reads: VecDeque::new(),
             next_read_id: 1,
             snapshot_unsaved: None,
+            drive_queued: false,
             metrics: MetricsReport::default(),
         })
     }
@@ -391,6 +394,15 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
                 }
             }
             self.finish(ready, ctx);
+        }
+    }
+
+    /// Drives once the messages already in the mailbox are handled, so that
+    /// proposals and acknowledgements arriving together form one batch.
+    fn drive_soon(&mut self, ctx: &mut Context<Self>) {
+        if !self.drive_queued {
+            self.drive_queued = true;
+            ctx.notify(Drive);
         }
     }
 
@@ -604,6 +616,20 @@ impl<S: Storage, M: StateMachine> Actor for RaftActor<S, M> {
     }
 }
 
+/// Queued behind the mailbox's current messages to drive the core once for all of them.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Drive;
+
+impl<S: Storage, M: StateMachine> Handler<Drive> for RaftActor<S, M> {
+    type Result = ();
+
+    fn handle(&mut self, _: Drive, ctx: &mut Context<Self>) {
+        self.drive_queued = false;
+        self.drive(ctx);
+    }
+}
+
 /// Default bound on messages waiting in a Raft actor's mailbox.
 pub const MAILBOX_CAPACITY_DEFAULT: usize = 65_536;
 
@@ -614,7 +640,7 @@ impl<S: Storage, M: StateMachine> Handler<Inbound> for RaftActor<S, M> {
         match envelope.open::<RaftWire>() {
             Ok(RaftWire::V1(message)) => {
                 self.core.step(envelope.from, message);
-                self.drive(ctx);
+                self.drive_soon(ctx);
             }
             Err(e) => {
                 self.metrics.messages_undecodable += 1;
@@ -643,7 +669,7 @@ impl<S: Storage, M: StateMachine> Handler<Propose> for RaftActor<S, M> {
                 self.metrics.proposals += 1;
                 let (sender, receiver) = oneshot::channel();
                 self.waiters.insert(index, Waiter::Proposal(term, sender));
-                self.drive(ctx);
+                self.drive_soon(ctx);
                 reply_later(receiver)
             }
             Err(e) => reply_now(Err(e.into())),
@@ -672,7 +698,7 @@ impl<S: Storage, M: StateMachine> Handler<Read> for RaftActor<S, M> {
             },
         }
         self.answer_reads();
-        self.drive(ctx);
+        self.drive_soon(ctx);
         reply_later(receiver)
     }
 }

@@ -203,3 +203,28 @@ fn election_timeouts_are_randomized_within_the_configured_range() {
     }
     assert!(seen.len() > 5, "timeouts spread: {seen:?}");
 }
+
+#[test]
+fn failed_elections_widen_the_timeout_range() {
+    let mut raft = node(Config::default());
+    let mut gaps = Vec::new();
+    let mut last_campaign = 0;
+    let mut term_before = raft.term();
+    // Nobody answers: every election fails and the node tries again.
+    for tick in 1..=2_000u64 {
+        raft.tick();
+        let ready = raft.ready();
+        let campaigned =
+            ready.persisted_messages.iter().any(|(_, m)| matches!(m.body, Body::VoteRequest { .. }));
+        raft.advance(ready.number);
+        if campaigned || raft.term() != term_before {
+            gaps.push(tick - last_campaign);
+            last_campaign = tick;
+            term_before = raft.term();
+        }
+    }
+    assert!(gaps.len() > 10, "{gaps:?}");
+    assert!(gaps.iter().skip(5).any(|&gap| gap >= 30), "backoff draws beyond election_ticks_max: {gaps:?}");
+    assert!(gaps.iter().all(|&gap| gap >= 15), "never below election_ticks_min: {gaps:?}");
+    assert_eq!(raft.term(), 0, "pre-votes that fail leave the term alone");
+}
