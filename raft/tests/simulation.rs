@@ -226,16 +226,20 @@ fn chaos(sim: &mut Sim, scenario: &Scenario, all: &[NodeId]) {
     }
 }
 
-/// Removes a random voter, or adds back a missing one (with `restore`,
-/// only adds back).
+/// Removes a random voter (the leader included), or brings a removed node
+/// back: first as a learner that catches up, then promoted to voter. With
+/// `restore`, only brings nodes back.
 fn change_membership(sim: &mut Sim, all: &[NodeId], restore: bool) {
     let Some(leader) = leader_of(sim) else { return };
     let current = sim.node(leader).expect("live").raft.membership().clone();
     let missing: Vec<NodeId> = all.iter().copied().filter(|id| !current.is_voter(*id)).collect();
     let next = if let Some(&back) = missing.first() {
         let mut next = current.clone();
-        next.voters.insert(back, 1);
-        next.learners.remove(&back);
+        if next.learners.remove(&back) {
+            next.voters.insert(back, 1);
+        } else {
+            next.learners.insert(back);
+        }
         next
     } else if restore || all.len() < 4 {
         return;
@@ -320,8 +324,10 @@ fn run(seed: u64, scenario: Scenario) -> Result<(), String> {
         let completed = clients.history.iter().filter(|(_, o)| o.response.is_some()).count();
         let elections = sim.nodes().values().map(|n| n.raft.term()).max().unwrap_or(0);
         eprintln!(
-            "seed {seed}: t={} ops={} completed={completed} acked_writes={} committed={} terms={elections} {:?}",
+            "seed {seed}: t={} last_membership_index={} snapshot_index={} ops={} completed={completed} acked_writes={} committed={} terms={elections} {:?}",
             sim.now(),
+            sim.nodes().values().map(|n| n.raft.log().membership_index()).max().unwrap_or(0),
+            sim.nodes().values().map(|n| n.raft.log().snapshot().index).max().unwrap_or(0),
             clients.history.len(),
             clients.acknowledged.len(),
             checker.committed_len(),
@@ -370,12 +376,16 @@ fn scenario(nodes: u64) -> Scenario {
 
 #[test]
 fn simulation_3_nodes_with_loss_duplication_reordering_partitions_and_crashes() {
-    run_seeds("simulation_3_nodes", 200, |seed| run(seed, scenario(3)));
+    run_seeds("simulation_3_nodes_with_loss_duplication_reordering_partitions_and_crashes", 200, |seed| {
+        run(seed, scenario(3))
+    });
 }
 
 #[test]
 fn simulation_5_nodes_with_membership_changes() {
-    run_seeds("simulation_5_nodes", 100, |seed| run(seed, Scenario { membership: true, ..scenario(5) }));
+    run_seeds("simulation_5_nodes_with_membership_changes", 100, |seed| {
+        run(seed, Scenario { membership: true, ..scenario(5) })
+    });
 }
 
 #[test]
@@ -386,19 +396,19 @@ fn simulation_5_nodes_with_weighted_votes_and_flexible_quorums() {
     weighted.election_quorum_weight = Some(5);
     weighted.commit_quorum_weight = Some(3);
     weighted.validate().expect("a valid flexible configuration");
-    run_seeds("simulation_weighted", 100, |seed| {
+    run_seeds("simulation_5_nodes_with_weighted_votes_and_flexible_quorums", 100, |seed| {
         run(seed, Scenario { weighted: Some(weighted.clone()), ..scenario(5) })
     });
 }
 
 #[test]
 fn simulation_7_nodes_with_faults() {
-    run_seeds("simulation_7_nodes", 60, |seed| run(seed, scenario(7)));
+    run_seeds("simulation_7_nodes_with_faults", 60, |seed| run(seed, scenario(7)));
 }
 
 #[test]
 fn simulation_without_faults_elects_quickly_and_commits_everything() {
-    run_seeds("simulation_no_faults", 40, |seed| {
+    run_seeds("simulation_without_faults_elects_quickly_and_commits_everything", 40, |seed| {
         run(seed, Scenario { faults: SimConfig::default(), crashes: false, partitions: false, ..scenario(3) })
     });
 }
