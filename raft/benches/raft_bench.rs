@@ -9,8 +9,10 @@
 //!    write after it, over many trials.
 //!
 //! `cargo bench -p concord-raft --bench raft_bench -- [memory|tcp|failover]`;
-//! `CONCORD_BENCH_SECONDS` (default 3) sets each throughput run's length and
-//! `CONCORD_BENCH_TRIALS` (default 100) the failover trials.
+//! `CONCORD_BENCH_SECONDS` (default 3) sets each throughput run's length,
+//! `CONCORD_BENCH_RUNS` (default 3) how many runs give the median, and
+//! `CONCORD_BENCH_TRIALS` (default 100) the failover trials. `storage`
+//! measures the fsync floor of the disk the benchmark runs on.
 
 use actix::Addr;
 use bytes::Bytes;
@@ -49,6 +51,29 @@ impl StateMachine for Count {
     fn digest(&self) -> u64 {
         self.0
     }
+}
+
+/// Runs of each throughput configuration; the median is reported.
+fn runs() -> usize {
+    std::env::var("CONCORD_BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(3)
+}
+
+/// Prints each run and the medians of rate, p50 and p99.
+fn report(label: &str, results: &mut [(f64, Duration, Duration)]) {
+    let runs: Vec<String> = results.iter().map(|r| format!("{:.0}", r.0)).collect();
+    let median = |mut values: Vec<f64>| {
+        values.sort_by(f64::total_cmp);
+        values[values.len() / 2]
+    };
+    let rate = median(results.iter().map(|r| r.0).collect());
+    let p50 = median(results.iter().map(|r| r.1.as_secs_f64()).collect());
+    let p99 = median(results.iter().map(|r| r.2.as_secs_f64()).collect());
+    println!(
+        "{label}  median proposals/s={rate:>9.0}  p50={:.3}ms  p99={:.3}ms  (runs: {})",
+        p50 * 1e3,
+        p99 * 1e3,
+        runs.join(", ")
+    );
 }
 
 fn seconds() -> f64 {
@@ -132,22 +157,22 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 async fn bench_memory() {
     println!("## 1. in-process, 3 nodes, in-memory transport and store, 64-byte commands");
     for proposers in [1, 64, 256] {
-        let network = MemoryNetwork::new();
-        let transports: Vec<Arc<dyn Transport>> =
-            (1..=3).map(|i| Arc::new(network.join(NodeId(i))) as Arc<dyn Transport>).collect();
-        let config = ActorConfig::new(GroupId(1));
-        let nodes = start(&transports, &config, |_, m| MemoryStore::new(bootstrap_snapshot(m)));
-        let leader = wait_leader(&nodes).await;
-        let (rate, latencies) =
-            load(nodes[&leader].clone(), proposers, Duration::from_secs_f64(seconds())).await;
-        println!(
-            "proposers={proposers:>3}  proposals/s={rate:>10.0}  p50={:?}  p99={:?}",
-            percentile(&latencies, 0.5),
-            percentile(&latencies, 0.99)
-        );
-        for node in nodes.values() {
-            let _ = node.send(Shutdown).await;
+        let mut results = Vec::new();
+        for _ in 0..runs() {
+            let network = MemoryNetwork::new();
+            let transports: Vec<Arc<dyn Transport>> =
+                (1..=3).map(|i| Arc::new(network.join(NodeId(i))) as Arc<dyn Transport>).collect();
+            let config = ActorConfig::new(GroupId(1));
+            let nodes = start(&transports, &config, |_, m| MemoryStore::new(bootstrap_snapshot(m)));
+            let leader = wait_leader(&nodes).await;
+            let (rate, latencies) =
+                load(nodes[&leader].clone(), proposers, Duration::from_secs_f64(seconds())).await;
+            results.push((rate, percentile(&latencies, 0.5), percentile(&latencies, 0.99)));
+            for node in nodes.values() {
+                let _ = node.send(Shutdown).await;
+            }
         }
+        report(&format!("proposers={proposers:>3}"), &mut results);
     }
 }
 
@@ -173,31 +198,31 @@ async fn bench_tcp() {
         "## 2. 3 nodes over TCP loopback, redb store (one fsync'd transaction per batch), 64-byte commands"
     );
     for proposers in [1, 64] {
-        let dir = tempfile::tempdir().expect("temporary directory");
-        let (transports, tcp) = tcp_cluster(3).await;
-        let config = ActorConfig::new(GroupId(1));
-        let nodes = start(&transports, &config, |id, m| {
-            let mut store = RedbStore::open(dir.path().join(format!("{id}.redb"))).expect("open store");
-            let bootstrap = bootstrap_snapshot(m);
-            store
-                .write(WriteBatch { snapshot: Some(&bootstrap), ..WriteBatch::default() })
-                .expect("bootstrap");
-            store
-        });
-        let leader = wait_leader(&nodes).await;
-        let (rate, latencies) =
-            load(nodes[&leader].clone(), proposers, Duration::from_secs_f64(seconds())).await;
-        println!(
-            "proposers={proposers:>3}  proposals/s={rate:>10.0}  p50={:?}  p99={:?}",
-            percentile(&latencies, 0.5),
-            percentile(&latencies, 0.99)
-        );
-        for node in nodes.values() {
-            let _ = node.send(Shutdown).await;
+        let mut results = Vec::new();
+        for _ in 0..runs() {
+            let dir = tempfile::tempdir().expect("temporary directory");
+            let (transports, tcp) = tcp_cluster(3).await;
+            let config = ActorConfig::new(GroupId(1));
+            let nodes = start(&transports, &config, |id, m| {
+                let mut store = RedbStore::open(dir.path().join(format!("{id}.redb"))).expect("open store");
+                let bootstrap = bootstrap_snapshot(m);
+                store
+                    .write(WriteBatch { snapshot: Some(&bootstrap), ..WriteBatch::default() })
+                    .expect("bootstrap");
+                store
+            });
+            let leader = wait_leader(&nodes).await;
+            let (rate, latencies) =
+                load(nodes[&leader].clone(), proposers, Duration::from_secs_f64(seconds())).await;
+            results.push((rate, percentile(&latencies, 0.5), percentile(&latencies, 0.99)));
+            for node in nodes.values() {
+                let _ = node.send(Shutdown).await;
+            }
+            for t in tcp {
+                t.shutdown();
+            }
         }
-        for t in tcp {
-            t.shutdown();
-        }
+        report(&format!("proposers={proposers:>3}"), &mut results);
     }
 }
 

@@ -58,6 +58,9 @@ pub enum RaftError {
     /// The core refused it.
     #[error(transparent)]
     Request(#[from] RequestError),
+    /// The settings are invalid.
+    #[error(transparent)]
+    Config(#[from] crate::error::ConfigError),
     /// Leadership changed before the outcome was known. Retry with the same
     /// client tag: sessions make the retry exactly-once.
     #[error("leadership changed before the outcome was known; retry with the same client tag")]
@@ -319,8 +322,7 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
                 .map_err(|e| StorageError::Corrupted(format!("snapshot: {e}")))?;
         }
         let applied = recovered.snapshot.meta.index;
-        let core = Raft::new(transport.local_id(), config.core.clone(), recovered, rand::random())
-            .map_err(|e| RaftError::Request(RequestError::InvalidMembership(e)))?;
+        let core = Raft::new(transport.local_id(), config.core.clone(), recovered, rand::random())?;
         Ok(RaftActor {
             config,
             core,

@@ -61,6 +61,8 @@ struct Clients {
     acknowledged: Vec<u64>,
     /// Half the reads go through the leader lease instead of ReadIndex.
     lease_reads: bool,
+    /// Cleared after healing: clients finish what they started and stop.
+    issuing: bool,
 }
 
 impl Clients {
@@ -72,6 +74,7 @@ impl Clients {
             next_read: 1,
             acknowledged: Vec::new(),
             lease_reads,
+            issuing: true,
         }
     }
 
@@ -143,7 +146,7 @@ impl Clients {
                     });
                 }
                 Some(_) => {}
-                None if now >= client.next_at => {
+                None if self.issuing && now >= client.next_at => {
                     let key = sim.network().rng().random_range(0..KEYS);
                     let write = sim.network().rng().random_bool(0.6);
                     client.next_at = now + sim.network().rng().random_range(5..40);
@@ -281,6 +284,7 @@ fn run(seed: u64, scenario: Scenario) -> Result<(), String> {
     for &id in &all {
         sim.restart(id);
     }
+    clients.issuing = false;
     let healed_at = sim.now();
     let mut leader_at = None;
     let mut next_restore = sim.now();
@@ -302,7 +306,33 @@ fn run(seed: u64, scenario: Scenario) -> Result<(), String> {
             break;
         }
         if sim.now() > healed_at + CONVERGENCE_MS_MAX {
-            return Err(format!("not converged {CONVERGENCE_MS_MAX} ms after healing"));
+            let nodes: Vec<String> = sim
+                .nodes()
+                .values()
+                .map(|n| {
+                    let log = n.raft.log();
+                    format!(
+                        "{}:{:?} term={} leader={:?} commit={} applied={} last={} snap={} progress={:?}",
+                        n.id,
+                        n.raft.role(),
+                        n.raft.term(),
+                        n.raft.leader(),
+                        log.commit,
+                        n.kv.applied,
+                        log.last_index(),
+                        log.snapshot().index,
+                        n.raft
+                            .progress()
+                            .iter()
+                            .map(|(id, p)| (id.0, p.match_index, p.next_index, p.state))
+                            .collect::<Vec<_>>()
+                    )
+                })
+                .collect();
+            return Err(format!(
+                "not converged {CONVERGENCE_MS_MAX} ms after healing:\n{}",
+                nodes.join("\n")
+            ));
         }
     }
     for node in sim.nodes().values() {

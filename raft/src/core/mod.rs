@@ -427,7 +427,7 @@ impl Raft {
         self.persisted = outstanding.hard_state;
         if let Some(last) = outstanding.last_entry {
             // Entries cut by a truncation since the batch are not durable.
-            self.log.stable_index = last.min(self.log.unstable_from - 1);
+            self.log.stable_index = last.min(self.log.unstable_from - 1).max(self.log.snapshot().index);
         }
         self.log.applied = self.log.applied.max(outstanding.applied_to);
         if self.role == Role::Leader {
