@@ -314,14 +314,22 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
         storage: S,
         machine: M,
     ) -> Result<RaftActor<S, M>, RaftError> {
-        let recovered: Recovered = storage.recover()?;
+        let mut recovered: Recovered = storage.recover()?;
+        let durable_applied = machine.durable_applied_index();
         let mut machine = Sessioned::new(machine);
-        if recovered.snapshot.meta.index > 0 {
-            machine
+        match durable_applied {
+            // The machine is at least as new as the snapshot: skip what it
+            // applied (the durable commit index covers it: commits are
+            // persisted before the entries they commit are applied).
+            Some(index) if index >= recovered.snapshot.meta.index => {
+                recovered.applied = index.min(recovered.hard_state.commit)
+            }
+            _ if recovered.snapshot.meta.index > 0 => machine
                 .restore(&recovered.snapshot.data)
-                .map_err(|e| StorageError::Corrupted(format!("snapshot: {e}")))?;
+                .map_err(|e| StorageError::Corrupted(format!("snapshot: {e}")))?,
+            _ => {}
         }
-        let applied = recovered.snapshot.meta.index;
+        let applied = recovered.applied;
         let core = Raft::new(transport.local_id(), config.core.clone(), recovered, rand::random())?;
         Ok(RaftActor {
             config,
