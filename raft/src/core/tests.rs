@@ -228,3 +228,17 @@ fn failed_elections_widen_the_timeout_range() {
     assert!(gaps.iter().all(|&gap| gap >= 15), "never below election_ticks_min: {gaps:?}");
     assert_eq!(raft.term(), 0, "pre-votes that fail leave the term alone");
 }
+
+#[test]
+fn read_round_bookkeeping_stays_bounded_when_followers_are_silent() {
+    // Without check-quorum the leader keeps leading a silent cluster.
+    let mut raft = leader(Config { check_quorum: false, ..Config::default() });
+    for _ in 0..10_000 {
+        raft.tick();
+        let ready = raft.ready();
+        raft.advance(ready.number);
+    }
+    assert_eq!(raft.role(), Role::Leader);
+    let window = (Config::default().election_ticks_min / Config::default().heartbeat_ticks + 1) as usize;
+    assert!(raft.round_sent_tick.len() <= window, "{} rounds remembered", raft.round_sent_tick.len());
+}
