@@ -127,10 +127,14 @@ async fn load<S: Storage>(
                 let data = Bytes::from_static(&[0u8; 64]);
                 while Instant::now() < end {
                     let sent = Instant::now();
-                    match leader.send(Propose { data: data.clone(), client: None }).await {
-                        Ok(Ok(_)) => latencies.push(sent.elapsed()),
-                        Ok(Err(RaftError::Request(_))) | Err(_) => break,
-                        Ok(Err(_)) => {}
+                    let pending = match leader.send(Propose { data: data.clone(), client: None }).await {
+                        Ok(Ok(pending)) => pending,
+                        Ok(Err(_)) | Err(_) => break,
+                    };
+                    match pending.await {
+                        Ok(_) => latencies.push(sent.elapsed()),
+                        Err(RaftError::LeadershipLost) => {}
+                        Err(_) => break,
                     }
                 }
                 latencies
@@ -249,8 +253,10 @@ async fn bench_failover() {
         to_leader.push(lost.elapsed());
         loop {
             let result = nodes[&second].send(Propose { data: Bytes::from_static(b"x"), client: None }).await;
-            if let Ok(Ok(_)) = result {
-                break;
+            if let Ok(Ok(pending)) = result {
+                if pending.await.is_ok() {
+                    break;
+                }
             }
         }
         to_write.push(lost.elapsed());

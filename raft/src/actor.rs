@@ -85,14 +85,39 @@ pub struct Proposed {
     pub response: Bytes,
 }
 
-/// Proposes a command; answers once it is applied.
+/// Proposes a command. The actor answers at once with the log position
+/// (or a refusal); awaiting the returned [`Pending`] gives the outcome once
+/// the entry is applied. Waiting happens in the caller's task, not on the
+/// Raft actor's event loop.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<Proposed, RaftError>")]
+#[rtype(result = "Result<Pending, RaftError>")]
 pub struct Propose {
     /// The command.
     pub data: Bytes,
     /// Set for exactly-once retries.
     pub client: Option<ClientTag>,
+}
+
+/// A proposal in the log, not yet known to be applied. Await it for the
+/// state machine's response.
+#[derive(Debug)]
+pub struct Pending {
+    /// Its log index.
+    pub index: Index,
+    /// The term it was proposed in.
+    pub term: Term,
+    receiver: oneshot::Receiver<Result<Proposed, RaftError>>,
+}
+
+impl std::future::Future for Pending {
+    type Output = Result<Proposed, RaftError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.receiver).poll(cx).map(|r| r.unwrap_or(Err(RaftError::Stopped)))
+    }
 }
 
 /// How a read is served.
@@ -671,19 +696,15 @@ fn reply_now<T: Send + 'static>(result: Result<T, RaftError>) -> ResponseFuture<
 }
 
 impl<S: Storage, M: StateMachine> Handler<Propose> for RaftActor<S, M> {
-    type Result = ResponseFuture<Result<Proposed, RaftError>>;
+    type Result = Result<Pending, RaftError>;
 
     fn handle(&mut self, message: Propose, ctx: &mut Context<Self>) -> Self::Result {
-        match self.core.propose(message.data, message.client) {
-            Ok((index, term)) => {
-                self.metrics.proposals += 1;
-                let (sender, receiver) = oneshot::channel();
-                self.waiters.insert(index, Waiter::Proposal(term, sender));
-                self.drive_soon(ctx);
-                reply_later(receiver)
-            }
-            Err(e) => reply_now(Err(e.into())),
-        }
+        let (index, term) = self.core.propose(message.data, message.client)?;
+        self.metrics.proposals += 1;
+        let (sender, receiver) = oneshot::channel();
+        self.waiters.insert(index, Waiter::Proposal(term, sender));
+        self.drive_soon(ctx);
+        Ok(Pending { index, term, receiver })
     }
 }
 

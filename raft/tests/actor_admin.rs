@@ -94,7 +94,7 @@ async fn leader_log_status_history_reads_and_metrics_report_the_cluster() {
     let nodes = memory_cluster(&network, &[1, 2, 3], &[]);
     let leader = leader_of(&nodes).await;
     for v in 1..=10 {
-        nodes[&leader].send(command(v)).await.unwrap().unwrap();
+        nodes[&leader].send(command(v)).await.unwrap().unwrap().await.unwrap();
     }
     let info = nodes[&leader].send(Leader).await.unwrap();
     assert_eq!(info.leader_id, Some(leader));
@@ -131,7 +131,7 @@ async fn transfer_step_down_and_trigger_election_move_leadership() {
     let network = MemoryNetwork::new();
     let nodes = memory_cluster(&network, &[1, 2, 3], &[]);
     let first = leader_of(&nodes).await;
-    nodes[&first].send(command(1)).await.unwrap().unwrap();
+    nodes[&first].send(command(1)).await.unwrap().unwrap().await.unwrap();
     let target = *nodes.keys().find(|id| **id != first).unwrap();
     nodes[&first].send(TransferLeader(target)).await.unwrap().unwrap();
     eventually("the transfer", async || (leader_of(&nodes).await == target).then_some(())).await;
@@ -140,7 +140,7 @@ async fn transfer_step_down_and_trigger_election_move_leadership() {
     let third = *nodes.keys().find(|id| **id != next).unwrap();
     nodes[&third].send(TriggerElection).await.unwrap().unwrap();
     eventually("the triggered election", async || (leader_of(&nodes).await == third).then_some(())).await;
-    let answer = nodes[&third].send(command(2)).await.unwrap().unwrap();
+    let answer = nodes[&third].send(command(2)).await.unwrap().unwrap().await.unwrap();
     assert_eq!(answer.response[..], 3u64.to_le_bytes());
 }
 
@@ -150,7 +150,7 @@ async fn a_learner_catches_up_and_is_promoted() {
     let nodes = memory_cluster(&network, &[1, 2, 3], &[4]);
     let leader = leader_of(&nodes).await;
     for v in 1..=5 {
-        nodes[&leader].send(command(v)).await.unwrap().unwrap();
+        nodes[&leader].send(command(v)).await.unwrap().unwrap().await.unwrap();
     }
     let mut next = Membership::with_voters([1, 2, 3].map(NodeId));
     next.learners.insert(NodeId(4));
@@ -170,7 +170,7 @@ async fn a_learner_catches_up_and_is_promoted() {
         status.membership.is_voter(NodeId(4)).then_some(())
     })
     .await;
-    let applied = nodes[&leader].send(command(1)).await.unwrap().unwrap();
+    let applied = nodes[&leader].send(command(1)).await.unwrap().unwrap().await.unwrap();
     assert_eq!(applied.response[..], 16u64.to_le_bytes());
 }
 
@@ -197,14 +197,14 @@ async fn a_node_restarted_from_its_redb_file_recovers_and_catches_up() {
     let mut nodes: BTreeMap<NodeId, _> = (1..=3).map(|i| (NodeId(i), start(i, open(i)))).collect();
     let leader = leader_of(&nodes).await;
     for v in 1..=20 {
-        nodes[&leader].send(command(v)).await.unwrap().unwrap();
+        nodes[&leader].send(command(v)).await.unwrap().unwrap().await.unwrap();
     }
     let victim = *nodes.keys().find(|id| **id != leader).unwrap();
     nodes[&victim].send(Shutdown).await.unwrap();
     network.leave(victim);
     nodes.remove(&victim);
     for v in 1..=5 {
-        nodes[&leader].send(command(v)).await.unwrap().unwrap();
+        nodes[&leader].send(command(v)).await.unwrap().unwrap().await.unwrap();
     }
     // The store is released once the stopped actor is dropped.
     let store = eventually("the file to be released", async || {

@@ -118,8 +118,10 @@ async fn propose_range(node: &Node, values: std::ops::Range<u64>) {
                 client: Some(ClientTag { client_id: v, sequence: 1 }),
             })
         });
-        for result in futures_util::future::join_all(requests).await {
-            result.expect("alive").expect("committed");
+        let accepted: Vec<_> = futures_util::future::join_all(requests).await;
+        let pending = accepted.into_iter().map(|r| r.expect("alive").expect("accepted by the leader"));
+        for result in futures_util::future::join_all(pending).await {
+            result.expect("applied");
         }
     }
 }
