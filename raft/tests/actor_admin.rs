@@ -1,6 +1,8 @@
 //! The actor's administrative messages over the in-memory transport, and a
 //! restart from the durable store.
 
+mod common;
+
 use actix::Addr;
 use bytes::Bytes;
 use concord_raft::actor::*;
@@ -12,7 +14,7 @@ use concord_raft::storage::{LogStore, Storage, WriteBatch};
 use concord_transport::{GroupId, MemoryNetwork, NodeId, Transport};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Sums the applied commands' first byte.
 #[derive(Default)]
@@ -40,15 +42,8 @@ impl StateMachine for Sum {
 
 const DEADLINE: Duration = Duration::from_secs(10);
 
-async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
-        actix_rt::time::sleep(Duration::from_millis(5)).await;
-    }
+async fn eventually<T>(what: &str, check: impl AsyncFnMut() -> Option<T>) -> T {
+    common::eventually(what, DEADLINE, check).await
 }
 
 async fn leader_of<S: Storage>(nodes: &BTreeMap<NodeId, Addr<RaftActor<S, Sum>>>) -> NodeId {

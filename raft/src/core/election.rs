@@ -211,12 +211,12 @@ impl Raft {
         if self.leader == leader {
             return;
         }
-        let old_leader = self.leader;
         self.leader = leader;
         self.events.push(Event::LeaderChanged { term: self.term, leader });
         if let Some(leader) = leader {
-            let started = self.election_started_tick.take().unwrap_or(self.ticks);
-            self.record(old_leader, leader, Vec::new(), self.ticks - started);
+            let started = self.election_started_tick.take().unwrap_or(self.leader_contact_tick);
+            let old_leader = self.last_known_leader.replace(leader).filter(|old| *old != leader);
+            self.record(old_leader, leader, Vec::new(), self.ticks - started.min(self.ticks));
         }
     }
 
@@ -228,6 +228,7 @@ impl Raft {
         self.election_elapsed = 0;
         self.elections_failed = 0;
         self.election_started_tick = None;
+        self.leader_contact_tick = self.ticks;
     }
 
     fn record(&mut self, old_leader: Option<NodeId>, leader: NodeId, voted_by: Vec<NodeId>, duration: u64) {
@@ -253,7 +254,8 @@ impl Raft {
         self.leader = Some(self.id);
         self.elections_failed = 0;
         let started = self.election_started_tick.take().unwrap_or(self.ticks);
-        self.record(None, self.id, voted_by, self.ticks - started);
+        let old_leader = self.last_known_leader.replace(self.id).filter(|old| *old != self.id);
+        self.record(old_leader, self.id, voted_by, self.ticks - started);
         if let Some(record) = self.history.back().cloned() {
             self.events.push(Event::BecameLeader(record));
         }

@@ -91,6 +91,10 @@ pub struct Raft {
     randomized_timeout: u64,
     elections_failed: u32,
     election_started_tick: Option<u64>,
+    /// The last leader known, kept across the leaderless gap of an election.
+    last_known_leader: Option<NodeId>,
+    /// When a message from the leader last arrived.
+    leader_contact_tick: u64,
     votes: BTreeMap<NodeId, bool>,
     progress: BTreeMap<NodeId, Progress>,
     transfer: Option<(NodeId, u64)>,
@@ -143,6 +147,8 @@ impl Raft {
             randomized_timeout: 0,
             elections_failed: 0,
             election_started_tick: None,
+            last_known_leader: None,
+            leader_contact_tick: 0,
             votes: BTreeMap::new(),
             progress: BTreeMap::new(),
             transfer: None,

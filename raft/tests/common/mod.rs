@@ -504,3 +504,20 @@ impl Net {
         (log.first_index()..=log.last_index()).filter_map(|i| log.term(i)).collect()
     }
 }
+
+/// Polls `check` until it returns `Some`, failing after `deadline`: how the
+/// actor tests wait, never by sleeping a fixed time.
+pub async fn eventually<T>(
+    what: &str,
+    deadline: std::time::Duration,
+    mut check: impl AsyncFnMut() -> Option<T>,
+) -> T {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(start.elapsed() < deadline, "timed out waiting for {what}");
+        actix_rt::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
