@@ -46,7 +46,7 @@ async fn eventually<T>(what: &str, check: impl AsyncFnMut() -> Option<T>) -> T {
     common::eventually(what, DEADLINE, check).await
 }
 
-async fn leader_of<S: Storage>(nodes: &BTreeMap<NodeId, Addr<RaftActor<S, Sum>>>) -> NodeId {
+async fn leader_of<S: Storage, M: StateMachine>(nodes: &BTreeMap<NodeId, Addr<RaftActor<S, M>>>) -> NodeId {
     eventually("a leader", async || {
         for (id, node) in nodes {
             let status = node.send(GetStatus).await.ok()?;
@@ -214,4 +214,77 @@ async fn a_node_restarted_from_its_redb_file_recovers_and_catches_up() {
         (status.digest.to_le_bytes() == expected).then_some(())
     })
     .await;
+}
+
+/// A state machine whose state outlives the actor, as one kept on disk would.
+#[derive(Clone, Default)]
+struct Durable(Arc<std::sync::Mutex<(Index, BTreeMap<u8, u32>)>>);
+
+impl StateMachine for Durable {
+    fn apply(&mut self, index: Index, command: &[u8]) -> Bytes {
+        let mut state = self.0.lock().unwrap();
+        assert!(index > state.0, "index {index} applied again after {}", state.0);
+        state.0 = index;
+        *state.1.entry(command.first().copied().unwrap_or(0)).or_default() += 1;
+        Bytes::new()
+    }
+    fn query(&self, _: &[u8]) -> Bytes {
+        Bytes::new()
+    }
+    fn snapshot(&self) -> Bytes {
+        Bytes::new()
+    }
+    fn restore(&mut self, _: &[u8]) -> Result<(), String> {
+        Ok(())
+    }
+    fn digest(&self) -> u64 {
+        self.0.lock().unwrap().1.values().map(|c| u64::from(*c)).sum()
+    }
+    fn durable_applied_index(&self) -> Option<Index> {
+        Some(self.0.lock().unwrap().0)
+    }
+}
+
+#[actix::test]
+async fn a_durable_state_machine_is_not_reapplied_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let network = MemoryNetwork::new();
+    let membership = Membership::with_voters([1, 2, 3].map(NodeId));
+    let machines: BTreeMap<u64, Durable> = (1..=3).map(|i| (i, Durable::default())).collect();
+    let start = |id: u64| {
+        let mut store = RedbStore::open(dir.path().join(format!("{id}.redb"))).unwrap();
+        if store.recover().unwrap().snapshot.meta.membership.voters.is_empty() {
+            let bootstrap = bootstrap_snapshot(membership.clone());
+            store.write(WriteBatch { snapshot: Some(&bootstrap), ..WriteBatch::default() }).unwrap();
+        }
+        let transport: Arc<dyn Transport> = Arc::new(network.join(NodeId(id)));
+        let actor =
+            RaftActor::new(ActorConfig::new(GroupId(1)), transport, store, machines[&id].clone()).unwrap();
+        actix::Actor::start(actor)
+    };
+    let mut nodes: BTreeMap<NodeId, _> = (1..=3).map(|i| (NodeId(i), start(i))).collect();
+    let leader = leader_of(&nodes).await;
+    for v in 1..=20 {
+        nodes[&leader].send(command(v)).await.unwrap().unwrap().await.unwrap();
+    }
+    let victim = *nodes.keys().find(|id| **id != leader).unwrap();
+    eventually("the victim to apply everything", async || (machines[&victim.0].digest() == 20).then_some(()))
+        .await;
+    nodes[&victim].send(Shutdown).await.unwrap();
+    network.leave(victim);
+    nodes.remove(&victim);
+    eventually("the file to be released", async || {
+        RedbStore::open(dir.path().join(format!("{}.redb", victim.0))).ok()
+    })
+    .await;
+    nodes.insert(victim, start(victim.0));
+    for v in 21..=25 {
+        nodes[&leader].send(command(v)).await.unwrap().unwrap().await.unwrap();
+    }
+    eventually("the restarted node to apply the new entries", async || {
+        (machines[&victim.0].digest() == 25).then_some(())
+    })
+    .await;
+    let counts = machines[&victim.0].0.lock().unwrap().1.clone();
+    assert!(counts.values().all(|c| *c == 1), "applied once each: {counts:?}");
 }
