@@ -258,6 +258,10 @@ impl Raft {
         if from == self.id {
             return;
         }
+        if let Err(reason) = message.validate() {
+            tracing::warn!(%from, reason, "malformed raft message dropped");
+            return;
+        }
         if message.term > self.term {
             let pre_vote_request = matches!(message.body, Body::VoteRequest { pre_vote: true, .. });
             let pre_vote_grant = matches!(message.body, Body::VoteResponse { pre_vote: true, granted: true });

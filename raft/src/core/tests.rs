@@ -242,3 +242,20 @@ fn read_round_bookkeeping_stays_bounded_when_followers_are_silent() {
     let window = (Config::default().election_ticks_min / Config::default().heartbeat_ticks + 1) as usize;
     assert!(raft.round_sent_tick.len() <= window, "{} rounds remembered", raft.round_sent_tick.len());
 }
+
+#[test]
+fn a_malformed_append_is_refused_without_touching_the_log() {
+    let mut raft = node(Config::default());
+    let gap = vec![Entry { term: 1, index: 5, payload: Payload::Empty }];
+    let bad =
+        Message { term: 1, body: Body::Append { prev_index: 0, prev_term: 0, entries: gap, commit: 5 } };
+    raft.step(NodeId(2), bad);
+    assert_eq!((raft.log().last_index(), raft.log().commit, raft.term()), (0, 0, 0));
+    let future_term = vec![Entry { term: 9, index: 1, payload: Payload::Empty }];
+    let bad = Message {
+        term: 1,
+        body: Body::Append { prev_index: 0, prev_term: 0, entries: future_term, commit: 0 },
+    };
+    raft.step(NodeId(2), bad);
+    assert_eq!(raft.log().last_index(), 0);
+}
