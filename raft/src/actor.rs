@@ -58,6 +58,9 @@ pub enum RaftError {
     /// The core refused it.
     #[error(transparent)]
     Request(#[from] RequestError),
+    /// The settings are invalid.
+    #[error(transparent)]
+    Config(#[from] crate::error::ConfigError),
     /// Leadership changed before the outcome was known. Retry with the same
     /// client tag: sessions make the retry exactly-once.
     #[error("leadership changed before the outcome was known; retry with the same client tag")]
@@ -82,14 +85,39 @@ pub struct Proposed {
     pub response: Bytes,
 }
 
-/// Proposes a command; answers once it is applied.
+/// Proposes a command. The actor answers at once with the log position
+/// (or a refusal); awaiting the returned [`Pending`] gives the outcome once
+/// the entry is applied. Waiting happens in the caller's task, not on the
+/// Raft actor's event loop.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<Proposed, RaftError>")]
+#[rtype(result = "Result<Pending, RaftError>")]
 pub struct Propose {
     /// The command.
     pub data: Bytes,
     /// Set for exactly-once retries.
     pub client: Option<ClientTag>,
+}
+
+/// A proposal in the log, not yet known to be applied. Await it for the
+/// state machine's response.
+#[derive(Debug)]
+pub struct Pending {
+    /// Its log index.
+    pub index: Index,
+    /// The term it was proposed in.
+    pub term: Term,
+    receiver: oneshot::Receiver<Result<Proposed, RaftError>>,
+}
+
+impl std::future::Future for Pending {
+    type Output = Result<Proposed, RaftError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        std::pin::Pin::new(&mut self.receiver).poll(cx).map(|r| r.unwrap_or(Err(RaftError::Stopped)))
+    }
 }
 
 /// How a read is served.
@@ -296,6 +324,10 @@ pub struct RaftActor<S: Storage, M: StateMachine> {
     reads: BTreeMap<u64, (Bytes, ReadReply)>,
     confirmed_reads: VecDeque<(ReadState, Bytes, ReadReply)>,
     next_read_id: u64,
+    /// A snapshot taken while a batch was being persisted, saved next.
+    snapshot_unsaved: Option<Snapshot>,
+    /// A [`Drive`] is queued in the mailbox.
+    drive_queued: bool,
     metrics: MetricsReport,
 }
 
@@ -307,16 +339,23 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
         storage: S,
         machine: M,
     ) -> Result<RaftActor<S, M>, RaftError> {
-        let recovered: Recovered = storage.recover()?;
+        let mut recovered: Recovered = storage.recover()?;
+        let durable_applied = machine.durable_applied_index();
         let mut machine = Sessioned::new(machine);
-        if recovered.snapshot.meta.index > 0 {
-            machine
+        match durable_applied {
+            // The machine is at least as new as the snapshot: skip what it
+            // applied (the durable commit index covers it: commits are
+            // persisted before the entries they commit are applied).
+            Some(index) if index >= recovered.snapshot.meta.index => {
+                recovered.applied = index.min(recovered.hard_state.commit)
+            }
+            _ if recovered.snapshot.meta.index > 0 => machine
                 .restore(&recovered.snapshot.data)
-                .map_err(|e| StorageError::Corrupted(format!("snapshot: {e}")))?;
+                .map_err(|e| StorageError::Corrupted(format!("snapshot: {e}")))?,
+            _ => {}
         }
-        let applied = recovered.snapshot.meta.index;
-        let core = Raft::new(transport.local_id(), config.core.clone(), recovered, rand::random())
-            .map_err(|e| RaftError::Request(RequestError::InvalidMembership(e)))?;
+        let applied = recovered.applied;
+        let core = Raft::new(transport.local_id(), config.core.clone(), recovered, rand::random())?;
         Ok(RaftActor {
             config,
             core,
@@ -328,6 +367,8 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
             reads: BTreeMap::new(),
             confirmed_reads: VecDeque::new(),
             next_read_id: 1,
+            snapshot_unsaved: None,
+            drive_queued: false,
             metrics: MetricsReport::default(),
         })
     }
@@ -354,21 +395,59 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
 
     /// Steps the core's outputs: the one driver every handler ends with.
     fn drive(&mut self, ctx: &mut Context<Self>) {
-        if self.storage.is_none() || !self.core.has_ready() {
-            return;
+        loop {
+            let Some(storage) = self.storage.as_mut() else { return };
+            if let Some(snapshot) = self.snapshot_unsaved.take() {
+                if storage.writes_block() {
+                    return self.save_snapshot(snapshot, ctx);
+                }
+                if let Err(e) = storage.save_snapshot(&snapshot) {
+                    return self.fail(e, ctx);
+                }
+            }
+            if !self.core.has_ready() {
+                return;
+            }
+            let mut ready = self.core.ready();
+            self.send_all(std::mem::take(&mut ready.messages));
+            let needs_write =
+                ready.hard_state.is_some() || ready.snapshot.is_some() || !ready.entries.is_empty();
+            if needs_write {
+                self.metrics.batches_persisted += 1;
+                self.metrics.entries_persisted += ready.entries.len() as u64;
+                let storage = self.storage.as_mut().expect("checked above");
+                if storage.writes_block() {
+                    return self.persist_off_loop(ready, ctx);
+                }
+                let batch = WriteBatch {
+                    snapshot: ready.snapshot.as_ref(),
+                    entries: &ready.entries,
+                    hard_state: ready.hard_state,
+                };
+                if let Err(e) = storage.write(batch) {
+                    return self.fail(e, ctx);
+                }
+            }
+            self.finish(ready, ctx);
         }
-        let mut ready = self.core.ready();
-        self.send_all(std::mem::take(&mut ready.messages));
-        let needs_write = ready.hard_state.is_some() || ready.snapshot.is_some() || !ready.entries.is_empty();
-        if !needs_write {
-            return self.finish(ready, ctx);
+    }
+
+    /// Drives once the messages already in the mailbox are handled, so that
+    /// proposals and acknowledgements arriving together form one batch.
+    fn drive_soon(&mut self, ctx: &mut Context<Self>) {
+        if !self.drive_queued {
+            self.drive_queued = true;
+            ctx.notify(Drive);
         }
-        let mut storage = self.storage.take().expect("checked above");
+    }
+
+    /// Persists a batch on the blocking pool; the actor keeps taking inputs,
+    /// which form the next batch (group commit).
+    fn persist_off_loop(&mut self, mut ready: Ready, ctx: &mut Context<Self>) {
+        let mut storage = self.storage.take().expect("the caller checked");
         let snapshot = ready.snapshot.clone();
         let entries = std::mem::take(&mut ready.entries);
         let hard_state = ready.hard_state;
-        self.metrics.batches_persisted += 1;
-        self.metrics.entries_persisted += entries.len() as u64;
         let job = actix_rt::task::spawn_blocking(move || {
             let result =
                 storage.write(WriteBatch { snapshot: snapshot.as_ref(), entries: &entries, hard_state });
@@ -379,6 +458,7 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
                 Ok((storage, Ok(()))) => {
                     actor.storage = Some(storage);
                     actor.finish(ready, ctx);
+                    actor.drive(ctx);
                 }
                 Ok((_, Err(e))) => actor.fail(e, ctx),
                 Err(e) => actor.fail(StorageError::Engine(format!("persist task: {e}")), ctx),
@@ -389,11 +469,15 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
     /// A node that cannot persist must not go on: stop loudly.
     fn fail(&mut self, error: StorageError, ctx: &mut Context<Self>) {
         tracing::error!(error = %error, "raft storage failed; stopping the actor");
+        self.storage = None;
         ctx.stop();
     }
 
     /// The rest of a batch once it is durable.
     fn finish(&mut self, ready: Ready, ctx: &mut Context<Self>) {
+        if self.storage.is_none() {
+            return; // stopped after a storage failure
+        }
         self.send_all(ready.persisted_messages);
         if let Some(snapshot) = &ready.snapshot {
             if let Err(e) = self.machine.restore(&snapshot.data) {
@@ -419,9 +503,9 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
         }
         self.core.advance(ready.number);
         if self.core.snapshot_due() {
-            self.take_snapshot(ctx);
+            self.snapshot_unsaved = Some(self.core.snapshot_taken(self.applied, self.machine.snapshot()));
+            self.metrics.snapshots_taken += 1;
         }
-        self.drive(ctx);
     }
 
     fn apply(&mut self, entry: &Entry) {
@@ -490,11 +574,22 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
         }
     }
 
+    /// Takes a snapshot at the applied index. The store keeps the full log
+    /// until the snapshot is saved, which is safe.
     fn take_snapshot(&mut self, ctx: &mut Context<Self>) -> Index {
         let snapshot = self.core.snapshot_taken(self.applied, self.machine.snapshot());
         let index = snapshot.meta.index;
         self.metrics.snapshots_taken += 1;
-        let Some(mut storage) = self.storage.take() else { return index };
+        self.snapshot_unsaved = Some(snapshot);
+        self.drive(ctx);
+        index
+    }
+
+    fn save_snapshot(&mut self, snapshot: Snapshot, ctx: &mut Context<Self>) {
+        let Some(mut storage) = self.storage.take() else {
+            self.snapshot_unsaved = Some(snapshot);
+            return;
+        };
         let job = actix_rt::task::spawn_blocking(move || {
             let result = storage.save_snapshot(&snapshot);
             (storage, result)
@@ -509,7 +604,6 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
                 Err(e) => actor.fail(StorageError::Engine(format!("snapshot task: {e}")), ctx),
             })
             .spawn(ctx);
-        index
     }
 
     fn last_round_responders(&self) -> Vec<NodeId> {
@@ -557,6 +651,20 @@ impl<S: Storage, M: StateMachine> Actor for RaftActor<S, M> {
     }
 }
 
+/// Queued behind the mailbox's current messages to drive the core once for all of them.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Drive;
+
+impl<S: Storage, M: StateMachine> Handler<Drive> for RaftActor<S, M> {
+    type Result = ();
+
+    fn handle(&mut self, _: Drive, ctx: &mut Context<Self>) {
+        self.drive_queued = false;
+        self.drive(ctx);
+    }
+}
+
 /// Default bound on messages waiting in a Raft actor's mailbox.
 pub const MAILBOX_CAPACITY_DEFAULT: usize = 65_536;
 
@@ -567,7 +675,7 @@ impl<S: Storage, M: StateMachine> Handler<Inbound> for RaftActor<S, M> {
         match envelope.open::<RaftWire>() {
             Ok(RaftWire::V1(message)) => {
                 self.core.step(envelope.from, message);
-                self.drive(ctx);
+                self.drive_soon(ctx);
             }
             Err(e) => {
                 self.metrics.messages_undecodable += 1;
@@ -588,19 +696,15 @@ fn reply_now<T: Send + 'static>(result: Result<T, RaftError>) -> ResponseFuture<
 }
 
 impl<S: Storage, M: StateMachine> Handler<Propose> for RaftActor<S, M> {
-    type Result = ResponseFuture<Result<Proposed, RaftError>>;
+    type Result = Result<Pending, RaftError>;
 
     fn handle(&mut self, message: Propose, ctx: &mut Context<Self>) -> Self::Result {
-        match self.core.propose(message.data, message.client) {
-            Ok((index, term)) => {
-                self.metrics.proposals += 1;
-                let (sender, receiver) = oneshot::channel();
-                self.waiters.insert(index, Waiter::Proposal(term, sender));
-                self.drive(ctx);
-                reply_later(receiver)
-            }
-            Err(e) => reply_now(Err(e.into())),
-        }
+        let (index, term) = self.core.propose(message.data, message.client)?;
+        self.metrics.proposals += 1;
+        let (sender, receiver) = oneshot::channel();
+        self.waiters.insert(index, Waiter::Proposal(term, sender));
+        self.drive_soon(ctx);
+        Ok(Pending { index, term, receiver })
     }
 }
 
@@ -625,7 +729,7 @@ impl<S: Storage, M: StateMachine> Handler<Read> for RaftActor<S, M> {
             },
         }
         self.answer_reads();
-        self.drive(ctx);
+        self.drive_soon(ctx);
         reply_later(receiver)
     }
 }

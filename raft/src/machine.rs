@@ -20,6 +20,17 @@ pub trait StateMachine: Send + Unpin + 'static {
     /// A digest of the state, equal on replicas that applied the same log:
     /// compared across replicas for consistency verification.
     fn digest(&self) -> u64;
+
+    /// For a state machine that keeps its own state durably: the last index
+    /// it applied before this start, so that entries up to it are not applied
+    /// again (exactly once across restarts). `None` (the default) for a
+    /// machine rebuilt from the snapshot and the log at every start.
+    /// Limitation: the session table is then the one of the last snapshot,
+    /// so a retry of a command applied after that snapshot is not recognized
+    /// as a duplicate; keep sessions inside such a machine's own state.
+    fn durable_applied_index(&self) -> Option<Index> {
+        None
+    }
 }
 
 /// What applying one command gave.

@@ -3,6 +3,8 @@
 //! leader, replicate 1,000 entries, lose the leader, elect a new one, and
 //! end with identical applied logs, every entry applied exactly once.
 
+mod common;
+
 use actix::Addr;
 use bytes::Bytes;
 use concord_raft::actor::{
@@ -14,7 +16,7 @@ use concord_raft::storage::memory::MemoryStore;
 use concord_transport::{ClusterId, GroupId, MemoryNetwork, NodeId, TcpConfig, TcpTransport, Transport};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Counts applications of each command: exactly-once means every count is 1.
 #[derive(Default)]
@@ -88,15 +90,8 @@ async fn statuses(nodes: &BTreeMap<NodeId, Node>) -> Vec<Status> {
 }
 
 /// Polls until `check` holds, failing after [`DEADLINE`].
-async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
-        actix_rt::time::sleep(Duration::from_millis(10)).await;
-    }
+async fn eventually<T>(what: &str, check: impl AsyncFnMut() -> Option<T>) -> T {
+    common::eventually(what, DEADLINE, check).await
 }
 
 async fn leader(nodes: &BTreeMap<NodeId, Node>) -> NodeId {
@@ -118,8 +113,10 @@ async fn propose_range(node: &Node, values: std::ops::Range<u64>) {
                 client: Some(ClientTag { client_id: v, sequence: 1 }),
             })
         });
-        for result in futures_util::future::join_all(requests).await {
-            result.expect("alive").expect("committed");
+        let accepted: Vec<_> = futures_util::future::join_all(requests).await;
+        let pending = accepted.into_iter().map(|r| r.expect("alive").expect("accepted by the leader"));
+        for result in futures_util::future::join_all(pending).await {
+            result.expect("applied");
         }
     }
 }

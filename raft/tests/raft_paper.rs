@@ -293,6 +293,10 @@ fn section_3_10_leadership_transfer_hands_over_with_timeout_now() {
     net.tick_all(1);
     assert_eq!(net.raft(3).role(), Role::Leader);
     assert_eq!(net.raft(1).leader(), Some(NodeId(3)));
+    let record = net.raft(3).election_history().last().cloned().unwrap();
+    assert_eq!((record.old_leader, record.leader), (Some(NodeId(1)), NodeId(3)), "{record:?}");
+    let seen_by_2 = net.raft(2).election_history().last().cloned().unwrap();
+    assert_eq!((seen_by_2.old_leader, seen_by_2.leader), (Some(NodeId(1)), NodeId(3)));
 }
 
 #[test]

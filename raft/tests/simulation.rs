@@ -20,9 +20,11 @@ use std::collections::BTreeSet;
 
 type Sim = Simulation<TestNode>;
 
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct Scenario {
     nodes: u64,
+    /// Voting weights and quorum sizes; `None` for equal weights and majorities.
+    weighted: Option<Membership>,
     faults: SimConfig,
     crashes: bool,
     partitions: bool,
@@ -57,16 +59,22 @@ struct Clients {
     next_value: u64,
     next_read: u64,
     acknowledged: Vec<u64>,
+    /// Half the reads go through the leader lease instead of ReadIndex.
+    lease_reads: bool,
+    /// Cleared after healing: clients finish what they started and stop.
+    issuing: bool,
 }
 
 impl Clients {
-    fn new() -> Clients {
+    fn new(lease_reads: bool) -> Clients {
         Clients {
             clients: (1..=CLIENTS).map(|id| Client { id, sequence: 0, pending: None, next_at: 0 }).collect(),
             history: Vec::new(),
             next_value: 1,
             next_read: 1,
             acknowledged: Vec::new(),
+            lease_reads,
+            issuing: true,
         }
     }
 
@@ -131,13 +139,14 @@ impl Clients {
                     let (tag, key, value) = (*tag, *key, *value);
                     *node = leader;
                     *sent_at = now;
-                    sim.with_node(leader, |n, _, out| {
+                    sim.with_node(leader, |n, now, out| {
+                        n.now = now;
                         n.propose(tag, key, value);
                         n.process(&mut |to, m| out.send(to, m));
                     });
                 }
                 Some(_) => {}
-                None if now >= client.next_at => {
+                None if self.issuing && now >= client.next_at => {
                     let key = sim.network().rng().random_range(0..KEYS);
                     let write = sim.network().rng().random_bool(0.6);
                     client.next_at = now + sim.network().rng().random_range(5..40);
@@ -158,7 +167,8 @@ impl Clients {
                             node: leader,
                             sent_at: now,
                         });
-                        sim.with_node(leader, |n, _, out| {
+                        sim.with_node(leader, |n, now, out| {
+                            n.now = now;
                             n.propose(tag, key, value);
                             n.process(&mut |to, m| out.send(to, m));
                         });
@@ -166,8 +176,12 @@ impl Clients {
                         let read_id = self.next_read;
                         self.next_read += 1;
                         client.pending = Some(Pending::Get { read_id, key, invoked: now });
-                        sim.with_node(leader, |n, _, out| {
-                            n.read(read_id, key);
+                        let lease = self.lease_reads && sim.network().rng().random_bool(0.5);
+                        sim.with_node(leader, |n, now, out| {
+                            n.now = now;
+                            if !lease || !n.read_lease(read_id, key) {
+                                n.read(read_id, key);
+                            }
                             n.process(&mut |to, m| out.send(to, m));
                         });
                     }
@@ -215,16 +229,20 @@ fn chaos(sim: &mut Sim, scenario: &Scenario, all: &[NodeId]) {
     }
 }
 
-/// Removes a random voter, or adds back a missing one (with `restore`,
-/// only adds back).
+/// Removes a random voter (the leader included), or brings a removed node
+/// back: first as a learner that catches up, then promoted to voter. With
+/// `restore`, only brings nodes back.
 fn change_membership(sim: &mut Sim, all: &[NodeId], restore: bool) {
     let Some(leader) = leader_of(sim) else { return };
     let current = sim.node(leader).expect("live").raft.membership().clone();
     let missing: Vec<NodeId> = all.iter().copied().filter(|id| !current.is_voter(*id)).collect();
     let next = if let Some(&back) = missing.first() {
         let mut next = current.clone();
-        next.voters.insert(back, 1);
-        next.learners.remove(&back);
+        if next.learners.remove(&back) {
+            next.voters.insert(back, 1);
+        } else {
+            next.learners.insert(back);
+        }
         next
     } else if restore || all.len() < 4 {
         return;
@@ -234,7 +252,8 @@ fn change_membership(sim: &mut Sim, all: &[NodeId], restore: bool) {
         next.voters.remove(&victim);
         next
     };
-    sim.with_node(leader, |n, _, out| {
+    sim.with_node(leader, |n, now, out| {
+        n.now = now;
         let _ = n.raft.change_membership(next);
         n.process(&mut |to, m| out.send(to, m));
     });
@@ -242,12 +261,13 @@ fn change_membership(sim: &mut Sim, all: &[NodeId], restore: bool) {
 
 fn run(seed: u64, scenario: Scenario) -> Result<(), String> {
     let all: Vec<NodeId> = (1..=scenario.nodes).map(NodeId).collect();
-    let membership = Membership::with_voters(all.iter().copied());
+    let membership =
+        scenario.weighted.clone().unwrap_or_else(|| Membership::with_voters(all.iter().copied()));
     let nodes =
         all.iter().map(|&id| (id, TestNode::new(id, membership.clone(), test_config(), seed ^ (id.0 << 32))));
     let mut sim = Simulation::new(seed, scenario.faults, 10, nodes);
     let mut checker = Checker::default();
-    let mut clients = Clients::new();
+    let mut clients = Clients::new(true);
     let mut next_chaos = 100;
     while sim.now() < scenario.chaos_ms {
         sim.step();
@@ -264,6 +284,7 @@ fn run(seed: u64, scenario: Scenario) -> Result<(), String> {
     for &id in &all {
         sim.restart(id);
     }
+    clients.issuing = false;
     let healed_at = sim.now();
     let mut leader_at = None;
     let mut next_restore = sim.now();
@@ -285,7 +306,33 @@ fn run(seed: u64, scenario: Scenario) -> Result<(), String> {
             break;
         }
         if sim.now() > healed_at + CONVERGENCE_MS_MAX {
-            return Err(format!("not converged {CONVERGENCE_MS_MAX} ms after healing"));
+            let nodes: Vec<String> = sim
+                .nodes()
+                .values()
+                .map(|n| {
+                    let log = n.raft.log();
+                    format!(
+                        "{}:{:?} term={} leader={:?} commit={} applied={} last={} snap={} progress={:?}",
+                        n.id,
+                        n.raft.role(),
+                        n.raft.term(),
+                        n.raft.leader(),
+                        log.commit,
+                        n.kv.applied,
+                        log.last_index(),
+                        log.snapshot().index,
+                        n.raft
+                            .progress()
+                            .iter()
+                            .map(|(id, p)| (id.0, p.match_index, p.next_index, p.state))
+                            .collect::<Vec<_>>()
+                    )
+                })
+                .collect();
+            return Err(format!(
+                "not converged {CONVERGENCE_MS_MAX} ms after healing:\n{}",
+                nodes.join("\n")
+            ));
         }
     }
     for node in sim.nodes().values() {
@@ -293,13 +340,24 @@ fn run(seed: u64, scenario: Scenario) -> Result<(), String> {
             return Err(format!("{}: value {value} applied {count} times", node.id));
         }
     }
-    check_kv(&clients.history).map_err(|(key, e)| format!("key {key}: {e}"))?;
+    check_kv(&clients.history).map_err(|(key, e)| {
+        if std::env::var("CONCORD_SIM_VERBOSE").is_ok() {
+            let mut ops: Vec<_> = clients.history.iter().filter(|(k, _)| *k == key).map(|(_, o)| o).collect();
+            ops.sort_by_key(|o| o.invoke);
+            for op in ops {
+                eprintln!("{:>6} {:>6?} {:?}", op.invoke, op.response, op.op);
+            }
+        }
+        format!("key {key}: {e}")
+    })?;
     if std::env::var("CONCORD_SIM_VERBOSE").is_ok() {
         let completed = clients.history.iter().filter(|(_, o)| o.response.is_some()).count();
         let elections = sim.nodes().values().map(|n| n.raft.term()).max().unwrap_or(0);
         eprintln!(
-            "seed {seed}: t={} ops={} completed={completed} acked_writes={} committed={} terms={elections} {:?}",
+            "seed {seed}: t={} last_membership_index={} snapshot_index={} ops={} completed={completed} acked_writes={} committed={} terms={elections} {:?}",
             sim.now(),
+            sim.nodes().values().map(|n| n.raft.log().membership_index()).max().unwrap_or(0),
+            sim.nodes().values().map(|n| n.raft.log().snapshot().index).max().unwrap_or(0),
             clients.history.len(),
             clients.acknowledged.len(),
             checker.committed_len(),
@@ -335,27 +393,52 @@ fn faults() -> SimConfig {
 }
 
 fn scenario(nodes: u64) -> Scenario {
-    Scenario { nodes, faults: faults(), crashes: true, partitions: true, membership: false, chaos_ms: 4_000 }
+    Scenario {
+        nodes,
+        weighted: None,
+        faults: faults(),
+        crashes: true,
+        partitions: true,
+        membership: false,
+        chaos_ms: 4_000,
+    }
 }
 
 #[test]
 fn simulation_3_nodes_with_loss_duplication_reordering_partitions_and_crashes() {
-    run_seeds("simulation_3_nodes", 200, |seed| run(seed, scenario(3)));
+    run_seeds("simulation_3_nodes_with_loss_duplication_reordering_partitions_and_crashes", 200, |seed| {
+        run(seed, scenario(3))
+    });
 }
 
 #[test]
 fn simulation_5_nodes_with_membership_changes() {
-    run_seeds("simulation_5_nodes", 100, |seed| run(seed, Scenario { membership: true, ..scenario(5) }));
+    run_seeds("simulation_5_nodes_with_membership_changes", 100, |seed| {
+        run(seed, Scenario { membership: true, ..scenario(5) })
+    });
+}
+
+#[test]
+fn simulation_5_nodes_with_weighted_votes_and_flexible_quorums() {
+    // Node 1 weighs 3 of 7; elections need 5, commits 3 (5 + 3 > 7).
+    let mut weighted = Membership::with_voters((1..=5).map(NodeId));
+    weighted.voters.insert(NodeId(1), 3);
+    weighted.election_quorum_weight = Some(5);
+    weighted.commit_quorum_weight = Some(3);
+    weighted.validate().expect("a valid flexible configuration");
+    run_seeds("simulation_5_nodes_with_weighted_votes_and_flexible_quorums", 100, |seed| {
+        run(seed, Scenario { weighted: Some(weighted.clone()), ..scenario(5) })
+    });
 }
 
 #[test]
 fn simulation_7_nodes_with_faults() {
-    run_seeds("simulation_7_nodes", 60, |seed| run(seed, scenario(7)));
+    run_seeds("simulation_7_nodes_with_faults", 60, |seed| run(seed, scenario(7)));
 }
 
 #[test]
 fn simulation_without_faults_elects_quickly_and_commits_everything() {
-    run_seeds("simulation_no_faults", 40, |seed| {
+    run_seeds("simulation_without_faults_elects_quickly_and_commits_everything", 40, |seed| {
         run(seed, Scenario { faults: SimConfig::default(), crashes: false, partitions: false, ..scenario(3) })
     });
 }

@@ -44,12 +44,13 @@ impl Raft {
     }
 
     /// Whether this follower heard from a leader within the minimum election
-    /// timeout, so that check-quorum lets it ignore vote requests.
+    /// timeout, so that check-quorum lets it ignore vote requests. A node
+    /// that just started counts as having heard from one: it may have, before
+    /// a crash, and a leader's lease (lease reads) relies on that promise.
     pub(crate) fn in_lease(&self) -> bool {
-        self.config.check_quorum
-            && self.leader.is_some()
-            && self.role != Role::Leader
-            && self.election_elapsed < self.config.election_ticks_min
+        let heard_recently = self.leader.is_some() && self.election_elapsed < self.config.election_ticks_min;
+        let just_started = self.ticks < self.config.election_ticks_min;
+        self.config.check_quorum && self.role != Role::Leader && (heard_recently || just_started)
     }
 
     pub(crate) fn tick_election(&mut self) {
@@ -210,12 +211,12 @@ impl Raft {
         if self.leader == leader {
             return;
         }
-        let old_leader = self.leader;
         self.leader = leader;
         self.events.push(Event::LeaderChanged { term: self.term, leader });
         if let Some(leader) = leader {
-            let started = self.election_started_tick.take().unwrap_or(self.ticks);
-            self.record(old_leader, leader, Vec::new(), self.ticks - started);
+            let started = self.election_started_tick.take().unwrap_or(self.leader_contact_tick);
+            let old_leader = self.last_known_leader.replace(leader).filter(|old| *old != leader);
+            self.record(old_leader, leader, Vec::new(), self.ticks - started.min(self.ticks));
         }
     }
 
@@ -227,6 +228,7 @@ impl Raft {
         self.election_elapsed = 0;
         self.elections_failed = 0;
         self.election_started_tick = None;
+        self.leader_contact_tick = self.ticks;
     }
 
     fn record(&mut self, old_leader: Option<NodeId>, leader: NodeId, voted_by: Vec<NodeId>, duration: u64) {
@@ -252,7 +254,8 @@ impl Raft {
         self.leader = Some(self.id);
         self.elections_failed = 0;
         let started = self.election_started_tick.take().unwrap_or(self.ticks);
-        self.record(None, self.id, voted_by, self.ticks - started);
+        let old_leader = self.last_known_leader.replace(self.id).filter(|old| *old != self.id);
+        self.record(old_leader, self.id, voted_by, self.ticks - started);
         if let Some(record) = self.history.back().cloned() {
             self.events.push(Event::BecameLeader(record));
         }

@@ -120,6 +120,26 @@ impl WireMessage for RaftWire {
 }
 
 impl Message {
+    /// Checks what the types cannot: an append's entries follow `prev_index`
+    /// one by one, with terms that never decrease and never exceed the
+    /// sender's. A peer with a bug must not make this node panic or corrupt
+    /// its log, so such a message is refused.
+    pub fn validate(&self) -> Result<(), &'static str> {
+        if let Body::Append { prev_index, prev_term, entries, .. } = &self.body {
+            let mut term = *prev_term;
+            for (expected, entry) in (*prev_index + 1..).zip(entries) {
+                if entry.index != expected {
+                    return Err("append entries are not contiguous after prev_index");
+                }
+                if entry.term < term || entry.term > self.term {
+                    return Err("append entry terms decrease or exceed the sender's term");
+                }
+                term = entry.term;
+            }
+        }
+        Ok(())
+    }
+
     /// Whether this message comes from a leader of `term` (append, heartbeat, snapshot).
     pub fn is_from_leader(&self) -> bool {
         matches!(self.body, Body::Append { .. } | Body::Heartbeat { .. } | Body::Snapshot { .. })

@@ -91,6 +91,10 @@ pub struct Raft {
     randomized_timeout: u64,
     elections_failed: u32,
     election_started_tick: Option<u64>,
+    /// The last leader known, kept across the leaderless gap of an election.
+    last_known_leader: Option<NodeId>,
+    /// When a message from the leader last arrived.
+    leader_contact_tick: u64,
     votes: BTreeMap<NodeId, bool>,
     progress: BTreeMap<NodeId, Progress>,
     transfer: Option<(NodeId, u64)>,
@@ -143,6 +147,8 @@ impl Raft {
             randomized_timeout: 0,
             elections_failed: 0,
             election_started_tick: None,
+            last_known_leader: None,
+            leader_contact_tick: 0,
             votes: BTreeMap::new(),
             progress: BTreeMap::new(),
             transfer: None,
@@ -250,6 +256,10 @@ impl Raft {
     /// are expected.
     pub fn step(&mut self, from: NodeId, message: Message) {
         if from == self.id {
+            return;
+        }
+        if let Err(reason) = message.validate() {
+            tracing::warn!(%from, reason, "malformed raft message dropped");
             return;
         }
         if message.term > self.term {
@@ -427,7 +437,7 @@ impl Raft {
         self.persisted = outstanding.hard_state;
         if let Some(last) = outstanding.last_entry {
             // Entries cut by a truncation since the batch are not durable.
-            self.log.stable_index = last.min(self.log.unstable_from - 1);
+            self.log.stable_index = last.min(self.log.unstable_from - 1).max(self.log.snapshot().index);
         }
         self.log.applied = self.log.applied.max(outstanding.applied_to);
         if self.role == Role::Leader {

@@ -63,10 +63,6 @@ impl Raft {
             self.reads_pending.pop_front();
             self.read_states.push(ReadState { id: read.id, index: read.index });
         }
-        let oldest = self.reads_pending.front().map_or(self.round, |r| r.round);
-        let acked_min = self.progress.values().map(|p| p.acked_round).min().unwrap_or(self.round);
-        let keep_from = oldest.min(acked_min);
-        self.round_sent_tick.retain(|round, _| *round >= keep_from);
     }
 
     /// Serves a read from the leader lease without a round trip: valid while

@@ -343,7 +343,12 @@ impl Raft {
     pub(crate) fn broadcast_heartbeat(&mut self) {
         self.round += 1;
         let round = self.round;
-        self.round_sent_tick.insert(round, self.ticks);
+        // Only rounds young enough to extend a lease are worth remembering:
+        // this bounds the map even when a follower never answers.
+        let window = self.config.election_ticks_min;
+        let now = self.ticks;
+        self.round_sent_tick.retain(|_, sent| *sent + window > now);
+        self.round_sent_tick.insert(round, now);
         let ids: Vec<NodeId> = self.progress.keys().copied().collect();
         for id in ids {
             let p = self.progress.get_mut(&id).expect("listed above");

@@ -110,9 +110,11 @@ impl Raft {
         if self.role != Role::Leader {
             return;
         }
+        // Only the snapshot this leader holds can have been installed from it.
+        let known = index == self.snapshot.meta.index || index <= self.log.commit;
         let Some(p) = self.progress.get_mut(&from) else { return };
         p.recent_active = true;
-        if done {
+        if done && known {
             p.match_index = p.match_index.max(index);
             p.next_index = p.match_index + 1;
             if matches!(p.state, ProgressState::Snapshot { .. }) {
@@ -120,6 +122,9 @@ impl Raft {
                 p.paused = false;
             }
             self.maybe_commit();
+            return;
+        }
+        if done {
             return;
         }
         if let ProgressState::Snapshot { index: sending, .. } = p.state {

@@ -203,3 +203,59 @@ fn election_timeouts_are_randomized_within_the_configured_range() {
     }
     assert!(seen.len() > 5, "timeouts spread: {seen:?}");
 }
+
+#[test]
+fn failed_elections_widen_the_timeout_range() {
+    let mut raft = node(Config::default());
+    let mut gaps = Vec::new();
+    let mut last_campaign = 0;
+    let mut term_before = raft.term();
+    // Nobody answers: every election fails and the node tries again.
+    for tick in 1..=2_000u64 {
+        raft.tick();
+        let ready = raft.ready();
+        let campaigned =
+            ready.persisted_messages.iter().any(|(_, m)| matches!(m.body, Body::VoteRequest { .. }));
+        raft.advance(ready.number);
+        if campaigned || raft.term() != term_before {
+            gaps.push(tick - last_campaign);
+            last_campaign = tick;
+            term_before = raft.term();
+        }
+    }
+    assert!(gaps.len() > 10, "{gaps:?}");
+    assert!(gaps.iter().skip(5).any(|&gap| gap >= 30), "backoff draws beyond election_ticks_max: {gaps:?}");
+    assert!(gaps.iter().all(|&gap| gap >= 15), "never below election_ticks_min: {gaps:?}");
+    assert_eq!(raft.term(), 0, "pre-votes that fail leave the term alone");
+}
+
+#[test]
+fn read_round_bookkeeping_stays_bounded_when_followers_are_silent() {
+    // Without check-quorum the leader keeps leading a silent cluster.
+    let mut raft = leader(Config { check_quorum: false, ..Config::default() });
+    for _ in 0..10_000 {
+        raft.tick();
+        let ready = raft.ready();
+        raft.advance(ready.number);
+    }
+    assert_eq!(raft.role(), Role::Leader);
+    let window = (Config::default().election_ticks_min / Config::default().heartbeat_ticks + 1) as usize;
+    assert!(raft.round_sent_tick.len() <= window, "{} rounds remembered", raft.round_sent_tick.len());
+}
+
+#[test]
+fn a_malformed_append_is_refused_without_touching_the_log() {
+    let mut raft = node(Config::default());
+    let gap = vec![Entry { term: 1, index: 5, payload: Payload::Empty }];
+    let bad =
+        Message { term: 1, body: Body::Append { prev_index: 0, prev_term: 0, entries: gap, commit: 5 } };
+    raft.step(NodeId(2), bad);
+    assert_eq!((raft.log().last_index(), raft.log().commit, raft.term()), (0, 0, 0));
+    let future_term = vec![Entry { term: 9, index: 1, payload: Payload::Empty }];
+    let bad = Message {
+        term: 1,
+        body: Body::Append { prev_index: 0, prev_term: 0, entries: future_term, commit: 0 },
+    };
+    raft.step(NodeId(2), bad);
+    assert_eq!(raft.log().last_index(), 0);
+}

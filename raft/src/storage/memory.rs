@@ -80,6 +80,10 @@ impl LogStore for MemoryStore {
     fn last_index(&self) -> Result<Index, StorageError> {
         Ok(self.snapshot.meta.index + self.entries.len() as u64)
     }
+
+    fn writes_block(&self) -> bool {
+        false
+    }
 }
 
 impl StateStore for MemoryStore {

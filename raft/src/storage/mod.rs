@@ -49,6 +49,12 @@ pub trait LogStore {
     fn entries(&self, from: Index, to: Index) -> Result<Vec<Entry>, StorageError>;
     /// The last index stored (the snapshot's if no entries).
     fn last_index(&self) -> Result<Index, StorageError>;
+
+    /// Whether writes block on IO, so that a driver must run them off its
+    /// event loop. Stores that only touch memory return `false`.
+    fn writes_block(&self) -> bool {
+        true
+    }
 }
 
 /// Term, vote, commit and the latest snapshot.

@@ -5,10 +5,12 @@
 
 use bytes::Bytes;
 use concord_raft::core::{
-    ClientTag, Config, Entry, Event, HardState, Index, Membership, Message, Payload, Raft, ReadState,
-    Recovered, Role, Snapshot, SnapshotMeta, Term,
+    ClientTag, Config, Entry, Event, Index, Membership, Message, Payload, Raft, ReadState, Recovered, Role,
+    Snapshot, SnapshotMeta, Term,
 };
 use concord_raft::session::{SessionCheck, Sessions};
+use concord_raft::storage::memory::MemoryStore;
+use concord_raft::storage::{LogStore, StateStore, Storage, WriteBatch};
 use concord_transport::sim::{Outbox, SimNode, Time};
 use concord_transport::NodeId;
 use serde::{Deserialize, Serialize};
@@ -68,21 +70,14 @@ impl Kv {
     }
 }
 
-/// What survives a crash.
-#[derive(Clone, Debug, Default)]
-pub struct Durable {
-    pub hard_state: HardState,
-    pub snapshot: Snapshot,
-    pub entries: Vec<Entry>,
-}
-
 /// A node of the tests.
 pub struct TestNode {
     pub id: NodeId,
     pub raft: Raft,
     config: Config,
     seed: u64,
-    pub durable: Durable,
+    /// What survives a crash.
+    pub durable: MemoryStore,
     pub kv: Kv,
     /// Client proposals made at this node: (index, term) → tag.
     proposals: BTreeMap<Index, (Term, ClientTag)>,
@@ -95,15 +90,15 @@ pub struct TestNode {
     pub read_results: Vec<(u64, Option<u64>, Time)>,
     pub events: Vec<Event>,
     pub incarnation: u64,
-    now: Time,
+    pub now: Time,
 }
 
 impl TestNode {
     pub fn new(id: NodeId, membership: Membership, config: Config, seed: u64) -> TestNode {
-        let durable = Durable {
-            snapshot: Snapshot { meta: SnapshotMeta { index: 0, term: 0, membership }, data: Bytes::new() },
-            ..Durable::default()
-        };
+        let durable = MemoryStore::new(Snapshot {
+            meta: SnapshotMeta { index: 0, term: 0, membership },
+            data: Bytes::new(),
+        });
         let raft = Self::boot(id, &config, &durable, seed);
         TestNode {
             id,
@@ -123,13 +118,8 @@ impl TestNode {
         }
     }
 
-    fn boot(id: NodeId, config: &Config, durable: &Durable, seed: u64) -> Raft {
-        let recovered = Recovered {
-            hard_state: durable.hard_state,
-            snapshot: durable.snapshot.clone(),
-            entries: durable.entries.clone(),
-            applied: durable.snapshot.meta.index,
-        };
+    fn boot(id: NodeId, config: &Config, durable: &MemoryStore, seed: u64) -> Raft {
+        let recovered: Recovered = durable.recover().expect("the memory store recovers");
         Raft::new(id, config.clone(), recovered, seed).expect("valid test config")
     }
 
@@ -153,6 +143,28 @@ impl TestNode {
         true
     }
 
+    /// Reads `key` from the leader lease; `false` if the lease is not held.
+    pub fn read_lease(&mut self, id: u64, key: u8) -> bool {
+        match self.raft.read_lease(id) {
+            Ok(read) => {
+                self.confirmed_reads.push((read, key));
+                self.answer_reads();
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    fn answer_reads(&mut self) {
+        let applied = self.kv.applied;
+        let (ready_reads, waiting): (Vec<_>, Vec<_>) =
+            self.confirmed_reads.drain(..).partition(|(r, _)| r.index <= applied);
+        self.confirmed_reads = waiting;
+        for (read, key) in ready_reads {
+            self.read_results.push((read.id, self.kv.map.get(&key).copied(), self.now));
+        }
+    }
+
     /// Carries out every ready batch, as a driver must.
     pub fn process(&mut self, out: &mut dyn FnMut(NodeId, Message)) {
         while self.raft.has_ready() {
@@ -160,25 +172,12 @@ impl TestNode {
             for (to, m) in ready.messages {
                 out(to, m);
             }
-            if let Some(snapshot) = &ready.snapshot {
-                let keep = self
-                    .durable
-                    .entries
-                    .iter()
-                    .any(|e| e.index == snapshot.meta.index && e.term == snapshot.meta.term);
-                if !keep {
-                    self.durable.entries.clear();
-                }
-                self.durable.entries.retain(|e| e.index > snapshot.meta.index);
-                self.durable.snapshot = snapshot.clone();
-            }
-            if let Some(first) = ready.entries.first() {
-                self.durable.entries.retain(|e| e.index < first.index);
-                self.durable.entries.extend(ready.entries.iter().cloned());
-            }
-            if let Some(hs) = ready.hard_state {
-                self.durable.hard_state = hs;
-            }
+            let batch = WriteBatch {
+                snapshot: ready.snapshot.as_ref(),
+                entries: &ready.entries,
+                hard_state: ready.hard_state,
+            };
+            self.durable.write(batch).expect("the core hands out writable batches");
             for (to, m) in ready.persisted_messages {
                 out(to, m);
             }
@@ -200,13 +199,7 @@ impl TestNode {
                     self.confirmed_reads.push((read, key));
                 }
             }
-            let applied = self.kv.applied;
-            let (ready_reads, waiting): (Vec<_>, Vec<_>) =
-                self.confirmed_reads.drain(..).partition(|(r, _)| r.index <= applied);
-            self.confirmed_reads = waiting;
-            for (read, key) in ready_reads {
-                self.read_results.push((read.id, self.kv.map.get(&key).copied(), self.now));
-            }
+            self.answer_reads();
             for event in &ready.events {
                 if let Event::ReadsDropped(ids) = event {
                     for id in ids {
@@ -221,9 +214,7 @@ impl TestNode {
             self.raft.advance(ready.number);
             if self.raft.snapshot_due() {
                 let snapshot = self.raft.snapshot_taken(self.kv.applied, self.kv.encode());
-                self.durable.snapshot = snapshot;
-                let through = self.durable.snapshot.meta.index;
-                self.durable.entries.retain(|e| e.index > through);
+                self.durable.save_snapshot(&snapshot).expect("memory store");
             }
         }
     }
@@ -255,7 +246,7 @@ impl SimNode for TestNode {
         self.confirmed_reads.clear();
         // The replaced core and state machine are what a crash loses.
         self.raft = Self::boot(self.id, &self.config, &self.durable, self.seed ^ self.incarnation);
-        self.kv = Kv::decode(&self.durable.snapshot.data);
+        self.kv = Kv::decode(&self.durable.snapshot().expect("memory store").data);
     }
 
     fn restart(&mut self, now: Time, out: &mut Outbox<Message>) {
@@ -511,5 +502,22 @@ impl Net {
     pub fn terms(&self, id: u64) -> Vec<Term> {
         let log = self.raft(id).log();
         (log.first_index()..=log.last_index()).filter_map(|i| log.term(i)).collect()
+    }
+}
+
+/// Polls `check` until it returns `Some`, failing after `deadline`: how the
+/// actor tests wait, never by sleeping a fixed time.
+pub async fn eventually<T>(
+    what: &str,
+    deadline: std::time::Duration,
+    mut check: impl AsyncFnMut() -> Option<T>,
+) -> T {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(start.elapsed() < deadline, "timed out waiting for {what}");
+        actix_rt::time::sleep(std::time::Duration::from_millis(5)).await;
     }
 }

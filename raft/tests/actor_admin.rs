@@ -1,0 +1,290 @@
+//! The actor's administrative messages over the in-memory transport, and a
+//! restart from the durable store.
+
+mod common;
+
+use actix::Addr;
+use bytes::Bytes;
+use concord_raft::actor::*;
+use concord_raft::core::{Config, Index, Membership, Role};
+use concord_raft::machine::StateMachine;
+use concord_raft::storage::memory::MemoryStore;
+use concord_raft::storage::redb::RedbStore;
+use concord_raft::storage::{LogStore, Storage, WriteBatch};
+use concord_transport::{GroupId, MemoryNetwork, NodeId, Transport};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Sums the applied commands' first byte.
+#[derive(Default)]
+struct Sum(u64);
+
+impl StateMachine for Sum {
+    fn apply(&mut self, _: Index, command: &[u8]) -> Bytes {
+        self.0 += u64::from(command.first().copied().unwrap_or(0));
+        Bytes::copy_from_slice(&self.0.to_le_bytes())
+    }
+    fn query(&self, _: &[u8]) -> Bytes {
+        Bytes::copy_from_slice(&self.0.to_le_bytes())
+    }
+    fn snapshot(&self) -> Bytes {
+        Bytes::copy_from_slice(&self.0.to_le_bytes())
+    }
+    fn restore(&mut self, data: &[u8]) -> Result<(), String> {
+        self.0 = u64::from_le_bytes(data.try_into().map_err(|_| "bad snapshot".to_string())?);
+        Ok(())
+    }
+    fn digest(&self) -> u64 {
+        self.0
+    }
+}
+
+const DEADLINE: Duration = Duration::from_secs(10);
+
+async fn eventually<T>(what: &str, check: impl AsyncFnMut() -> Option<T>) -> T {
+    common::eventually(what, DEADLINE, check).await
+}
+
+async fn leader_of<S: Storage, M: StateMachine>(nodes: &BTreeMap<NodeId, Addr<RaftActor<S, M>>>) -> NodeId {
+    eventually("a leader", async || {
+        for (id, node) in nodes {
+            let status = node.send(GetStatus).await.ok()?;
+            if status.role == Role::Leader {
+                return Some(*id);
+            }
+        }
+        None
+    })
+    .await
+}
+
+fn memory_cluster(
+    network: &MemoryNetwork,
+    voters: &[u64],
+    others: &[u64],
+) -> BTreeMap<NodeId, Addr<RaftActor<MemoryStore, Sum>>> {
+    let membership = Membership::with_voters(voters.iter().map(|&i| NodeId(i)));
+    voters
+        .iter()
+        .chain(others)
+        .map(|&i| {
+            let transport: Arc<dyn Transport> = Arc::new(network.join(NodeId(i)));
+            let initial = if voters.contains(&i) { membership.clone() } else { Membership::default() };
+            let store = MemoryStore::new(bootstrap_snapshot(initial));
+            let actor =
+                RaftActor::new(ActorConfig::new(GroupId(1)), transport, store, Sum::default()).unwrap();
+            (NodeId(i), actix::Actor::start(actor))
+        })
+        .collect()
+}
+
+fn command(value: u8) -> Propose {
+    Propose { data: Bytes::from(vec![value]), client: None }
+}
+
+#[actix::test]
+async fn leader_log_status_history_reads_and_metrics_report_the_cluster() {
+    let network = MemoryNetwork::new();
+    let nodes = memory_cluster(&network, &[1, 2, 3], &[]);
+    let leader = leader_of(&nodes).await;
+    for v in 1..=10 {
+        nodes[&leader].send(command(v)).await.unwrap().unwrap().await.unwrap();
+    }
+    let info = nodes[&leader].send(Leader).await.unwrap();
+    assert_eq!(info.leader_id, Some(leader));
+    assert!(info.voted_by.contains(&leader) && info.voted_by.len() >= 2, "{info:?}");
+    let history = nodes[&leader].send(ElectionHistory).await.unwrap();
+    assert_eq!(history.last().map(|e| e.new_leader), Some(leader));
+    let report = eventually("followers caught up", async || {
+        let report = nodes[&leader].send(LogStatus).await.ok()?;
+        report.followers.iter().all(|f| f.match_index == report.committed_entries).then_some(report)
+    })
+    .await;
+    assert_eq!(report.followers.len(), 2);
+    assert_eq!(report.uncommitted_entries, 0);
+    let sum = 55u64.to_le_bytes();
+    for kind in [ReadKind::Linearizable, ReadKind::Lease] {
+        let answer = nodes[&leader].send(Read { kind, query: Bytes::new() }).await.unwrap().unwrap();
+        assert_eq!(answer[..], sum, "{kind:?}");
+    }
+    let follower = *nodes.keys().find(|id| **id != leader).unwrap();
+    let refused =
+        nodes[&follower].send(Read { kind: ReadKind::Linearizable, query: Bytes::new() }).await.unwrap();
+    assert!(matches!(refused, Err(RaftError::Request(_))));
+    let metrics = nodes[&leader].send(Metrics).await.unwrap();
+    assert_eq!(metrics.proposals, 10);
+    assert!(metrics.batches_persisted >= 1 && metrics.leaderships == 1, "{metrics:?}");
+    let snapshot = nodes[&leader].send(TakeSnapshot).await.unwrap().unwrap();
+    assert!(snapshot >= 11);
+    let bad = Config { election_ticks_max: 1, ..Config::default() };
+    assert!(nodes[&leader].send(UpdateConfig(bad)).await.unwrap().is_err());
+}
+
+#[actix::test]
+async fn transfer_step_down_and_trigger_election_move_leadership() {
+    let network = MemoryNetwork::new();
+    let nodes = memory_cluster(&network, &[1, 2, 3], &[]);
+    let first = leader_of(&nodes).await;
+    nodes[&first].send(command(1)).await.unwrap().unwrap().await.unwrap();
+    let target = *nodes.keys().find(|id| **id != first).unwrap();
+    nodes[&first].send(TransferLeader(target)).await.unwrap().unwrap();
+    eventually("the transfer", async || (leader_of(&nodes).await == target).then_some(())).await;
+    let next = nodes[&target].send(StepDown).await.unwrap().unwrap();
+    eventually("the step-down", async || (leader_of(&nodes).await == next).then_some(())).await;
+    let third = *nodes.keys().find(|id| **id != next).unwrap();
+    nodes[&third].send(TriggerElection).await.unwrap().unwrap();
+    eventually("the triggered election", async || (leader_of(&nodes).await == third).then_some(())).await;
+    let answer = nodes[&third].send(command(2)).await.unwrap().unwrap().await.unwrap();
+    assert_eq!(answer.response[..], 3u64.to_le_bytes());
+}
+
+#[actix::test]
+async fn a_learner_catches_up_and_is_promoted() {
+    let network = MemoryNetwork::new();
+    let nodes = memory_cluster(&network, &[1, 2, 3], &[4]);
+    let leader = leader_of(&nodes).await;
+    for v in 1..=5 {
+        nodes[&leader].send(command(v)).await.unwrap().unwrap().await.unwrap();
+    }
+    let mut next = Membership::with_voters([1, 2, 3].map(NodeId));
+    next.learners.insert(NodeId(4));
+    nodes[&leader].send(ChangeMembership(next)).await.unwrap().unwrap();
+    eventually("the learner caught up", async || {
+        let status = nodes[&NodeId(4)].send(GetStatus).await.ok()?;
+        (status.applied >= 7 && status.digest == 15).then_some(())
+    })
+    .await;
+    let current = nodes[&leader].send(GetStatus).await.unwrap().membership;
+    let mut promoted = current.clone();
+    promoted.learners.remove(&NodeId(4));
+    promoted.voters.insert(NodeId(4), 1);
+    nodes[&leader].send(ChangeMembership(promoted)).await.unwrap().unwrap();
+    eventually("the promotion to reach the new voter", async || {
+        let status = nodes[&NodeId(4)].send(GetStatus).await.ok()?;
+        status.membership.is_voter(NodeId(4)).then_some(())
+    })
+    .await;
+    let applied = nodes[&leader].send(command(1)).await.unwrap().unwrap().await.unwrap();
+    assert_eq!(applied.response[..], 16u64.to_le_bytes());
+}
+
+#[actix::test]
+async fn a_node_restarted_from_its_redb_file_recovers_and_catches_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let network = MemoryNetwork::new();
+    let membership = Membership::with_voters([1, 2, 3].map(NodeId));
+    let open = |id: u64| {
+        let mut store = RedbStore::open(dir.path().join(format!("{id}.redb"))).unwrap();
+        if store.last_index().unwrap() == 0
+            && store.recover().unwrap().snapshot.meta.membership.voters.is_empty()
+        {
+            let bootstrap = bootstrap_snapshot(membership.clone());
+            store.write(WriteBatch { snapshot: Some(&bootstrap), ..WriteBatch::default() }).unwrap();
+        }
+        store
+    };
+    let start = |id: u64, store: RedbStore| {
+        let transport: Arc<dyn Transport> = Arc::new(network.join(NodeId(id)));
+        let actor = RaftActor::new(ActorConfig::new(GroupId(1)), transport, store, Sum::default()).unwrap();
+        actix::Actor::start(actor)
+    };
+    let mut nodes: BTreeMap<NodeId, _> = (1..=3).map(|i| (NodeId(i), start(i, open(i)))).collect();
+    let leader = leader_of(&nodes).await;
+    for v in 1..=20 {
+        nodes[&leader].send(command(v)).await.unwrap().unwrap().await.unwrap();
+    }
+    let victim = *nodes.keys().find(|id| **id != leader).unwrap();
+    nodes[&victim].send(Shutdown).await.unwrap();
+    network.leave(victim);
+    nodes.remove(&victim);
+    for v in 1..=5 {
+        nodes[&leader].send(command(v)).await.unwrap().unwrap().await.unwrap();
+    }
+    // The store is released once the stopped actor is dropped.
+    let store = eventually("the file to be released", async || {
+        RedbStore::open(dir.path().join(format!("{}.redb", victim.0))).ok()
+    })
+    .await;
+    assert!(store.last_index().unwrap() >= 21, "acknowledged entries survived the stop");
+    nodes.insert(victim, start(victim.0, store));
+    let expected = (210u64 + 15).to_le_bytes();
+    eventually("the restarted node to catch up", async || {
+        let status = nodes[&victim].send(GetStatus).await.ok()?;
+        (status.digest.to_le_bytes() == expected).then_some(())
+    })
+    .await;
+}
+
+/// A state machine whose state outlives the actor, as one kept on disk would.
+#[derive(Clone, Default)]
+struct Durable(Arc<std::sync::Mutex<(Index, BTreeMap<u8, u32>)>>);
+
+impl StateMachine for Durable {
+    fn apply(&mut self, index: Index, command: &[u8]) -> Bytes {
+        let mut state = self.0.lock().unwrap();
+        assert!(index > state.0, "index {index} applied again after {}", state.0);
+        state.0 = index;
+        *state.1.entry(command.first().copied().unwrap_or(0)).or_default() += 1;
+        Bytes::new()
+    }
+    fn query(&self, _: &[u8]) -> Bytes {
+        Bytes::new()
+    }
+    fn snapshot(&self) -> Bytes {
+        Bytes::new()
+    }
+    fn restore(&mut self, _: &[u8]) -> Result<(), String> {
+        Ok(())
+    }
+    fn digest(&self) -> u64 {
+        self.0.lock().unwrap().1.values().map(|c| u64::from(*c)).sum()
+    }
+    fn durable_applied_index(&self) -> Option<Index> {
+        Some(self.0.lock().unwrap().0)
+    }
+}
+
+#[actix::test]
+async fn a_durable_state_machine_is_not_reapplied_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let network = MemoryNetwork::new();
+    let membership = Membership::with_voters([1, 2, 3].map(NodeId));
+    let machines: BTreeMap<u64, Durable> = (1..=3).map(|i| (i, Durable::default())).collect();
+    let start = |id: u64| {
+        let mut store = RedbStore::open(dir.path().join(format!("{id}.redb"))).unwrap();
+        if store.recover().unwrap().snapshot.meta.membership.voters.is_empty() {
+            let bootstrap = bootstrap_snapshot(membership.clone());
+            store.write(WriteBatch { snapshot: Some(&bootstrap), ..WriteBatch::default() }).unwrap();
+        }
+        let transport: Arc<dyn Transport> = Arc::new(network.join(NodeId(id)));
+        let actor =
+            RaftActor::new(ActorConfig::new(GroupId(1)), transport, store, machines[&id].clone()).unwrap();
+        actix::Actor::start(actor)
+    };
+    let mut nodes: BTreeMap<NodeId, _> = (1..=3).map(|i| (NodeId(i), start(i))).collect();
+    let leader = leader_of(&nodes).await;
+    for v in 1..=20 {
+        nodes[&leader].send(command(v)).await.unwrap().unwrap().await.unwrap();
+    }
+    let victim = *nodes.keys().find(|id| **id != leader).unwrap();
+    eventually("the victim to apply everything", async || (machines[&victim.0].digest() == 20).then_some(()))
+        .await;
+    nodes[&victim].send(Shutdown).await.unwrap();
+    network.leave(victim);
+    nodes.remove(&victim);
+    eventually("the file to be released", async || {
+        RedbStore::open(dir.path().join(format!("{}.redb", victim.0))).ok()
+    })
+    .await;
+    nodes.insert(victim, start(victim.0));
+    for v in 21..=25 {
+        nodes[&leader].send(command(v)).await.unwrap().unwrap().await.unwrap();
+    }
+    eventually("the restarted node to apply the new entries", async || {
+        (machines[&victim.0].digest() == 25).then_some(())
+    })
+    .await;
+    let counts = machines[&victim.0].0.lock().unwrap().1.clone();
+    assert!(counts.values().all(|c| *c == 1), "applied once each: {counts:?}");
+}
