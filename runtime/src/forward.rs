@@ -113,6 +113,16 @@ impl Outcome {
     }
 }
 
+/// Proposes on the local Raft actor and waits until the entry is applied.
+pub async fn propose_local(raft: &Addr<GroupActor>, data: Bytes, client: Option<ClientTag>) -> Outcome {
+    let applied = match raft.send(Propose { data, client }).await {
+        Ok(Ok(pending)) => Ok(pending.await),
+        Ok(Err(error)) => Ok(Err(error)),
+        Err(error) => Err(error),
+    };
+    Outcome::from_raft(applied)
+}
+
 /// What this node asks a leader to do.
 #[derive(Debug)]
 pub enum Request {
@@ -198,9 +208,9 @@ impl Handler<Inbound> for Forwarder {
                     self.reply(from, id, Outcome::Failed(format!("no group {group} on this node")));
                     return;
                 };
-                raft.send(Propose { data, client })
+                async move { propose_local(&raft, data, client).await }
                     .into_actor(self)
-                    .map(move |result, actor, _ctx| actor.reply(from, id, Outcome::from_raft(result)))
+                    .map(move |outcome, actor, _ctx| actor.reply(from, id, outcome))
                     .spawn(ctx);
             }
             ForwardWire::Read { id, group, lease, query } => {

@@ -2,12 +2,12 @@
 //! durable redb store, the proposal forwarder, and a task worker per group.
 
 use crate::config::{NodeConfig, Peer, RaftTiming};
-use crate::forward::{Forward, Forwarder, Outcome, Request};
+use crate::forward::{propose_local, Forward, Forwarder, Outcome, Request};
 use crate::machine::{decode, encode, Applied, ConcordMachine, Query, QueryAnswer};
 use crate::state::{Command, Response};
 use actix::prelude::*;
 use concord_raft::actor::{
-    bootstrap_snapshot, ActorConfig, Propose, RaftActor, Read, ReadKind, Shutdown, UpdateConfig,
+    bootstrap_snapshot, ActorConfig, RaftActor, Read, ReadKind, Shutdown, UpdateConfig,
 };
 use concord_raft::core::{ClientTag, Membership};
 use concord_raft::storage::redb::RedbStore;
@@ -263,7 +263,7 @@ impl Node {
                     let request = Request::Propose { data: data.clone(), client };
                     self.forward(Forward { to, group: local.id, request }).await
                 }
-                _ => Outcome::from_raft(local.raft.send(Propose { data: data.clone(), client }).await),
+                _ => propose_local(&local.raft, data.clone(), client).await,
             };
             match Self::settle(outcome, &mut leader, &mut last).await {
                 Some(Ok((index, response))) => {
