@@ -1,0 +1,335 @@
+//! The `QuorumManager` actor wired to real Raft actors over the in-memory
+//! transport: health as nodes die, a node joining through gossip, a failed
+//! voter replaced once, and a minority that reports quorum lost and
+//! proposes nothing. Waits poll the actors' answers against a deadline.
+
+use actix::{Actor, Addr};
+use bytes::Bytes;
+use concord_membership::actor::{ManagerConfig, MemberLiveness, QuorumManager};
+use concord_membership::core::{HistoryRecord, Outcome, RequestError};
+use concord_membership::health::{ClusterHealth, HealthStatus, Liveness};
+use concord_membership::messages::{AddNode, Health, History, VerifyQuorum};
+use concord_raft::actor::{bootstrap_snapshot, ActorConfig, GetStatus, Propose, RaftActor, Shutdown, Status};
+use concord_raft::core::{Index, Membership, Role};
+use concord_raft::machine::StateMachine;
+use concord_raft::storage::memory::MemoryStore;
+use concord_transport::{GroupId, MemoryNetwork, NodeId, Transport};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Counts applied commands; the manager's verification command (empty) is
+/// a no-op, as [`ManagerConfig::verify_command`] asks of a host machine.
+#[derive(Default)]
+struct Tally {
+    applied: u64,
+}
+
+impl StateMachine for Tally {
+    fn apply(&mut self, _: Index, command: &[u8]) -> Bytes {
+        if !command.is_empty() {
+            self.applied += 1;
+        }
+        self.snapshot()
+    }
+
+    fn query(&self, _: &[u8]) -> Bytes {
+        self.snapshot()
+    }
+
+    fn snapshot(&self) -> Bytes {
+        Bytes::copy_from_slice(&self.applied.to_le_bytes())
+    }
+
+    fn restore(&mut self, data: &[u8]) -> Result<(), String> {
+        let bytes: [u8; 8] = data.try_into().map_err(|_| format!("{} bytes, not 8", data.len()))?;
+        self.applied = u64::from_le_bytes(bytes);
+        Ok(())
+    }
+
+    fn digest(&self) -> u64 {
+        self.applied
+    }
+}
+
+type Raft = Addr<RaftActor<MemoryStore, Tally>>;
+
+/// Longest wait for any expected outcome.
+const DEADLINE: Duration = Duration::from_secs(20);
+/// Period of the managers' timer: short, so tests run fast.
+const MANAGER_TICK: Duration = Duration::from_millis(20);
+/// The failure window of tests that expect a replacement.
+const SHORT_WINDOW_MS: u64 = 300;
+
+struct Node {
+    raft: Raft,
+    manager: Addr<QuorumManager>,
+}
+
+struct Cluster {
+    network: MemoryNetwork,
+    nodes: BTreeMap<NodeId, Node>,
+}
+
+impl Cluster {
+    /// Voters `voters`, plus `newcomers` started with no configuration (they
+    /// wait to be added); every node runs a manager with `failed_window_ms`.
+    fn start(voters: u64, newcomers: u64, failed_window_ms: u64) -> Cluster {
+        let network = MemoryNetwork::new();
+        let membership = Membership::with_voters((1..=voters).map(NodeId));
+        let mut nodes = BTreeMap::new();
+        for i in 1..=voters + newcomers {
+            let id = NodeId(i);
+            let transport: Arc<dyn Transport> = Arc::new(network.join(id));
+            let initial = if i <= voters { membership.clone() } else { Membership::default() };
+            let store = MemoryStore::new(bootstrap_snapshot(initial));
+            let raft = RaftActor::new(ActorConfig::new(GroupId(1)), transport, store, Tally::default())
+                .expect("valid raft settings")
+                .start();
+            let mut config = ManagerConfig::new(id);
+            config.tick = MANAGER_TICK;
+            config.core.failed_window_ms = failed_window_ms;
+            let manager = QuorumManager::new(config, raft.clone()).expect("valid manager settings").start();
+            nodes.insert(id, Node { raft, manager });
+        }
+        Cluster { network, nodes }
+    }
+
+    async fn statuses(&self) -> Vec<Status> {
+        let mut out = Vec::new();
+        for node in self.nodes.values() {
+            out.push(node.raft.send(GetStatus).await.expect("raft alive"));
+        }
+        out
+    }
+
+    /// The leader once every live node follows it and it committed in its
+    /// term (so that it accepts configuration changes).
+    async fn leader(&self) -> NodeId {
+        eventually("a settled leader", async || {
+            let statuses = self.statuses().await;
+            let leader = statuses.iter().find(|s| s.role == Role::Leader && s.commit > 0)?;
+            let voters = statuses.iter().filter(|s| s.membership.is_voter(s.id));
+            voters
+                .into_iter()
+                .all(|s| s.leader == Some(leader.id) && s.term == leader.term)
+                .then_some(leader.id)
+        })
+        .await
+    }
+
+    async fn membership(&self, id: NodeId) -> Membership {
+        self.nodes[&id].raft.send(GetStatus).await.expect("raft alive").membership
+    }
+
+    async fn health(&self, id: NodeId) -> ClusterHealth {
+        self.nodes[&id].manager.send(Health).await.expect("manager alive")
+    }
+
+    async fn history(&self, id: NodeId) -> Vec<HistoryRecord> {
+        self.nodes[&id].manager.send(History { limit: None }).await.expect("manager alive")
+    }
+
+    /// Gossip's verdict on `node`, told to every live manager.
+    fn announce(&self, node: NodeId, state: Liveness) {
+        for other in self.nodes.values() {
+            other.manager.do_send(MemberLiveness { node, state });
+        }
+    }
+
+    /// Stops `id`'s Raft actor and cuts it off, then tells the others it
+    /// is dead, as gossip would.
+    async fn kill(&mut self, id: NodeId) {
+        let node = self.nodes.remove(&id).expect("a live node");
+        node.raft.send(Shutdown).await.expect("raft alive");
+        self.network.leave(id);
+        self.announce(id, Liveness::Dead);
+    }
+
+    /// Voters other than `leader`, lowest first.
+    fn followers(&self, leader: NodeId, count: usize) -> Vec<NodeId> {
+        self.nodes.keys().copied().filter(|&id| id != leader).take(count).collect()
+    }
+}
+
+/// Polls until `check` holds, failing after [`DEADLINE`].
+async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
+        actix_rt::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Checks `invariant` repeatedly for `period`: for outcomes that must *not*
+/// happen, such as a second replacement.
+async fn throughout(what: &str, period: Duration, mut invariant: impl AsyncFnMut() -> bool) {
+    let start = Instant::now();
+    while start.elapsed() < period {
+        assert!(invariant().await, "{what} broke");
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn write(raft: &Raft, value: u64) -> Result<(), String> {
+    let data = Bytes::copy_from_slice(&value.to_le_bytes());
+    match raft.send(Propose { data, client: None }).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(error)) => Err(error.to_string()),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
+fn voters(membership: &Membership) -> BTreeSet<NodeId> {
+    membership.voters.keys().copied().collect()
+}
+
+#[actix::test]
+async fn two_dead_of_five_is_degraded_with_no_failure_left_and_writes_still_commit() {
+    let mut cluster = Cluster::start(5, 0, 60_000);
+    let leader = cluster.leader().await;
+    let healthy = eventually("a healthy report", async || {
+        let health = cluster.health(leader).await;
+        (health.status == HealthStatus::Healthy && health.has_leader).then_some(health)
+    })
+    .await;
+    assert_eq!((healthy.voters, healthy.quorum_size, healthy.failures_tolerated), (5, 3, 2));
+
+    let dead = cluster.followers(leader, 2);
+    for &id in &dead {
+        cluster.kill(id).await;
+    }
+    for &id in cluster.nodes.keys() {
+        let health = eventually("a degraded report", async || {
+            let health = cluster.health(id).await;
+            (health.status == HealthStatus::Degraded).then_some(health)
+        })
+        .await;
+        assert!(health.quorum_available);
+        assert_eq!((health.voters, health.reachable_voters, health.failures_tolerated), (5, 3, 0));
+        assert_eq!(health.failed_agents, dead);
+    }
+    write(&cluster.nodes[&leader].raft, 7).await.expect("three of five still commit");
+    let verified = cluster.nodes[&leader].manager.send(VerifyQuorum).await.expect("manager alive");
+    assert_eq!(verified, Ok(Outcome::Verified { committed: true }));
+    assert!(
+        cluster.health(leader).await.commit_latency_p50.is_some(),
+        "the verification's latency is observed"
+    );
+    assert!(cluster.history(leader).await.is_empty(), "nothing changed within the failure window");
+}
+
+#[actix::test]
+async fn three_dead_of_five_reports_quorum_lost_and_proposes_nothing() {
+    let mut cluster = Cluster::start(5, 0, SHORT_WINDOW_MS);
+    let leader = cluster.leader().await;
+    let before = cluster.membership(leader).await;
+    for id in cluster.followers(leader, 3) {
+        cluster.kill(id).await;
+    }
+    let survivors: Vec<NodeId> = cluster.nodes.keys().copied().collect();
+    for &id in &survivors {
+        let health = eventually("a quorum-lost report", async || {
+            let health = cluster.health(id).await;
+            (health.status == HealthStatus::QuorumLost).then_some(health)
+        })
+        .await;
+        assert!(!health.quorum_available);
+        assert_eq!((health.reachable_voters, health.failures_tolerated), (2, 0));
+    }
+    let refused =
+        cluster.nodes[&leader].manager.send(AddNode { node: NodeId(9), voter: false, weight: None });
+    let refused = refused.await.expect("manager alive");
+    assert!(
+        matches!(
+            refused,
+            Err(concord_membership::actor::ManagerError::Request(
+                RequestError::QuorumLost | RequestError::NotLeader { .. }
+            ))
+        ),
+        "{refused:?}"
+    );
+    // Well past the failure window: the dead voters are neither replaced
+    // nor removed, since no change can commit.
+    throughout("an unchanged configuration", Duration::from_millis(4 * SHORT_WINDOW_MS), async || {
+        let mut unchanged = true;
+        for &id in &survivors {
+            unchanged &= cluster.membership(id).await == before && cluster.history(id).await.is_empty();
+        }
+        unchanged
+    })
+    .await;
+}
+
+#[actix::test]
+async fn a_new_node_joins_as_a_learner_catches_up_and_is_promoted() {
+    let cluster = Cluster::start(4, 1, 60_000);
+    let leader = cluster.leader().await;
+    let newcomer = NodeId(5);
+    cluster.announce(newcomer, Liveness::Alive);
+    let promoted = eventually("the newcomer promoted", async || {
+        let membership = cluster.membership(leader).await;
+        (membership.is_voter(newcomer) && membership.learners.is_empty()).then_some(membership)
+    })
+    .await;
+    assert_eq!(voters(&promoted), (1..=5).map(NodeId).collect());
+    let history = cluster.history(leader).await;
+    let steps: Vec<(bool, bool, &Outcome)> = history
+        .iter()
+        .map(|r| (r.target.voting.is_learner(newcomer), r.target.voting.is_voter(newcomer), &r.outcome))
+        .collect();
+    assert_eq!(
+        steps,
+        [(true, false, &Outcome::Completed { steps: 1 }), (false, true, &Outcome::Completed { steps: 1 })],
+        "joined as a learner, then promoted: {history:#?}"
+    );
+    let status = eventually("the newcomer caught up", async || {
+        let status = cluster.nodes[&newcomer].raft.send(GetStatus).await.expect("raft alive");
+        status.membership.is_voter(newcomer).then_some(status)
+    })
+    .await;
+    assert_eq!(status.leader, Some(leader));
+}
+
+#[actix::test]
+async fn a_voter_dead_past_the_window_is_replaced_exactly_once_by_a_caught_up_learner() {
+    let mut cluster = Cluster::start(5, 1, SHORT_WINDOW_MS);
+    let leader = cluster.leader().await;
+    let learner = NodeId(6);
+    cluster.announce(learner, Liveness::Alive);
+    eventually("the learner caught up", async || {
+        let leader_status = cluster.nodes[&leader].raft.send(GetStatus).await.expect("raft alive");
+        let status = cluster.nodes[&learner].raft.send(GetStatus).await.expect("raft alive");
+        (leader_status.membership.learners.contains(&learner) && status.applied >= leader_status.commit)
+            .then_some(())
+    })
+    .await;
+    assert_eq!(voters(&cluster.membership(leader).await).len(), 5, "an odd count waits for a second learner");
+
+    let dead = cluster.followers(leader, 1)[0];
+    cluster.kill(dead).await;
+    let expected: BTreeSet<NodeId> = (1..=6).map(NodeId).filter(|&id| id != dead).collect();
+    eventually("the dead voter replaced", async || {
+        let membership = cluster.membership(leader).await;
+        (voters(&membership) == expected && membership.learners.is_empty()).then_some(())
+    })
+    .await;
+    let replacements = |history: &[HistoryRecord]| {
+        history
+            .iter()
+            .filter(|r| r.from.voting.is_voter(dead) && !r.target.voting.is_voter(dead))
+            .map(|r| r.outcome.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(replacements(&cluster.history(leader).await), [Outcome::Completed { steps: 2 }]);
+    throughout("one replacement", Duration::from_millis(3 * SHORT_WINDOW_MS), async || {
+        let membership = cluster.membership(leader).await;
+        voters(&membership) == expected && replacements(&cluster.history(leader).await).len() == 1
+    })
+    .await;
+    write(&cluster.nodes[&learner].raft, 1).await.expect_err("only the leader takes writes");
+    write(&cluster.nodes[&leader].raft, 1).await.expect("the new configuration commits");
+}
