@@ -1,7 +1,8 @@
 //! The `QuorumManager` actor wired to real Raft actors over the in-memory
 //! transport: health as nodes die, a node joining through gossip, a failed
-//! voter replaced once, and a minority that reports quorum lost and
-//! proposes nothing. Waits poll the actors' answers against a deadline.
+//! voter replaced (or removed) once, and a minority that reports quorum lost
+//! and proposes nothing; the health and replacement scenarios again over TCP
+//! on 127.0.0.1. Waits poll the actors' answers against a deadline.
 
 use actix::{Actor, Addr};
 use bytes::Bytes;
@@ -13,7 +14,7 @@ use concord_raft::actor::{bootstrap_snapshot, ActorConfig, GetStatus, Propose, R
 use concord_raft::core::{Index, Membership, Role};
 use concord_raft::machine::StateMachine;
 use concord_raft::storage::memory::MemoryStore;
-use concord_transport::{GroupId, MemoryNetwork, NodeId, Transport};
+use concord_transport::{ClusterId, GroupId, MemoryNetwork, NodeId, TcpConfig, TcpTransport, Transport};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -66,22 +67,81 @@ struct Node {
     manager: Addr<QuorumManager>,
 }
 
+/// The network the nodes share, and how to cut one node off it.
+enum Network {
+    Memory(MemoryNetwork),
+    Tcp(BTreeMap<NodeId, TcpTransport>),
+}
+
+impl Network {
+    fn memory(nodes: u64) -> (Network, Vec<Arc<dyn Transport>>) {
+        let network = MemoryNetwork::new();
+        let transports =
+            (1..=nodes).map(|i| Arc::new(network.join(NodeId(i))) as Arc<dyn Transport>).collect();
+        (Network::Memory(network), transports)
+    }
+
+    async fn tcp(nodes: u64) -> (Network, Vec<Arc<dyn Transport>>) {
+        let mut tcp = Vec::new();
+        for i in 1..=nodes {
+            let listen = "127.0.0.1:0".parse().expect("an address");
+            tcp.push(
+                TcpTransport::bind(TcpConfig::new(ClusterId(7), NodeId(i), listen)).await.expect("bind"),
+            );
+        }
+        for a in &tcp {
+            for b in tcp.iter().filter(|b| b.local_id() != a.local_id()) {
+                a.add_peer(b.local_id(), b.local_addr());
+            }
+        }
+        let transports = tcp.iter().map(|t| Arc::new(t.clone()) as Arc<dyn Transport>).collect();
+        (Network::Tcp(tcp.into_iter().map(|t| (t.local_id(), t)).collect()), transports)
+    }
+
+    fn cut(&self, id: NodeId) {
+        match self {
+            Network::Memory(network) => network.leave(id),
+            Network::Tcp(transports) => {
+                if let Some(transport) = transports.get(&id) {
+                    transport.shutdown();
+                }
+            }
+        }
+    }
+}
+
 struct Cluster {
-    network: MemoryNetwork,
+    network: Network,
     nodes: BTreeMap<NodeId, Node>,
 }
 
 impl Cluster {
-    /// Voters `voters`, plus `newcomers` started with no configuration (they
-    /// wait to be added); every node runs a manager with `failed_window_ms`.
-    fn start(voters: u64, newcomers: u64, failed_window_ms: u64) -> Cluster {
-        let network = MemoryNetwork::new();
+    /// Over the in-memory transport: see [`Cluster::start`].
+    fn memory(voters: u64, newcomers: u64, failed_window_ms: u64) -> Cluster {
+        let (network, transports) = Network::memory(voters + newcomers);
+        Cluster::start(network, transports, voters, failed_window_ms)
+    }
+
+    /// Over TCP on 127.0.0.1: see [`Cluster::start`].
+    async fn tcp(voters: u64, newcomers: u64, failed_window_ms: u64) -> Cluster {
+        let (network, transports) = Network::tcp(voters + newcomers).await;
+        Cluster::start(network, transports, voters, failed_window_ms)
+    }
+
+    /// The first `voters` transports' nodes form the group; the others
+    /// start with no configuration (they wait to be added). Every node runs
+    /// a manager with `failed_window_ms`.
+    fn start(
+        network: Network,
+        transports: Vec<Arc<dyn Transport>>,
+        voters: u64,
+        failed_window_ms: u64,
+    ) -> Cluster {
         let membership = Membership::with_voters((1..=voters).map(NodeId));
         let mut nodes = BTreeMap::new();
-        for i in 1..=voters + newcomers {
-            let id = NodeId(i);
-            let transport: Arc<dyn Transport> = Arc::new(network.join(id));
-            let initial = if i <= voters { membership.clone() } else { Membership::default() };
+        for transport in transports {
+            let id = transport.local_id();
+            let initial = if membership.is_voter(id) { membership.clone() } else { Membership::default() };
             let store = MemoryStore::new(bootstrap_snapshot(initial));
             let raft = RaftActor::new(ActorConfig::new(GroupId(1)), transport, store, Tally::default())
                 .expect("valid raft settings")
@@ -142,7 +202,7 @@ impl Cluster {
     async fn kill(&mut self, id: NodeId) {
         let node = self.nodes.remove(&id).expect("a live node");
         node.raft.send(Shutdown).await.expect("raft alive");
-        self.network.leave(id);
+        self.network.cut(id);
         self.announce(id, Liveness::Dead);
     }
 
@@ -187,9 +247,8 @@ fn voters(membership: &Membership) -> BTreeSet<NodeId> {
     membership.voters.keys().copied().collect()
 }
 
-#[actix::test]
-async fn two_dead_of_five_is_degraded_with_no_failure_left_and_writes_still_commit() {
-    let mut cluster = Cluster::start(5, 0, 60_000);
+/// (a) 5 voters, then 2 dead: degraded, no failure left, still writable.
+async fn two_dead_of_five(mut cluster: Cluster) {
     let leader = cluster.leader().await;
     let healthy = eventually("a healthy report", async || {
         let health = cluster.health(leader).await;
@@ -223,8 +282,18 @@ async fn two_dead_of_five_is_degraded_with_no_failure_left_and_writes_still_comm
 }
 
 #[actix::test]
+async fn two_dead_of_five_is_degraded_with_no_failure_left_and_writes_still_commit() {
+    two_dead_of_five(Cluster::memory(5, 0, 60_000)).await;
+}
+
+#[actix::test]
+async fn over_tcp_two_dead_of_five_is_degraded_with_no_failure_left() {
+    two_dead_of_five(Cluster::tcp(5, 0, 60_000).await).await;
+}
+
+#[actix::test]
 async fn three_dead_of_five_reports_quorum_lost_and_proposes_nothing() {
-    let mut cluster = Cluster::start(5, 0, SHORT_WINDOW_MS);
+    let mut cluster = Cluster::memory(5, 0, SHORT_WINDOW_MS);
     let leader = cluster.leader().await;
     let before = cluster.membership(leader).await;
     for id in cluster.followers(leader, 3) {
@@ -266,7 +335,7 @@ async fn three_dead_of_five_reports_quorum_lost_and_proposes_nothing() {
 
 #[actix::test]
 async fn a_new_node_joins_as_a_learner_catches_up_and_is_promoted() {
-    let cluster = Cluster::start(4, 1, 60_000);
+    let cluster = Cluster::memory(4, 1, 60_000);
     let leader = cluster.leader().await;
     let newcomer = NodeId(5);
     cluster.announce(newcomer, Liveness::Alive);
@@ -294,9 +363,18 @@ async fn a_new_node_joins_as_a_learner_catches_up_and_is_promoted() {
     assert_eq!(status.leader, Some(leader));
 }
 
-#[actix::test]
-async fn a_voter_dead_past_the_window_is_replaced_exactly_once_by_a_caught_up_learner() {
-    let mut cluster = Cluster::start(5, 1, SHORT_WINDOW_MS);
+/// How many operations took `dead` out of the voters, with their outcomes.
+fn removals_of(dead: NodeId, history: &[HistoryRecord]) -> Vec<Outcome> {
+    history
+        .iter()
+        .filter(|r| r.from.voting.is_voter(dead) && !r.target.voting.is_voter(dead))
+        .map(|r| r.outcome.clone())
+        .collect()
+}
+
+/// (c) 5 voters and a 6th node that joins as a learner; a voter dead past
+/// the window is replaced by it, once.
+async fn replaced_once(mut cluster: Cluster) {
     let leader = cluster.leader().await;
     let learner = NodeId(6);
     cluster.announce(learner, Liveness::Alive);
@@ -317,19 +395,48 @@ async fn a_voter_dead_past_the_window_is_replaced_exactly_once_by_a_caught_up_le
         (voters(&membership) == expected && membership.learners.is_empty()).then_some(())
     })
     .await;
-    let replacements = |history: &[HistoryRecord]| {
-        history
-            .iter()
-            .filter(|r| r.from.voting.is_voter(dead) && !r.target.voting.is_voter(dead))
-            .map(|r| r.outcome.clone())
-            .collect::<Vec<_>>()
-    };
-    assert_eq!(replacements(&cluster.history(leader).await), [Outcome::Completed { steps: 2 }]);
+    let replacements = async || removals_of(dead, &cluster.history(leader).await);
+    assert_eq!(
+        replacements().await,
+        [Outcome::Completed { steps: 2 }],
+        "removed and promoted in one operation"
+    );
     throughout("one replacement", Duration::from_millis(3 * SHORT_WINDOW_MS), async || {
         let membership = cluster.membership(leader).await;
-        voters(&membership) == expected && replacements(&cluster.history(leader).await).len() == 1
+        voters(&membership) == expected && replacements().await.len() == 1
     })
     .await;
     write(&cluster.nodes[&learner].raft, 1).await.expect_err("only the leader takes writes");
     write(&cluster.nodes[&leader].raft, 1).await.expect("the new configuration commits");
+}
+
+#[actix::test]
+async fn a_voter_dead_past_the_window_is_replaced_exactly_once_by_a_caught_up_learner() {
+    replaced_once(Cluster::memory(5, 1, SHORT_WINDOW_MS)).await;
+}
+
+#[actix::test]
+async fn over_tcp_a_voter_dead_past_the_window_is_replaced_exactly_once() {
+    replaced_once(Cluster::tcp(5, 1, SHORT_WINDOW_MS).await).await;
+}
+
+#[actix::test]
+async fn a_voter_dead_past_the_window_with_no_learner_is_removed_exactly_once() {
+    let mut cluster = Cluster::memory(5, 0, SHORT_WINDOW_MS);
+    let leader = cluster.leader().await;
+    let dead = cluster.followers(leader, 1)[0];
+    cluster.kill(dead).await;
+    let expected: BTreeSet<NodeId> = (1..=5).map(NodeId).filter(|&id| id != dead).collect();
+    eventually("the dead voter removed", async || {
+        (voters(&cluster.membership(leader).await) == expected).then_some(())
+    })
+    .await;
+    let removals = async || removals_of(dead, &cluster.history(leader).await);
+    assert_eq!(removals().await, [Outcome::Completed { steps: 1 }]);
+    let health = cluster.health(leader).await;
+    assert_eq!((health.voters, health.quorum_size, health.failures_tolerated), (4, 3, 1));
+    throughout("one removal, four voters", Duration::from_millis(3 * SHORT_WINDOW_MS), async || {
+        voters(&cluster.membership(leader).await) == expected && removals().await.len() == 1
+    })
+    .await;
 }

@@ -154,7 +154,11 @@ impl QuorumManager {
         let raft = self.raft.clone();
         async move {
             let status = raft.status.send(GetStatus).await?;
-            let log = raft.log_status.send(LogStatus).await?;
+            // Match indexes are the leader's alone.
+            let log = match status.leader == Some(status.id) {
+                true => Some(raft.log_status.send(LogStatus).await?),
+                false => None,
+            };
             let elections = raft.elections.send(ElectionHistory).await?;
             Ok::<_, MailboxError>((status, log, elections))
         }
@@ -173,7 +177,7 @@ impl QuorumManager {
         &mut self,
         commits_before: u64,
         status: Status,
-        log: LogStatusReport,
+        log: Option<LogStatusReport>,
         elections: Vec<ElectionEvent>,
         ctx: &mut Context<Self>,
     ) {
@@ -185,7 +189,7 @@ impl QuorumManager {
         if commits_before != self.commits_answered {
             return;
         }
-        match raft::progress(&status, &log) {
+        match raft::progress(&status, log.as_ref()) {
             Ok(progress) => self.drive(Input::Progress(progress), ctx),
             Err(error) => {
                 tracing::error!(%error, "raft's configuration cannot be represented; progress dropped")

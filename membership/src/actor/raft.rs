@@ -106,12 +106,12 @@ pub fn from_membership(membership: &Membership) -> Result<QuorumConfig, MappingE
     Ok(QuorumConfig::new(voting, policy))
 }
 
-/// The core's [`RaftProgress`] from one poll of the Raft actor. Match
-/// indexes are the leader's (empty elsewhere); the leader counts its own
-/// log as matched.
-pub fn progress(status: &Status, log: &LogStatusReport) -> Result<RaftProgress, MappingError> {
+/// The core's [`RaftProgress`] from one poll of the Raft actor: `log` is
+/// the leader's replication report (match indexes are empty elsewhere); the
+/// leader counts its own log as matched.
+pub fn progress(status: &Status, log: Option<&LogStatusReport>) -> Result<RaftProgress, MappingError> {
     let mut match_index = std::collections::BTreeMap::new();
-    if status.leader == Some(status.id) {
+    if let Some(log) = log.filter(|_| status.leader == Some(status.id)) {
         match_index.extend(log.followers.iter().map(|f| (f.agent_id, f.match_index)));
         match_index.insert(status.id, status.last_index);
     }
