@@ -1,15 +1,15 @@
 //! The `QuorumManager` actor wired to real Raft actors over the in-memory
 //! transport: health as nodes die, a node joining through gossip, a failed
-//! voter replaced (or removed) once, and a minority that reports quorum lost
-//! and proposes nothing; the health and replacement scenarios again over TCP
+//! voter replaced (or removed) once, a leader removed through a leadership
+//! hand-over, and a minority that reports quorum lost and proposes nothing; the health and replacement scenarios again over TCP
 //! on 127.0.0.1. Waits poll the actors' answers against a deadline.
 
 use actix::{Actor, Addr};
 use bytes::Bytes;
-use concord_membership::actor::{ManagerConfig, MemberLiveness, QuorumManager};
+use concord_membership::actor::{ManagerConfig, ManagerError, MemberLiveness, QuorumManager};
 use concord_membership::core::{HistoryRecord, Outcome, RequestError};
 use concord_membership::health::{ClusterHealth, HealthStatus, Liveness};
-use concord_membership::messages::{AddNode, Health, History, VerifyQuorum};
+use concord_membership::messages::{AddNode, Adjust, Health, History, RemoveNode, VerifyQuorum};
 use concord_raft::actor::{bootstrap_snapshot, ActorConfig, GetStatus, Propose, RaftActor, Shutdown, Status};
 use concord_raft::core::{Index, Membership, Role};
 use concord_raft::machine::StateMachine;
@@ -315,9 +315,7 @@ async fn three_dead_of_five_reports_quorum_lost_and_proposes_nothing() {
     assert!(
         matches!(
             refused,
-            Err(concord_membership::actor::ManagerError::Request(
-                RequestError::QuorumLost | RequestError::NotLeader { .. }
-            ))
+            Err(ManagerError::Request(RequestError::QuorumLost | RequestError::NotLeader { .. }))
         ),
         "{refused:?}"
     );
@@ -345,7 +343,13 @@ async fn a_new_node_joins_as_a_learner_catches_up_and_is_promoted() {
     })
     .await;
     assert_eq!(voters(&promoted), (1..=5).map(NodeId).collect());
-    let history = cluster.history(leader).await;
+    // An operation enters the history once its verification commits, a
+    // little after the configuration it applied.
+    let history = eventually("both operations recorded", async || {
+        let history = cluster.history(leader).await;
+        (history.len() >= 2).then_some(history)
+    })
+    .await;
     let steps: Vec<(bool, bool, &Outcome)> = history
         .iter()
         .map(|r| (r.target.voting.is_learner(newcomer), r.target.voting.is_voter(newcomer), &r.outcome))
@@ -396,6 +400,7 @@ async fn replaced_once(mut cluster: Cluster) {
     })
     .await;
     let replacements = async || removals_of(dead, &cluster.history(leader).await);
+    eventually("the replacement recorded", async || (!replacements().await.is_empty()).then_some(())).await;
     assert_eq!(
         replacements().await,
         [Outcome::Completed { steps: 2 }],
@@ -432,6 +437,7 @@ async fn a_voter_dead_past_the_window_with_no_learner_is_removed_exactly_once() 
     })
     .await;
     let removals = async || removals_of(dead, &cluster.history(leader).await);
+    eventually("the removal recorded", async || (!removals().await.is_empty()).then_some(())).await;
     assert_eq!(removals().await, [Outcome::Completed { steps: 1 }]);
     let health = cluster.health(leader).await;
     assert_eq!((health.voters, health.quorum_size, health.failures_tolerated), (4, 3, 1));
@@ -439,4 +445,35 @@ async fn a_voter_dead_past_the_window_with_no_learner_is_removed_exactly_once() 
         voters(&cluster.membership(leader).await) == expected && removals().await.len() == 1
     })
     .await;
+}
+
+#[actix::test]
+async fn removing_the_leader_hands_leadership_over_and_the_new_leaders_manager_finishes() {
+    let cluster = Cluster::memory(5, 0, 60_000);
+    let leader = cluster.leader().await;
+    eventually("the leader's manager to see its leadership", async || {
+        (cluster.health(leader).await.leader == Some(leader)).then_some(())
+    })
+    .await;
+    let answer =
+        cluster.nodes[&leader].manager.send(RemoveNode { node: leader }).await.expect("manager alive");
+    let Ok(Outcome::HandedOver { to, remaining }) = answer else {
+        panic!("expected a hand-over: {answer:?}")
+    };
+    assert!(!remaining.voting.contains(leader) && remaining.voting.is_voter(to));
+    let successor = cluster.leader().await;
+    assert_eq!(successor, to, "Raft moved leadership where the manager asked");
+    // As the requester resends: once `to`'s manager has seen its own
+    // leadership in Raft's progress, it accepts the rest of the move.
+    let finished = eventually("the new leader's manager to accept the rest", async || {
+        let adjust = Adjust { target: remaining.clone() };
+        match cluster.nodes[&to].manager.send(adjust).await.expect("manager alive") {
+            Err(ManagerError::Request(RequestError::NotLeader { .. })) => None,
+            other => Some(other),
+        }
+    })
+    .await;
+    assert_eq!(finished, Ok(Outcome::Completed { steps: 1 }));
+    let membership = cluster.membership(to).await;
+    assert_eq!(voters(&membership), (1..=5).map(NodeId).filter(|&id| id != leader).collect());
 }
