@@ -50,7 +50,7 @@
 //!   leaving;
 //! - [`Output::Reply`] answers the operator request of the same id;
 //!   [`Output::Health`], [`Output::Event`] and [`Output::Audit`] go to
-//!   the log.
+//!   the log and to subscribers ([`actor::Subscribe`]).
 
 pub mod actor;
 pub mod core;

@@ -4,10 +4,12 @@
 //! hand-over, and a minority that reports quorum lost and proposes nothing; the health and replacement scenarios again over TCP
 //! on 127.0.0.1. Waits poll the actors' answers against a deadline.
 
-use actix::{Actor, Addr};
+use actix::{Actor, Addr, Handler, Message, MessageResult};
 use bytes::Bytes;
-use concord_membership::actor::{ManagerConfig, ManagerError, MemberLiveness, QuorumManager};
-use concord_membership::core::{HistoryRecord, Outcome, RequestError};
+use concord_membership::actor::{
+    ManagerConfig, ManagerError, MemberLiveness, Notice, QuorumManager, Subscribe,
+};
+use concord_membership::core::{Event, HistoryRecord, Outcome, RequestError};
 use concord_membership::health::{ClusterHealth, HealthStatus, Liveness};
 use concord_membership::messages::{AddNode, Adjust, Health, History, RemoveNode, VerifyQuorum};
 use concord_raft::actor::{bootstrap_snapshot, ActorConfig, GetStatus, Propose, RaftActor, Shutdown, Status};
@@ -54,6 +56,37 @@ impl StateMachine for Tally {
 }
 
 type Raft = Addr<RaftActor<MemoryStore, Tally>>;
+
+/// Keeps every notice a manager sends it.
+#[derive(Default)]
+struct Collector {
+    notices: Vec<Notice>,
+}
+
+impl Actor for Collector {
+    type Context = actix::Context<Self>;
+}
+
+impl Handler<Notice> for Collector {
+    type Result = ();
+
+    fn handle(&mut self, notice: Notice, _: &mut Self::Context) {
+        self.notices.push(notice);
+    }
+}
+
+/// Asks a [`Collector`] for what it kept.
+#[derive(Message)]
+#[rtype(result = "Vec<Notice>")]
+struct Collected;
+
+impl Handler<Collected> for Collector {
+    type Result = MessageResult<Collected>;
+
+    fn handle(&mut self, _: Collected, _: &mut Self::Context) -> Self::Result {
+        MessageResult(self.notices.clone())
+    }
+}
 
 /// Longest wait for any expected outcome.
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -186,6 +219,14 @@ impl Cluster {
         self.nodes[&id].manager.send(Health).await.expect("manager alive")
     }
 
+    /// A collector subscribed to `id`'s manager.
+    async fn subscribe(&self, id: NodeId) -> Addr<Collector> {
+        let collector = Collector::default().start();
+        let subscribed = self.nodes[&id].manager.send(Subscribe(collector.clone().recipient())).await;
+        subscribed.expect("manager alive").expect("room for a subscriber");
+        collector
+    }
+
     async fn history(&self, id: NodeId) -> Vec<HistoryRecord> {
         self.nodes[&id].manager.send(History { limit: None }).await.expect("manager alive")
     }
@@ -256,6 +297,7 @@ async fn two_dead_of_five(mut cluster: Cluster) {
     })
     .await;
     assert_eq!((healthy.voters, healthy.quorum_size, healthy.failures_tolerated), (5, 3, 2));
+    let collector = cluster.subscribe(leader).await;
 
     let dead = cluster.followers(leader, 2);
     for &id in &dead {
@@ -271,6 +313,14 @@ async fn two_dead_of_five(mut cluster: Cluster) {
         assert_eq!((health.voters, health.reachable_voters, health.failures_tolerated), (5, 3, 0));
         assert_eq!(health.failed_agents, dead);
     }
+    eventually("a degraded notice", async || {
+        let notices = collector.send(Collected).await.expect("collector alive");
+        notices
+            .iter()
+            .any(|n| matches!(n, Notice::Health(h) if h.status == HealthStatus::Degraded))
+            .then_some(())
+    })
+    .await;
     write(&cluster.nodes[&leader].raft, 7).await.expect("three of five still commit");
     let verified = cluster.nodes[&leader].manager.send(VerifyQuorum).await.expect("manager alive");
     assert_eq!(verified, Ok(Outcome::Verified { committed: true }));
@@ -391,6 +441,7 @@ async fn replaced_once(mut cluster: Cluster) {
     .await;
     assert_eq!(voters(&cluster.membership(leader).await).len(), 5, "an odd count waits for a second learner");
 
+    let collector = cluster.subscribe(leader).await;
     let dead = cluster.followers(leader, 1)[0];
     cluster.kill(dead).await;
     let expected: BTreeSet<NodeId> = (1..=6).map(NodeId).filter(|&id| id != dead).collect();
@@ -411,6 +462,12 @@ async fn replaced_once(mut cluster: Cluster) {
         voters(&membership) == expected && replacements().await.len() == 1
     })
     .await;
+    let notices = collector.send(Collected).await.expect("collector alive");
+    let failures: Vec<&Notice> = notices
+        .iter()
+        .filter(|n| matches!(n, Notice::Event(Event::VoterFailed { node }) if *node == dead))
+        .collect();
+    assert_eq!(failures.len(), 1, "the failure is reported once: {notices:#?}");
     write(&cluster.nodes[&learner].raft, 1).await.expect_err("only the leader takes writes");
     write(&cluster.nodes[&leader].raft, 1).await.expect("the new configuration commits");
 }

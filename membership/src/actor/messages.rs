@@ -2,13 +2,13 @@
 //! is told (one `do_send` per gossip event), and the public requests of
 //! [`crate::messages`], each answered from the core.
 
-use crate::core::{Outcome, RequestError};
-use crate::health::Liveness;
+use crate::core::{Event, HistoryRecord, Outcome, RequestError};
+use crate::health::{ClusterHealth, Liveness};
 use crate::messages::{
     AddNode, Adjust, Health, History, ManagerMessage, PromoteLearner, Recommend, RemoveNode, SetPolicy,
     SetWeights, VerifyQuorum,
 };
-use actix::Message;
+use actix::{Message, Recipient};
 use concord_transport::NodeId;
 
 /// Gossip's verdict on a node (SWIM alive / suspect / dead / left).
@@ -43,6 +43,25 @@ pub struct RttSample {
     pub rtt_ms: u64,
 }
 
+/// A report of the core, as subscribers receive it.
+#[derive(Clone, Debug, PartialEq, Message)]
+#[rtype(result = "()")]
+pub enum Notice {
+    /// The health report, sent when its status changes.
+    Health(ClusterHealth),
+    /// Something worth telling operators.
+    Event(Event),
+    /// A finished operation, as recorded in the history.
+    Audit(HistoryRecord),
+}
+
+/// Subscribes a recipient to every later [`Notice`]. A subscriber whose
+/// mailbox is full misses notices (they are logged); one that stopped is
+/// dropped.
+#[derive(Message)]
+#[rtype(result = "Result<(), ManagerError>")]
+pub struct Subscribe(pub Recipient<Notice>);
+
 /// Why a change request to the manager has no outcome.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ManagerError {
@@ -52,6 +71,12 @@ pub enum ManagerError {
     /// The manager stopped before the operation ended.
     #[error("the quorum manager stopped before answering")]
     Stopped,
+    /// `subscribers_max` recipients subscribe already.
+    #[error("{max} subscribers already")]
+    TooManySubscribers {
+        /// The bound.
+        max: usize,
+    },
 }
 
 /// The answer to a change request or [`VerifyQuorum`] sent to the actor.

@@ -25,15 +25,16 @@
 //!   requester resends [`Adjust`] to that node's
 //!   manager (for a graceful leave, the new leader's core removes the node
 //!   without it).
-//! - `Health`, `Event`, `Audit` → the log (`tracing`).
+//! - `Health`, `Event`, `Audit` → the log (`tracing`) and every
+//!   [`Subscribe`]d recipient, as a [`Notice`].
 
 pub mod messages;
 pub mod raft;
 
-pub use messages::{ManagerError, ManagerResult, MemberDomain, MemberLiveness, RttSample};
+pub use messages::{ManagerError, ManagerResult, MemberDomain, MemberLiveness, Notice, RttSample, Subscribe};
 pub use raft::RaftHandle;
 
-use crate::core::{CoreConfig, CoreConfigError, Input, Output, QuorumCore, Request, RequestId};
+use crate::core::{CoreConfig, CoreConfigError, Input, Output, QuorumCore, Request, RequestId, Token};
 use crate::messages::{
     AddNode, Adjust, Health, History, PromoteLearner, Query, Recommend, RemoveNode, SetPolicy, SetWeights,
     VerifyQuorum,
@@ -55,6 +56,9 @@ pub const TICK_DEFAULT: Duration = Duration::from_millis(100);
 /// it wait; gossip's `do_send`s are not held back by actix).
 pub const MAILBOX_CAPACITY_DEFAULT: usize = 1_024;
 
+/// Default bound on [`Subscribe`]d recipients.
+pub const SUBSCRIBERS_MAX_DEFAULT: usize = 16;
+
 /// Settings of a [`QuorumManager`].
 #[derive(Clone, Debug)]
 pub struct ManagerConfig {
@@ -71,6 +75,8 @@ pub struct ManagerConfig {
     pub verify_command: Bytes,
     /// Bound on the actor's mailbox.
     pub mailbox_capacity: usize,
+    /// Bound on [`Subscribe`]d recipients.
+    pub subscribers_max: usize,
 }
 
 impl ManagerConfig {
@@ -81,6 +87,7 @@ impl ManagerConfig {
             tick: TICK_DEFAULT,
             verify_command: Bytes::new(),
             mailbox_capacity: MAILBOX_CAPACITY_DEFAULT,
+            subscribers_max: SUBSCRIBERS_MAX_DEFAULT,
         }
     }
 }
@@ -107,6 +114,8 @@ pub struct QuorumManager {
     /// answers at once (refusing) beyond `pending_requests_max` queued
     /// requests and `verifications_max` verifications.
     replies: BTreeMap<RequestId, oneshot::Sender<ManagerResult>>,
+    /// At most `subscribers_max`.
+    subscribers: Vec<Recipient<Notice>>,
 }
 
 impl QuorumManager {
@@ -122,11 +131,12 @@ impl QuorumManager {
             election_term: 0,
             next_request: 1,
             replies: BTreeMap::new(),
+            subscribers: Vec::new(),
         })
     }
 
     fn now_ms(&self) -> u64 {
-        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+        elapsed_ms(self.started)
     }
 
     /// Steps the core with one input and carries out its outputs: the
@@ -155,9 +165,10 @@ impl QuorumManager {
         async move {
             let status = raft.status.send(GetStatus).await?;
             // Match indexes are the leader's alone.
-            let log = match status.leader == Some(status.id) {
-                true => Some(raft.log_status.send(LogStatus).await?),
-                false => None,
+            let log = if status.leader == Some(status.id) {
+                Some(raft.log_status.send(LogStatus).await?)
+            } else {
+                None
             };
             let elections = raft.elections.send(ElectionHistory).await?;
             Ok::<_, MailboxError>((status, log, elections))
@@ -212,8 +223,8 @@ impl QuorumManager {
                                     manager.commits_answered += 1;
                                     Input::Committed(token)
                                 }
-                                Ok(Err(error)) => Input::Failed { token, reason: error.to_string() },
-                                Err(error) => Input::Failed { token, reason: format!("raft actor: {error}") },
+                                Ok(Err(error)) => failed(token, error),
+                                Err(error) => failed(token, error),
                             };
                             manager.drive(input, ctx);
                         })
@@ -228,16 +239,11 @@ impl QuorumManager {
                         .into_actor(self)
                         .map(move |answer, manager, ctx| match answer {
                             Ok(Ok(_)) => {
-                                let latency_ms =
-                                    u64::try_from(asked.elapsed().as_millis()).unwrap_or(u64::MAX);
-                                manager.drive(Input::CommitLatency { latency_ms }, ctx);
+                                manager.drive(Input::CommitLatency { latency_ms: elapsed_ms(asked) }, ctx);
                                 manager.drive(Input::Verified { token, committed: true }, ctx);
                             }
-                            Ok(Err(error)) => {
-                                manager.drive(Input::Failed { token, reason: error.to_string() }, ctx)
-                            }
-                            Err(error) => manager
-                                .drive(Input::Failed { token, reason: format!("raft actor: {error}") }, ctx),
+                            Ok(Err(error)) => manager.drive(failed(token, error), ctx),
+                            Err(error) => manager.drive(failed(token, error), ctx),
                         })
                         .spawn(ctx);
                 }
@@ -259,11 +265,24 @@ impl QuorumManager {
                         let _ = requester.send(result.map_err(ManagerError::from));
                     }
                 }
-                Output::Health(health) => tracing::info!(?health, "quorum health changed"),
-                Output::Event(event) => tracing::info!(?event, "quorum manager event"),
-                Output::Audit(record) => tracing::info!(?record, "quorum operation finished"),
+                Output::Health(health) => self.notify(Notice::Health(health)),
+                Output::Event(event) => self.notify(Notice::Event(event)),
+                Output::Audit(record) => self.notify(Notice::Audit(record)),
             }
         }
+    }
+
+    /// Logs a report and hands it to every subscriber.
+    fn notify(&mut self, notice: Notice) {
+        tracing::info!(?notice, "quorum manager notice");
+        self.subscribers.retain(|subscriber| match subscriber.try_send(notice.clone()) {
+            Ok(()) => true,
+            Err(SendError::Full(_)) => {
+                tracing::warn!("a quorum manager subscriber is full; a notice is lost to it");
+                true
+            }
+            Err(SendError::Closed(_)) => false,
+        });
     }
 
     /// Hands an operator request to the core; the answer comes with its
@@ -278,6 +297,18 @@ impl QuorumManager {
     }
 }
 
+/// Milliseconds since `since`, saturating (u64 milliseconds outlast any
+/// process).
+fn elapsed_ms(since: Instant) -> u64 {
+    u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Raft's refusal, or its actor gone, as the core's input: either way the
+/// proposal or verification ended without committing.
+fn failed(token: Token, error: impl std::fmt::Display) -> Input {
+    Input::Failed { token, reason: format!("raft: {error}") }
+}
+
 impl Actor for QuorumManager {
     type Context = Context<Self>;
 
@@ -287,6 +318,20 @@ impl Actor for QuorumManager {
             manager.poll(ctx);
             manager.tick(ctx);
         });
+    }
+}
+
+impl Handler<Subscribe> for QuorumManager {
+    type Result = Result<(), ManagerError>;
+
+    fn handle(&mut self, Subscribe(subscriber): Subscribe, _: &mut Context<Self>) -> Self::Result {
+        self.subscribers.retain(|s| s.connected());
+        let max = self.config.subscribers_max;
+        if self.subscribers.len() >= max {
+            return Err(ManagerError::TooManySubscribers { max });
+        }
+        self.subscribers.push(subscriber);
+        Ok(())
     }
 }
 
