@@ -1,7 +1,8 @@
 //! The `QuorumManager` actor wired to real Raft actors over the in-memory
 //! transport: health as nodes die, a node joining through gossip, a failed
 //! voter replaced (or removed) once, a leader removed through a leadership
-//! hand-over, and a minority that reports quorum lost and proposes nothing; the health and replacement scenarios again over TCP
+//! hand-over, a minority (dead or partitioned) that reports quorum lost and
+//! proposes nothing, and recovery after a partition heals; the health and replacement scenarios again over TCP
 //! on 127.0.0.1. Waits poll the actors' answers against a deadline.
 
 use actix::{Actor, Addr, Handler, Message, MessageResult};
@@ -16,6 +17,7 @@ use concord_raft::actor::{bootstrap_snapshot, ActorConfig, GetStatus, Propose, R
 use concord_raft::core::{Index, Membership, Role};
 use concord_raft::machine::StateMachine;
 use concord_raft::storage::memory::MemoryStore;
+use concord_transport::fault::{FaultConfig, Faults};
 use concord_transport::{ClusterId, GroupId, MemoryNetwork, NodeId, TcpConfig, TcpTransport, Transport};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -103,6 +105,8 @@ struct Node {
 /// The network the nodes share, and how to cut one node off it.
 enum Network {
     Memory(MemoryNetwork),
+    /// In memory, through one shared set of faults that can partition.
+    Partitionable(MemoryNetwork, Faults),
     Tcp(BTreeMap<NodeId, TcpTransport>),
 }
 
@@ -112,6 +116,15 @@ impl Network {
         let transports =
             (1..=nodes).map(|i| Arc::new(network.join(NodeId(i))) as Arc<dyn Transport>).collect();
         (Network::Memory(network), transports)
+    }
+
+    fn partitionable(nodes: u64) -> (Network, Vec<Arc<dyn Transport>>) {
+        let network = MemoryNetwork::new();
+        let faults = Faults::new(1, FaultConfig::default());
+        let transports = (1..=nodes)
+            .map(|i| Arc::new(faults.wrap(network.join(NodeId(i)))) as Arc<dyn Transport>)
+            .collect();
+        (Network::Partitionable(network, faults), transports)
     }
 
     async fn tcp(nodes: u64) -> (Network, Vec<Arc<dyn Transport>>) {
@@ -133,7 +146,7 @@ impl Network {
 
     fn cut(&self, id: NodeId) {
         match self {
-            Network::Memory(network) => network.leave(id),
+            Network::Memory(network) | Network::Partitionable(network, _) => network.leave(id),
             Network::Tcp(transports) => {
                 if let Some(transport) = transports.get(&id) {
                     transport.shutdown();
@@ -153,6 +166,14 @@ impl Cluster {
     fn memory(voters: u64, newcomers: u64, failed_window_ms: u64) -> Cluster {
         let (network, transports) = Network::memory(voters + newcomers);
         Cluster::start(network, transports, voters, failed_window_ms)
+    }
+
+    /// In memory, with partitions: see [`Cluster::start`].
+    fn partitionable(voters: u64, failed_window_ms: u64) -> (Cluster, Faults) {
+        let (network, transports) = Network::partitionable(voters);
+        let Network::Partitionable(_, faults) = &network else { unreachable!("built partitionable") };
+        let faults = faults.clone();
+        (Cluster::start(network, transports, voters, failed_window_ms), faults)
     }
 
     /// Over TCP on 127.0.0.1: see [`Cluster::start`].
@@ -233,8 +254,13 @@ impl Cluster {
 
     /// Gossip's verdict on `node`, told to every live manager.
     fn announce(&self, node: NodeId, state: Liveness) {
-        for other in self.nodes.values() {
-            other.manager.do_send(MemberLiveness { node, state });
+        self.announce_to(self.nodes.keys().copied(), node, state);
+    }
+
+    /// Gossip's verdict on `node`, as the managers of `to` hear it.
+    fn announce_to(&self, to: impl IntoIterator<Item = NodeId>, node: NodeId, state: Liveness) {
+        for id in to {
+            self.nodes[&id].manager.do_send(MemberLiveness { node, state });
         }
     }
 
@@ -533,4 +559,51 @@ async fn removing_the_leader_hands_leadership_over_and_the_new_leaders_manager_f
     assert_eq!(finished, Ok(Outcome::Completed { steps: 1 }));
     let membership = cluster.membership(to).await;
     assert_eq!(voters(&membership), (1..=5).map(NodeId).filter(|&id| id != leader).collect());
+}
+
+#[actix::test]
+async fn a_minority_partition_reports_quorum_lost_and_recovers_after_the_heal_unaided() {
+    let (cluster, faults) = Cluster::partitionable(5, 60_000);
+    let first = cluster.leader().await;
+    // The first leader ends up in the minority, the harder side.
+    let minority: Vec<NodeId> = [first].into_iter().chain(cluster.followers(first, 1)).collect();
+    let majority: Vec<NodeId> = cluster.nodes.keys().copied().filter(|id| !minority.contains(id)).collect();
+    faults.partition(&minority, &majority);
+    for (side, other) in [(&minority, &majority), (&majority, &minority)] {
+        for &node in other {
+            cluster.announce_to(side.iter().copied(), node, Liveness::Dead);
+        }
+    }
+    for &id in &minority {
+        eventually("quorum lost in the minority", async || {
+            (cluster.health(id).await.status == HealthStatus::QuorumLost).then_some(())
+        })
+        .await;
+    }
+    let majority_leader = eventually("a majority leader", async || {
+        let health = cluster.health(majority[0]).await;
+        health.leader.filter(|l| majority.contains(l) && health.status == HealthStatus::Degraded)
+    })
+    .await;
+    write(&cluster.nodes[&majority_leader].raft, 1).await.expect("the majority commits");
+    write(&cluster.nodes[&first].raft, 2).await.expect_err("the minority refuses writes");
+
+    faults.heal();
+    for &node in &minority {
+        cluster.announce(node, Liveness::Alive);
+    }
+    for &node in &majority {
+        cluster.announce(node, Liveness::Alive);
+    }
+    let leader = cluster.leader().await;
+    for &id in cluster.nodes.keys() {
+        let health = eventually("healthy after the heal", async || {
+            let health = cluster.health(id).await;
+            (health.status == HealthStatus::Healthy && health.leader == Some(leader)).then_some(health)
+        })
+        .await;
+        assert_eq!((health.voters, health.failures_tolerated), (5, 2));
+        assert!(cluster.history(id).await.is_empty(), "recovered with no configuration change");
+    }
+    write(&cluster.nodes[&leader].raft, 3).await.expect("the healed group commits");
 }
