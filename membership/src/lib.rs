@@ -1,13 +1,20 @@
 #![warn(missing_docs)]
-//! Concord's quorum manager, the pure core: it watches a Raft group through
-//! liveness, round-trip times and replication progress, reports how much
-//! failure the group still takes, recommends quorum changes, and plans and
-//! drives membership changes as single safe Raft configuration changes. No
-//! IO, no clock, no actors: time arrives as millisecond timestamps and the
-//! work to do leaves as outputs, so that a thin actor can run it and a
-//! simulator can replay it.
+//! Concord's quorum manager: it watches a Raft group through liveness,
+//! round-trip times and replication progress, reports how much failure the
+//! group still takes, recommends quorum changes, and plans and drives
+//! membership changes as single safe Raft configuration changes.
+//!
+//! Two layers. The pure core ([`QuorumCore`]) does no IO, reads no clock and
+//! runs no actors: time arrives as millisecond timestamps and the work to do
+//! leaves as outputs, so that a simulator can replay it. The actix shell
+//! ([`actor::QuorumManager`]) runs it beside the local Raft actor.
 //!
 //! Layout:
+//! - [`actor`]: [`actor::QuorumManager`], the actix shell: a timer polls
+//!   the Raft actor and ticks the core, gossip-side facts arrive as
+//!   messages ([`actor::MemberLiveness`], [`actor::MemberDomain`],
+//!   [`actor::RttSample`]), outputs become Raft messages, and the public
+//!   messages are answered from the core.
 //! - [`quorum`]: voting configurations, policies (majority, weighted,
 //!   flexible), validation, single-step change checks and plans.
 //! - [`health`]: observations (liveness, RTTs, Raft progress, latencies,
@@ -20,10 +27,10 @@
 //!   events, audit records).
 //! - [`messages`]: the public request/response types (`Health`,
 //!   `Recommend`, `Adjust`, `History`, `AddNode`, `RemoveNode`,
-//!   `PromoteLearner`, `SetWeights`, `SetPolicy`, `VerifyQuorum`) for the
-//!   future `QuorumManager` actor, HTTP and CLI.
+//!   `PromoteLearner`, `SetWeights`, `SetPolicy`, `VerifyQuorum`), sent to
+//!   the actor as they are and carried by HTTP or CLI as JSON.
 //!
-//! Wiring, for the actor that will own a [`QuorumCore`]:
+//! Wiring, as [`actor::QuorumManager`] does it:
 //! - gossip member events → [`Input::Liveness`] (alive / suspect / dead /
 //!   left), node metadata → [`Input::Domain`], probe round trips →
 //!   [`Input::Rtt`];
@@ -36,14 +43,16 @@
 //!   [`QuorumConfig`](quorum::QuorumConfig) (voters with weights, learners,
 //!   policy); its end → [`Input::Committed`] or [`Input::Failed`], always
 //!   exactly one;
-//! - [`Output::Verify`] → a no-op committed through Raft →
+//! - [`Output::Verify`] → a no-op committed through Raft (see
+//!   [`actor::ManagerConfig::verify_command`]) →
 //!   [`Input::Verified`]; [`Output::TransferLeadership`] → Raft's
 //!   leadership transfer, then a gossip leave when the local node is the one
 //!   leaving;
 //! - [`Output::Reply`] answers the operator request of the same id;
 //!   [`Output::Health`], [`Output::Event`] and [`Output::Audit`] go to
-//!   subscribers and logs.
+//!   the log and to subscribers ([`actor::Subscribe`]).
 
+pub mod actor;
 pub mod core;
 pub mod health;
 pub mod messages;

@@ -1,7 +1,8 @@
 //! The quorum manager's public messages, as plain serde request structs with
-//! their response types, ready for the actor to wrap (`impl actix::Message
-//! for X { type Result = <X as ManagerMessage>::Response; }`) and for HTTP or
-//! CLI to carry as JSON.
+//! their response types: actix messages of [`crate::actor::QuorumManager`]
+//! as they are (queries answer [`ManagerMessage::Response`]; changes answer
+//! [`crate::actor::ManagerResult`], which adds "the manager stopped"), and
+//! JSON for HTTP or CLI.
 //!
 //! Queries ([`Health`], [`Recommend`], [`History`]) are answered at once from
 //! the core's state ([`Query::answer`]). Changes ([`AddNode`], [`RemoveNode`],
