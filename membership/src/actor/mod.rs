@@ -233,16 +233,24 @@ impl QuorumManager {
                 Output::Verify { token } => {
                     let asked = Instant::now();
                     let noop = Propose { data: self.config.verify_command.clone(), client: None };
-                    self.raft
-                        .propose
-                        .send(noop)
+                    let propose = self.raft.propose.clone();
+                    // `Propose` answers once the entry is in the leader's log,
+                    // which a minority leader still manages: only the applied
+                    // entry shows that a quorum commits.
+                    let applied = async move {
+                        match propose.send(noop).await {
+                            Ok(Ok(pending)) => pending.await.map(|_| ()).map_err(|e| e.to_string()),
+                            Ok(Err(error)) => Err(error.to_string()),
+                            Err(error) => Err(error.to_string()),
+                        }
+                    };
+                    applied
                         .into_actor(self)
                         .map(move |answer, manager, ctx| match answer {
-                            Ok(Ok(_)) => {
+                            Ok(()) => {
                                 manager.drive(Input::CommitLatency { latency_ms: elapsed_ms(asked) }, ctx);
                                 manager.drive(Input::Verified { token, committed: true }, ctx);
                             }
-                            Ok(Err(error)) => manager.drive(failed(token, error), ctx),
                             Err(error) => manager.drive(failed(token, error), ctx),
                         })
                         .spawn(ctx);
