@@ -518,10 +518,10 @@ impl GossipCore {
         for wire in &exchange.entries {
             self.merge_entry(wire);
         }
-        self.sample_convergence(&exchange.entries, &exchange.digest, exchange.root, from);
+        self.sample_convergence(&exchange.entries, &exchange.digest, exchange.root);
     }
 
-    fn sample_convergence(&mut self, entries: &[WireEntry], digest: &[u64], root: u64, _from: NodeId) {
+    fn sample_convergence(&mut self, entries: &[WireEntry], digest: &[u64], root: u64) {
         if self.tracked.is_empty() {
             return;
         }
