@@ -4,11 +4,12 @@
 //! - bytes sent per node per second at steady state against cluster size;
 //! - update throughput: updates per second injected cluster-wide, and the
 //!   average and worst virtual time until each update is everywhere;
-//! - failure-detection time against cluster size.
+//! - failure-detection time against cluster size;
+//! - local writes a single core accepts per second of wall time.
 //!
 //! `cargo bench -p concord-gossip --bench gossip`. Environment:
 //! CONCORD_BENCH_SIZES (default 10,100,1000,3000), CONCORD_BENCH_SEEDS
-//! (default 3), CONCORD_BENCH_SECTIONS (default spread,bytes,throughput,detection).
+//! (default 3), CONCORD_BENCH_SECTIONS (default spread,bytes,throughput,detection,local).
 
 use concord_gossip::sim::{
     detection_ms, median, simulation, spread_rounds, steady_state_bytes_per_second, TICK_MS,
@@ -35,7 +36,7 @@ fn main() {
     let sizes: Vec<u64> =
         env_list("CONCORD_BENCH_SIZES", default_sizes).iter().filter_map(|s| s.parse().ok()).collect();
     let seeds: u64 = std::env::var("CONCORD_BENCH_SEEDS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
-    let sections = env_list("CONCORD_BENCH_SECTIONS", "spread,bytes,throughput,detection");
+    let sections = env_list("CONCORD_BENCH_SECTIONS", "spread,bytes,throughput,detection,local");
     let has = |name: &str| sections.iter().any(|s| s == name);
 
     if has("spread") {
@@ -83,6 +84,30 @@ fn main() {
                 ),
                 Err(e) => println!("{rate} updates/s: {e}"),
             }
+        }
+    }
+
+    if has("local") {
+        println!("## local writes: updates one core accepts per second of wall time (release)");
+        let mut core = concord_gossip::GossipCore::new(
+            NodeId(1),
+            concord_gossip::MemberMeta::default(),
+            GossipConfig::default(),
+            <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(1),
+        );
+        core.add_members((2..=100).map(|i| concord_gossip::sim::alive(NodeId(i))));
+        for (label, distinct) in [("distinct keys", true), ("one key", false)] {
+            let count = 100_000u64;
+            let start = Instant::now();
+            for i in 0..count {
+                let key = if distinct { format!("{label}-{i}") } else { label.to_string() };
+                core.update(&key, Operation::Add64 { by: 1 }).expect("a counter write fits");
+                if i % 1_000 == 0 {
+                    core.take_output();
+                }
+            }
+            let seconds = start.elapsed().as_secs_f64();
+            println!("{label}: {count} updates in {seconds:.2} s = {:.0} updates/s", count as f64 / seconds);
         }
     }
 

@@ -60,6 +60,8 @@ pub struct GossipConfig {
     /// Every this many ticks, gossip once with a dead member, so that a
     /// partition that heals is noticed by both sides.
     pub dead_gossip_interval_ticks: u64,
+    /// While no member is known, the join is sent again every this many ticks.
+    pub join_retry_interval_ticks: u64,
     /// Enter read-only degraded mode while a partition is suspected.
     pub degraded_mode_on_partition: bool,
 }
@@ -85,6 +87,7 @@ impl Default for GossipConfig {
             member_reap_ticks: 600,
             reaped_len_max: 4096,
             dead_gossip_interval_ticks: 10,
+            join_retry_interval_ticks: 10,
             degraded_mode_on_partition: false,
         }
     }

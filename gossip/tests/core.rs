@@ -254,3 +254,26 @@ fn a_member_with_metadata_larger_than_a_message_is_not_sent_and_nothing_panics()
     assert!(output.messages.iter().all(|(_, m)| encoded_len(&GossipWire::V1(m.clone())) <= 512));
     assert!(core.metrics().oversized_dropped > 0);
 }
+
+#[test]
+fn a_join_whose_seed_does_not_answer_is_sent_again() {
+    let config = GossipConfig::default();
+    let mut core =
+        GossipCore::new(NodeId(5), MemberMeta::default(), config.clone(), StdRng::seed_from_u64(5));
+    core.join(&[NodeId(1)]);
+    let joins = |messages: &[(NodeId, Message)]| {
+        messages.iter().filter(|(to, m)| *to == NodeId(1) && matches!(m, Message::Join { .. })).count()
+    };
+    assert_eq!(joins(&core.take_output().messages), 1);
+    let mut again = 0;
+    for _ in 0..config.join_retry_interval_ticks {
+        core.tick();
+        again += joins(&core.take_output().messages);
+    }
+    assert_eq!(again, 1, "one retry per join_retry_interval_ticks");
+    core.receive(NodeId(1), Message::JoinReply { members: vec![alive(NodeId(1))] });
+    for _ in 0..config.join_retry_interval_ticks {
+        core.tick();
+        assert_eq!(joins(&core.take_output().messages), 0, "joined: no more retries");
+    }
+}

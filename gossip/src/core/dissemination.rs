@@ -29,6 +29,13 @@ pub struct Rumor {
     pub sequence: u64,
 }
 
+/// The sort key of a rumor: least transmitted first, then freshest, then by
+/// item so the order is total and deterministic. Borrowed, so sorting and
+/// eviction do not allocate.
+fn urgency<'a>((item, rumor): &(&'a RumorItem, &'a Rumor)) -> (u32, std::cmp::Reverse<u64>, &'a RumorItem) {
+    (rumor.transmissions, std::cmp::Reverse(rumor.sequence), item)
+}
+
 /// Rumors waiting to be spread, bounded by `len_max`.
 #[derive(Clone, Debug, Default)]
 pub struct RumorQueue {
@@ -57,9 +64,7 @@ impl RumorQueue {
                     let worst = self
                         .rumors
                         .iter()
-                        .max_by_key(|(item, r)| {
-                            (r.transmissions, std::cmp::Reverse(r.sequence), (*item).clone())
-                        })
+                        .max_by(|a, b| urgency(a).cmp(&urgency(b)))
                         .map(|(item, _)| item.clone());
                     if let Some(worst) = worst {
                         self.rumors.remove(&worst);
@@ -75,7 +80,7 @@ impl RumorQueue {
     pub fn by_urgency(&self, known: Option<&HashSet<u64>>) -> Vec<RumorItem> {
         let mut rumors: Vec<(&RumorItem, &Rumor)> =
             self.rumors.iter().filter(|(_, r)| known.is_none_or(|k| !k.contains(&r.id))).collect();
-        rumors.sort_by_key(|(item, r)| (r.transmissions, std::cmp::Reverse(r.sequence), (*item).clone()));
+        rumors.sort_by(|a, b| urgency(a).cmp(&urgency(b)));
         rumors.into_iter().map(|(item, _)| item.clone()).collect()
     }
 

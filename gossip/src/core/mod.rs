@@ -104,6 +104,7 @@ pub struct GossipCore {
     anti_entropy_with: Option<NodeId>,
     partition_suspected: bool,
     degraded: bool,
+    seeds: Vec<NodeId>,
 }
 
 fn member_rumor_id(update: &MemberUpdate) -> u64 {
@@ -127,6 +128,7 @@ impl GossipCore {
             anti_entropy_with: None,
             partition_suspected: false,
             degraded: false,
+            seeds: Vec::new(),
             tick: 0,
             rng,
             config,
@@ -172,7 +174,10 @@ impl GossipCore {
     /// Joins through `seeds`: introduces ourselves; each seed answers with
     /// its member list and spreads our arrival.
     pub fn join(&mut self, seeds: &[NodeId]) {
+        self.seeds = seeds.iter().copied().filter(|s| *s != self.id).collect();
         let me = self.membership.me().clone();
+        // We spread our own arrival too, in case the seed's rumor misses someone.
+        self.member_rumors.push(RumorItem::Member(self.id), member_rumor_id(&me));
         let own = self.id;
         for seed in seeds.iter().filter(|s| **s != own) {
             self.send(*seed, Message::Join { member: me.clone() });
@@ -323,6 +328,12 @@ impl GossipCore {
             self.spread_change(change, None);
         }
         self.check_partition();
+        let alone = self.membership.cluster_size() == 1;
+        if alone && !self.seeds.is_empty() && self.tick % self.config.join_retry_interval_ticks.max(1) == 0 {
+            // No seed answered yet (lost message, seed not up): ask again.
+            let seeds = self.seeds.clone();
+            self.join(&seeds);
+        }
         self.gossip_round();
         if self.has_left() {
             return;
@@ -507,10 +518,10 @@ impl GossipCore {
         for wire in &exchange.entries {
             self.merge_entry(wire);
         }
-        self.sample_convergence(&exchange.entries, &exchange.digest, exchange.root, from);
+        self.sample_convergence(&exchange.entries, &exchange.digest, exchange.root);
     }
 
-    fn sample_convergence(&mut self, entries: &[WireEntry], digest: &[u64], root: u64, _from: NodeId) {
+    fn sample_convergence(&mut self, entries: &[WireEntry], digest: &[u64], root: u64) {
         if self.tracked.is_empty() {
             return;
         }
