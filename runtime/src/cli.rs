@@ -234,6 +234,45 @@ pub enum CtlVerb {
     },
     /// Prometheus metrics (text).
     Metrics,
+    /// The gossip coordinator.
+    Gossip {
+        /// What to do.
+        #[command(subcommand)]
+        action: GossipAction,
+    },
+}
+
+/// `gossip` actions.
+#[derive(Debug, Subcommand)]
+pub enum GossipAction {
+    /// Write a key (last writer wins).
+    StateUpdate {
+        /// The key.
+        key: String,
+        /// The value.
+        value: String,
+    },
+    /// Read a key from this node's state.
+    QueryState {
+        /// The key.
+        key: String,
+    },
+    /// Members and their states.
+    Members,
+    /// How far recent updates have spread.
+    Convergence,
+    /// Concurrent updates detected and how they were resolved.
+    Conflicts,
+    /// Reconcile with a random peer now.
+    AntiEntropy,
+    /// Refuse (on) or accept (off) writes.
+    DegradedMode {
+        /// on or off.
+        #[arg(value_parser = ["on", "off"])]
+        mode: String,
+    },
+    /// Gossip counters.
+    Metrics,
 }
 
 /// `config` actions.

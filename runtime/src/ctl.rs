@@ -1,7 +1,7 @@
 //! `concord ctl`: each verb is one HTTP request to a node; the answer's JSON
 //! is printed (pretty unless `--json`), and a 4xx/5xx answer exits non-zero.
 
-use crate::cli::{ConfigAction, CtlArgs, CtlVerb, TaskAction};
+use crate::cli::{ConfigAction, CtlArgs, CtlVerb, GossipAction, TaskAction};
 use serde_json::{json, Value};
 
 /// One request: method, path (with query), body.
@@ -61,6 +61,23 @@ fn request(args: &CtlArgs) -> (&'static str, String, Option<Value>) {
         }
         CtlVerb::Task { action: TaskAction::Results } => ("GET", format!("/tasks/results?{group}"), None),
         CtlVerb::Metrics => ("GET", "/metrics".into(), None),
+        CtlVerb::Gossip { action } => {
+            let state = |key: &str| format!("/gossip/state/{}", percent_encode(key));
+            match action {
+                GossipAction::StateUpdate { key, value } => {
+                    ("PUT", state(key), Some(json!({ "value": value })))
+                }
+                GossipAction::QueryState { key } => ("GET", state(key), None),
+                GossipAction::Members => ("GET", "/gossip/members".into(), None),
+                GossipAction::Convergence => ("GET", "/gossip/convergence".into(), None),
+                GossipAction::Conflicts => ("GET", "/gossip/conflicts".into(), None),
+                GossipAction::AntiEntropy => ("POST", "/gossip/anti-entropy".into(), None),
+                GossipAction::DegradedMode { mode } => {
+                    ("PUT", "/gossip/degraded-mode".into(), Some(json!({ "on": mode == "on" })))
+                }
+                GossipAction::Metrics => ("GET", "/gossip/metrics".into(), None),
+            }
+        }
     }
 }
 

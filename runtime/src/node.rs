@@ -1,11 +1,13 @@
 //! One Concord node: the TCP transport, one Raft actor per group over a
-//! durable redb store, the proposal forwarder, and a task worker per group.
+//! durable redb store, the proposal forwarder, and the gossip actor (joined
+//! through the Raft peers and the configured seeds).
 
 use crate::config::{NodeConfig, Peer, RaftTiming};
 use crate::forward::{propose_local, Forward, Forwarder, Outcome, Request};
 use crate::machine::{decode, encode, Applied, ConcordMachine, Query, QueryAnswer};
 use crate::state::{Command, Response};
 use actix::prelude::*;
+use concord_gossip::{GossipActor, GossipConfig, GossipCore, MemberMeta};
 use concord_raft::actor::{
     bootstrap_snapshot, ActorConfig, RaftActor, Read, ReadKind, Shutdown, UpdateConfig,
 };
@@ -13,6 +15,8 @@ use concord_raft::core::{ClientTag, Membership};
 use concord_raft::storage::redb::RedbStore;
 use concord_raft::storage::{LogStore, StateStore, StorageError, WriteBatch};
 use concord_transport::{GroupId, NodeId, TcpConfig, TcpTransport, Transport};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -88,6 +92,8 @@ pub struct Group {
 pub struct BoundNode {
     config: NodeConfig,
     transport: TcpTransport,
+    /// Gossip seeds known only by address, identified by a handshake.
+    seed_ids: Vec<NodeId>,
 }
 
 /// A running node. Cheap to clone.
@@ -101,6 +107,7 @@ struct NodeInner {
     transport: TcpTransport,
     groups: BTreeMap<String, Group>,
     forwarder: Addr<Forwarder>,
+    gossip: Addr<GossipActor>,
     timing: Mutex<RaftTiming>,
     stopped: AtomicBool,
 }
@@ -130,7 +137,19 @@ impl BoundNode {
         let transport = TcpTransport::bind(tcp)
             .await
             .map_err(|source| NodeError::Io { what: format!("listen on {}", config.listen), source })?;
-        Ok(BoundNode { config, transport })
+        Ok(BoundNode { config, transport, seed_ids: Vec::new() })
+    }
+
+    /// Identifies the configured gossip seeds by a handshake with each.
+    /// Unreachable seeds are skipped (logged): the node still starts, and
+    /// Raft peers are gossip seeds too.
+    pub async fn discover_seeds(&mut self) {
+        for &address in &self.config.seeds {
+            match self.transport.discover(address).await {
+                Ok(id) => self.seed_ids.push(id),
+                Err(error) => tracing::warn!(%address, %error, "gossip seed unreachable"),
+            }
+        }
     }
 
     /// The transport address actually bound.
@@ -175,10 +194,17 @@ impl BoundNode {
         }
         let by_id: HashMap<GroupId, Addr<GroupActor>> =
             groups.values().map(|g| (g.id, g.raft.clone())).collect();
-        let forwarder = Forwarder::new(shared, by_id).start();
+        let forwarder = Forwarder::new(shared.clone(), by_id).start();
+        let meta = MemberMeta { address: Some(transport.local_addr()), tags: Default::default() };
+        let rng = StdRng::seed_from_u64(rand::random());
+        let core = GossipCore::new(config.node_id(), meta, GossipConfig::default(), rng);
+        let mut seeds: Vec<NodeId> = config.peers.iter().map(|p| NodeId(p.id)).chain(self.seed_ids).collect();
+        seeds.sort();
+        seeds.dedup();
+        let gossip = GossipActor::new(core, shared, seeds).start();
         let timing = Mutex::new(config.raft);
-        let inner =
-            NodeInner { config, transport, groups, forwarder, timing, stopped: AtomicBool::new(false) };
+        let stopped = AtomicBool::new(false);
+        let inner = NodeInner { config, transport, groups, forwarder, gossip, timing, stopped };
         Ok(Node { inner: Arc::new(inner) })
     }
 }
@@ -187,7 +213,9 @@ impl Node {
     /// Binds and starts a node with the peers of its configuration.
     pub async fn start(config: NodeConfig) -> Result<Node, NodeError> {
         let peers = config.peers.clone();
-        BoundNode::bind(config).await?.start(&peers)
+        let mut bound = BoundNode::bind(config).await?;
+        bound.discover_seeds().await;
+        bound.start(&peers)
     }
 
     /// This node's id.
@@ -203,6 +231,11 @@ impl Node {
     /// The transport.
     pub fn transport(&self) -> &TcpTransport {
         &self.inner.transport
+    }
+
+    /// The gossip actor.
+    pub fn gossip(&self) -> &Addr<GossipActor> {
+        &self.inner.gossip
     }
 
     /// A group by name.
@@ -350,6 +383,7 @@ impl Node {
             group.raft.do_send(Shutdown);
         }
         self.inner.forwarder.do_send(StopForwarder);
+        self.inner.gossip.do_send(StopGossip);
         self.inner.transport.shutdown();
     }
 }
@@ -357,6 +391,20 @@ impl Node {
 #[derive(Message)]
 #[rtype(result = "()")]
 struct StopForwarder;
+
+/// Stops the gossip actor. (`Leave` would announce a departure; a stopped
+/// node should be found out as failed, like a crash.)
+#[derive(Message)]
+#[rtype(result = "()")]
+struct StopGossip;
+
+impl Handler<StopGossip> for GossipActor {
+    type Result = ();
+
+    fn handle(&mut self, _: StopGossip, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
 
 impl Handler<StopForwarder> for Forwarder {
     type Result = ();

@@ -102,6 +102,27 @@ async fn three_processes_survive_sigkill_of_the_leader_and_the_victim_catches_up
 
     let first = eventually("a leader", async || leader(&processes.iter().collect::<Vec<_>>()).await).await;
 
+    // Gossip runs beside Raft: every node sees the three members alive, and
+    // a state update on one node reaches another.
+    for p in &processes {
+        eventually("three alive members", async || {
+            let (200, body) = call("GET", p.spec.http, "/gossip/members", None).await? else { return None };
+            let members = body["members"].as_array()?;
+            (members.len() == 3 && members.iter().all(|m| m["status"] == "alive")).then_some(())
+        })
+        .await;
+    }
+    let update =
+        call("PUT", processes[0].spec.http, "/gossip/state/color", Some(json!({"value": "blue"}))).await;
+    assert_eq!(update.map(|(status, _)| status), Some(200));
+    eventually("the gossip update on node 3", async || {
+        let (200, body) = call("GET", processes[2].spec.http, "/gossip/state/color", None).await? else {
+            return None;
+        };
+        (body["value"]["register"] == "blue").then_some(())
+    })
+    .await;
+
     // Writes through every node (followers forward) and linearizable reads.
     let mut acknowledged = Vec::new();
     for i in 0..30 {
@@ -198,6 +219,14 @@ async fn bad_requests_get_json_errors_and_the_node_keeps_serving() {
             raw(awc::http::Method::PUT, "/raft/config").insert_header(("content-type", "application/json")),
             Some("{\"election_timeout_max_ms\": 10}".into()),
         ),
+        (
+            400,
+            "invalid JSON body",
+            raw(awc::http::Method::PUT, "/gossip/degraded-mode")
+                .insert_header(("content-type", "application/json")),
+            Some("{\"on\": \"maybe\"}".into()),
+        ),
+        (404, "no gossip key", raw(awc::http::Method::GET, "/gossip/state/absent"), None),
     ];
     for (expected, message, request, body) in cases {
         let mut response = match body {

@@ -7,11 +7,14 @@
 //!   compare-and-swap. Writes sent to a follower are forwarded to the leader
 //!   over the transport, so any node accepts them.
 //! - [`tasks`]: `/tasks` — submit (idempotent by id), status, results.
+//! - [`gossip`]: `/gossip/*` — state-update, query-state, members,
+//!   convergence, conflicts, anti-entropy, degraded-mode, metrics.
 //! - [`metrics`]: `/metrics` in Prometheus' text format.
 //!
 //! Every Raft route takes `?group=NAME` (default `default`).
 
 pub mod errors;
+pub mod gossip;
 pub mod kv;
 pub mod metrics;
 pub mod raft;
@@ -60,6 +63,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
     raft::routes(config);
     kv::routes(config);
     tasks::routes(config);
+    gossip::routes(config);
     config.service(
         web::resource("/metrics")
             .route(web::get().to(metrics::metrics))
