@@ -234,11 +234,59 @@ pub enum CtlVerb {
     },
     /// Prometheus metrics (text).
     Metrics,
+    /// Quorum health of the group (the reference cluster-health fields).
+    Health,
+    /// The quorum manager: recommend, history, verify.
+    Quorum {
+        /// What to do.
+        #[command(subcommand)]
+        action: QuorumAction,
+    },
+    /// Gossip members, or a change of the group's members.
+    Members {
+        /// What to do (the member list when absent).
+        #[command(subcommand)]
+        action: Option<MembersAction>,
+    },
     /// The gossip coordinator.
     Gossip {
         /// What to do.
         #[command(subcommand)]
         action: GossipAction,
+    },
+}
+
+/// `quorum` actions.
+#[derive(Debug, Subcommand)]
+pub enum QuorumAction {
+    /// The recommended quorum, with its strategy and reasoning.
+    Recommend,
+    /// Audited changes so far.
+    History,
+    /// Commit a no-op through the configuration in force.
+    Verify,
+}
+
+/// `members` changes.
+#[derive(Debug, Subcommand)]
+pub enum MembersAction {
+    /// Add a node as a learner (and promote it once caught up with --voter).
+    Add {
+        /// The node id.
+        node: u64,
+        /// End as a voter.
+        #[arg(long)]
+        voter: bool,
+    },
+    /// Remove a node (a leader hands over first).
+    Remove {
+        /// The node id.
+        node: u64,
+    },
+    /// Promote a caught-up learner.
+    Promote {
+        /// The node id.
+        node: u64,
     },
 }
 

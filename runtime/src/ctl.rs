@@ -1,7 +1,7 @@
 //! `concord ctl`: each verb is one HTTP request to a node; the answer's JSON
 //! is printed (pretty unless `--json`), and a 4xx/5xx answer exits non-zero.
 
-use crate::cli::{ConfigAction, CtlArgs, CtlVerb, GossipAction, TaskAction};
+use crate::cli::{ConfigAction, CtlArgs, CtlVerb, GossipAction, MembersAction, QuorumAction, TaskAction};
 use serde_json::{json, Value};
 
 /// One request: method, path (with query), body.
@@ -61,6 +61,24 @@ fn request(args: &CtlArgs) -> (&'static str, String, Option<Value>) {
         }
         CtlVerb::Task { action: TaskAction::Results } => ("GET", format!("/tasks/results?{group}"), None),
         CtlVerb::Metrics => ("GET", "/metrics".into(), None),
+        CtlVerb::Health => ("GET", format!("/health?{group}"), None),
+        CtlVerb::Quorum { action } => match action {
+            QuorumAction::Recommend => ("GET", format!("/quorum/recommend?{group}"), None),
+            QuorumAction::History => ("GET", format!("/quorum/history?{group}"), None),
+            QuorumAction::Verify => ("POST", format!("/quorum/verify?{group}"), None),
+        },
+        CtlVerb::Members { action } => match action {
+            None => ("GET", "/gossip/members".into(), None),
+            Some(MembersAction::Add { node, voter }) => {
+                ("POST", format!("/members/add?{group}"), Some(json!({ "node": node, "voter": voter })))
+            }
+            Some(MembersAction::Remove { node }) => {
+                ("POST", format!("/members/remove?{group}"), Some(json!({ "node": node })))
+            }
+            Some(MembersAction::Promote { node }) => {
+                ("POST", format!("/members/promote?{group}"), Some(json!({ "node": node })))
+            }
+        },
         CtlVerb::Gossip { action } => {
             let state = |key: &str| format!("/gossip/state/{}", percent_encode(key));
             match action {

@@ -7,7 +7,9 @@ use crate::forward::{propose_local, Forward, Forwarder, Outcome, Request};
 use crate::machine::{decode, encode, Applied, ConcordMachine, Query, QueryAnswer};
 use crate::state::{Command, Response};
 use actix::prelude::*;
-use concord_gossip::{GossipActor, GossipConfig, GossipCore, MemberMeta};
+use concord_gossip::{GossipActor, GossipConfig, GossipCore, MemberMeta, MemberStatus};
+use concord_membership::actor::{ManagerConfig, MemberLiveness, QuorumManager};
+use concord_membership::health::Liveness;
 use concord_raft::actor::{
     bootstrap_snapshot, ActorConfig, RaftActor, Read, ReadKind, Shutdown, UpdateConfig,
 };
@@ -84,6 +86,8 @@ pub struct Group {
     pub id: GroupId,
     /// Its Raft actor.
     pub raft: Addr<GroupActor>,
+    /// Its quorum manager.
+    pub manager: Addr<QuorumManager>,
 }
 
 /// A node whose transport is bound but whose groups have not started: the
@@ -190,7 +194,11 @@ impl BoundNode {
             let actor_config = actor_config(id, &config.raft);
             let actor = RaftActor::new(actor_config, shared.clone(), store, ConcordMachine::default())
                 .map_err(|e| NodeError::Raft { group: name.clone(), message: e.to_string() })?;
-            groups.insert(name.clone(), Group { name: name.clone(), id, raft: actor.start() });
+            let raft = actor.start();
+            let manager = QuorumManager::new(ManagerConfig::new(config.node_id()), raft.clone())
+                .map_err(|e| NodeError::Raft { group: name.clone(), message: e.to_string() })?
+                .start();
+            groups.insert(name.clone(), Group { name: name.clone(), id, raft, manager });
         }
         let by_id: HashMap<GroupId, Addr<GroupActor>> =
             groups.values().map(|g| (g.id, g.raft.clone())).collect();
@@ -202,6 +210,8 @@ impl BoundNode {
         seeds.sort();
         seeds.dedup();
         let gossip = GossipActor::new(core, shared, seeds).start();
+        let managers: Vec<Addr<QuorumManager>> = groups.values().map(|g| g.manager.clone()).collect();
+        bridge_liveness(gossip.clone(), managers);
         let timing = Mutex::new(config.raft);
         let stopped = AtomicBool::new(false);
         let inner = NodeInner { config, transport, groups, forwarder, gossip, timing, stopped };
@@ -381,11 +391,40 @@ impl Node {
         self.inner.stopped.store(true, Ordering::Relaxed);
         for group in self.inner.groups.values() {
             group.raft.do_send(Shutdown);
+            group.manager.do_send(StopManager);
         }
         self.inner.forwarder.do_send(StopForwarder);
         self.inner.gossip.do_send(StopGossip);
         self.inner.transport.shutdown();
     }
+}
+
+/// How often gossip's member list is read for the quorum managers.
+const LIVENESS_POLL: Duration = Duration::from_millis(200);
+
+/// Feeds gossip's view of each member to the quorum managers, on every
+/// change of state, until the gossip actor stops.
+fn bridge_liveness(gossip: Addr<GossipActor>, managers: Vec<Addr<QuorumManager>>) {
+    actix_rt::spawn(async move {
+        let mut known: HashMap<NodeId, MemberStatus> = HashMap::new();
+        while let Ok(members) = gossip.send(concord_gossip::actor::Members).await {
+            for member in members {
+                if known.insert(member.node, member.status) == Some(member.status) {
+                    continue;
+                }
+                let state = match member.status {
+                    MemberStatus::Alive => Liveness::Alive,
+                    MemberStatus::Suspect => Liveness::Suspect,
+                    MemberStatus::Dead => Liveness::Dead,
+                    MemberStatus::Left => Liveness::Left,
+                };
+                for manager in &managers {
+                    manager.do_send(MemberLiveness { node: member.node, state });
+                }
+            }
+            tokio::time::sleep(LIVENESS_POLL).await;
+        }
+    });
 }
 
 #[derive(Message)]
@@ -397,6 +436,19 @@ struct StopForwarder;
 #[derive(Message)]
 #[rtype(result = "()")]
 struct StopGossip;
+
+/// Stops a quorum manager.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct StopManager;
+
+impl Handler<StopManager> for QuorumManager {
+    type Result = ();
+
+    fn handle(&mut self, _: StopManager, ctx: &mut Context<Self>) {
+        ctx.stop();
+    }
+}
 
 impl Handler<StopGossip> for GossipActor {
     type Result = ();

@@ -139,6 +139,20 @@ async fn three_processes_survive_sigkill_of_the_leader_and_the_victim_catches_up
         );
     }
 
+    // The quorum manager reports a healthy group of three.
+    let leader_http = processes.iter().find(|p| p.spec.id == first).unwrap().spec.http;
+    let healthy = eventually("a healthy report", async || {
+        let (200, body) = call("GET", leader_http, "/health", None).await? else { return None };
+        (body["status"] == "healthy").then_some(body)
+    })
+    .await;
+    assert_eq!(
+        (healthy["voters"].as_u64(), healthy["quorum_size"].as_u64()),
+        (Some(3), Some(2)),
+        "{healthy}"
+    );
+    assert_eq!(healthy["failures_tolerated"].as_u64(), Some(1), "{healthy}");
+
     // SIGKILL the leader.
     let victim = processes.iter().position(|p| p.spec.id == first).unwrap();
     processes[victim].child.kill().unwrap();
@@ -146,6 +160,15 @@ async fn three_processes_survive_sigkill_of_the_leader_and_the_victim_catches_up
     let survivors: Vec<&Process> = processes.iter().filter(|p| p.spec.id != first).collect();
     let second = eventually("a new leader", async || leader(&survivors).await).await;
     assert_ne!(second, first);
+    // Once gossip declares the victim dead, the new leader's manager reports
+    // the group degraded, with no failure left to tolerate.
+    let second_http = survivors.iter().find(|p| p.spec.id == second).unwrap().spec.http;
+    let degraded = eventually("a degraded report", async || {
+        let (200, body) = call("GET", second_http, "/health", None).await? else { return None };
+        (body["status"] == "degraded" && body["failures_tolerated"] == 0).then_some(body)
+    })
+    .await;
+    assert_eq!(degraded["quorum_available"], true, "{degraded}");
 
     // Writes continue on the survivors.
     for i in 30..60 {

@@ -9,6 +9,8 @@
 //! - [`tasks`]: `/tasks` — submit (idempotent by id), status, results.
 //! - [`gossip`]: `/gossip/*` — state-update, query-state, members,
 //!   convergence, conflicts, anti-entropy, degraded-mode, metrics.
+//! - [`membership`]: `/health`, `/quorum/{recommend,history,verify}`,
+//!   `/members/{add,remove,promote}` — the group's quorum manager.
 //! - [`metrics`]: `/metrics` in Prometheus' text format.
 //!
 //! Every Raft route takes `?group=NAME` (default `default`).
@@ -16,6 +18,7 @@
 pub mod errors;
 pub mod gossip;
 pub mod kv;
+pub mod membership;
 pub mod metrics;
 pub mod raft;
 pub mod tasks;
@@ -64,6 +67,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
     kv::routes(config);
     tasks::routes(config);
     gossip::routes(config);
+    membership::routes(config);
     config.service(
         web::resource("/metrics")
             .route(web::get().to(metrics::metrics))
