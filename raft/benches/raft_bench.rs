@@ -17,7 +17,7 @@
 use actix::Addr;
 use bytes::Bytes;
 use concord_raft::actor::{
-    bootstrap_snapshot, ActorConfig, GetStatus, Propose, RaftActor, RaftError, Shutdown,
+    bootstrap_snapshot, bootstrap_store, ActorConfig, GetStatus, Propose, RaftActor, RaftError, Shutdown,
 };
 use concord_raft::core::{Index, Membership, Role};
 use concord_raft::machine::StateMachine;
@@ -209,10 +209,7 @@ async fn bench_tcp() {
             let config = ActorConfig::new(GroupId(1));
             let nodes = start(&transports, &config, |id, m| {
                 let mut store = RedbStore::open(dir.path().join(format!("{id}.redb"))).expect("open store");
-                let bootstrap = bootstrap_snapshot(m);
-                store
-                    .write(WriteBatch { snapshot: Some(&bootstrap), ..WriteBatch::default() })
-                    .expect("bootstrap");
+                bootstrap_store(&mut store, m).expect("bootstrap");
                 store
             });
             let leader = wait_leader(&nodes).await;

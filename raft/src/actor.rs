@@ -888,3 +888,17 @@ impl<S: Storage, M: StateMachine> Handler<Shutdown> for RaftActor<S, M> {
 pub fn bootstrap_snapshot(membership: Membership) -> Snapshot {
     Snapshot { meta: crate::core::SnapshotMeta { index: 0, term: 0, membership }, data: Bytes::new() }
 }
+
+/// Writes the initial configuration into a new store, as the snapshot at
+/// index 0, through the same batch write a received snapshot takes
+/// (`save_snapshot` keeps only snapshots past the current one, so it would
+/// skip index 0). A store that already holds a configuration is left alone
+/// and `false` is returned: a restarted node recovers instead.
+pub fn bootstrap_store<S: Storage>(store: &mut S, membership: Membership) -> Result<bool, StorageError> {
+    if !store.snapshot()?.meta.membership.voters.is_empty() {
+        return Ok(false);
+    }
+    let snapshot = bootstrap_snapshot(membership);
+    store.write(WriteBatch { snapshot: Some(&snapshot), ..WriteBatch::default() })?;
+    Ok(true)
+}

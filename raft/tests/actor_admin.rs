@@ -10,7 +10,7 @@ use concord_raft::core::{Config, Index, Membership, Role};
 use concord_raft::machine::StateMachine;
 use concord_raft::storage::memory::MemoryStore;
 use concord_raft::storage::redb::RedbStore;
-use concord_raft::storage::{LogStore, Storage, WriteBatch};
+use concord_raft::storage::{LogStore, Storage};
 use concord_transport::{GroupId, MemoryNetwork, NodeId, Transport};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -179,8 +179,7 @@ async fn a_node_restarted_from_its_redb_file_recovers_and_catches_up() {
         if store.last_index().unwrap() == 0
             && store.recover().unwrap().snapshot.meta.membership.voters.is_empty()
         {
-            let bootstrap = bootstrap_snapshot(membership.clone());
-            store.write(WriteBatch { snapshot: Some(&bootstrap), ..WriteBatch::default() }).unwrap();
+            bootstrap_store(&mut store, membership.clone()).unwrap();
         }
         store
     };
@@ -254,8 +253,7 @@ async fn a_durable_state_machine_is_not_reapplied_after_a_restart() {
     let start = |id: u64| {
         let mut store = RedbStore::open(dir.path().join(format!("{id}.redb"))).unwrap();
         if store.recover().unwrap().snapshot.meta.membership.voters.is_empty() {
-            let bootstrap = bootstrap_snapshot(membership.clone());
-            store.write(WriteBatch { snapshot: Some(&bootstrap), ..WriteBatch::default() }).unwrap();
+            bootstrap_store(&mut store, membership.clone()).unwrap();
         }
         let transport: Arc<dyn Transport> = Arc::new(network.join(NodeId(id)));
         let actor =

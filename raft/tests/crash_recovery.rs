@@ -64,3 +64,24 @@ fn a_killed_writer_restarts_with_every_acknowledged_entry() {
     assert_eq!(recovered.entries[..acked as usize], entries(1, acked, 1)[..]);
     assert!(recovered.hard_state.commit >= acked);
 }
+
+/// A new store gets the initial configuration as its index-0 snapshot; a
+/// reopened one keeps what it has, so a restart never re-bootstraps.
+#[test]
+fn a_store_is_bootstrapped_once_and_recovers_its_configuration_after() {
+    use concord_raft::actor::bootstrap_store;
+    use concord_raft::core::Membership;
+    use concord_raft::storage::StateStore;
+    use concord_transport::NodeId;
+
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let path = dir.path().join("group.redb");
+    let three = Membership::with_voters((1..=3).map(NodeId));
+    let mut store = RedbStore::open(&path).expect("open");
+    assert!(bootstrap_store(&mut store, three.clone()).expect("bootstrap"));
+    drop(store);
+    let mut store = RedbStore::open(&path).expect("reopen");
+    let five = Membership::with_voters((1..=5).map(NodeId));
+    assert!(!bootstrap_store(&mut store, five).expect("second bootstrap"), "an existing store is left alone");
+    assert_eq!(store.snapshot().expect("snapshot").meta.membership, three);
+}

@@ -10,12 +10,10 @@ use actix::prelude::*;
 use concord_gossip::{GossipActor, GossipConfig, GossipCore, MemberMeta, MemberStatus};
 use concord_membership::actor::{ManagerConfig, MemberLiveness, QuorumManager};
 use concord_membership::health::Liveness;
-use concord_raft::actor::{
-    bootstrap_snapshot, ActorConfig, RaftActor, Read, ReadKind, Shutdown, UpdateConfig,
-};
+use concord_raft::actor::{bootstrap_store, ActorConfig, RaftActor, Read, ReadKind, Shutdown, UpdateConfig};
 use concord_raft::core::{ClientTag, Membership};
 use concord_raft::storage::redb::RedbStore;
-use concord_raft::storage::{LogStore, StateStore, StorageError, WriteBatch};
+use concord_raft::storage::StorageError;
 use concord_transport::{GroupId, NodeId, TcpConfig, TcpTransport, Transport};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
@@ -182,14 +180,8 @@ impl BoundNode {
             let storage_error = |source| NodeError::Storage { group: name.clone(), source };
             let mut store =
                 RedbStore::open(config.data_dir.join(format!("{name}.redb"))).map_err(storage_error)?;
-            let fresh = store.snapshot().map_err(storage_error)?.meta.membership.voters.is_empty();
-            if fresh {
-                // A new cluster: the initial configuration is the snapshot at
-                // index 0, written like one received from a leader.
-                let bootstrap = bootstrap_snapshot(membership.clone());
-                let batch = WriteBatch { snapshot: Some(&bootstrap), entries: &[], hard_state: None };
-                store.write(batch).map_err(storage_error)?;
-            }
+            // A new cluster starts from the peers as voters; an existing store recovers.
+            bootstrap_store(&mut store, membership.clone()).map_err(storage_error)?;
             let id = GroupId::from_name(name);
             let actor_config = actor_config(id, &config.raft);
             let actor = RaftActor::new(actor_config, shared.clone(), store, ConcordMachine::default())
