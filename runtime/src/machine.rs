@@ -27,6 +27,14 @@ pub enum Query {
     },
     /// Task totals.
     TaskTotals,
+    /// How many tasks a claim made at `now_ms` could take: pending ones and
+    /// claimed ones whose lease has ended. Workers ask their own replica
+    /// (a stale read) before proposing a claim, so an idle queue costs no
+    /// log writes.
+    Claimable {
+        /// The asking worker's clock.
+        now_ms: u64,
+    },
 }
 
 /// The answer to a [`Query`].
@@ -38,6 +46,8 @@ pub enum QueryAnswer {
     Task(Option<Task>),
     /// Totals.
     Totals(TaskTotals),
+    /// A count.
+    Count(u64),
     /// The query could not be decoded.
     Invalid(String),
 }
@@ -95,6 +105,7 @@ impl StateMachine for ConcordMachine {
             Ok(Query::Get { key }) => QueryAnswer::Value(self.state.kv.get(&key).cloned()),
             Ok(Query::Task { task_id }) => QueryAnswer::Task(self.state.tasks.get(&task_id).cloned()),
             Ok(Query::TaskTotals) => QueryAnswer::Totals(self.state.tasks.totals()),
+            Ok(Query::Claimable { now_ms }) => QueryAnswer::Count(self.state.tasks.claimable(now_ms)),
             Err(e) => QueryAnswer::Invalid(e),
         };
         encode(&answer)

@@ -1,10 +1,13 @@
 //! A task worker: claims tasks through the Raft log, runs them, and reports
-//! each completion through the log. Every write carries the worker's client
+//! each completion through the log. It proposes a claim only when its own
+//! replica shows a claimable task, so an idle queue writes nothing. Every write carries the worker's client
 //! tag, so a retry after a leader failure takes effect once.
 
+use crate::machine::{Query, QueryAnswer};
 use crate::node::Node;
 use crate::state::tasks::{TaskCommand, TaskResponse};
 use crate::state::{Command, Response};
+use concord_raft::actor::ReadKind;
 use concord_raft::core::ClientTag;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -57,6 +60,21 @@ pub fn spawn(node: Node, group: String, config: WorkerConfig) {
             Some(ClientTag { client_id, sequence })
         };
         while !node.is_stopped() {
+            // Ask the local replica first: claims are log writes, and an
+            // idle queue must not cost one per poll on every node.
+            let probe = Query::Claimable { now_ms: now_ms() };
+            match node.query(&group, ReadKind::Stale, &probe).await {
+                Ok(QueryAnswer::Count(0)) => {
+                    tokio::time::sleep(config.idle_poll).await;
+                    continue;
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::debug!(%worker, %error, "queue probe failed");
+                    tokio::time::sleep(config.idle_poll).await;
+                    continue;
+                }
+            }
             let claim = Command::Task(TaskCommand::Claim {
                 worker,
                 count: config.claim_batch,

@@ -75,6 +75,9 @@ pub struct TransportStats {
     pub connections_rejected: u64,
     /// Outbound connections established (the first one and every reconnect).
     pub connections_established: u64,
+    /// Outbound dials that failed (refused, timed out, or a bad handshake);
+    /// each is followed by a backoff.
+    pub connections_failed: u64,
 }
 
 /// Atomic counters behind [`TransportStats`].
@@ -90,6 +93,7 @@ pub(crate) struct Counters {
     pub connections_accepted: AtomicU64,
     pub connections_rejected: AtomicU64,
     pub connections_established: AtomicU64,
+    pub connections_failed: AtomicU64,
 }
 
 impl Counters {
@@ -110,6 +114,7 @@ impl Counters {
             connections_accepted: get(&self.connections_accepted),
             connections_rejected: get(&self.connections_rejected),
             connections_established: get(&self.connections_established),
+            connections_failed: get(&self.connections_failed),
         }
     }
 }

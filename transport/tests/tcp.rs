@@ -172,6 +172,38 @@ async fn delivery_resumes_after_the_peer_restarts() {
     thread.join().unwrap();
 }
 
+/// A link waiting out a long reconnect backoff dials again as soon as the
+/// peer connects to us: a restarted peer is reachable at once, not after
+/// `backoff_max`.
+#[actix::test]
+async fn a_peer_that_connects_to_us_cuts_our_backoff_short() {
+    const BACKOFF: Duration = Duration::from_secs(120);
+    let mut config = TcpConfig::new(CLUSTER, NodeId(1), loopback());
+    config.backoff_initial = BACKOFF;
+    config.backoff_max = BACKOFF;
+    let a = TcpTransport::bind(config).await.unwrap();
+    // An address with nobody behind it yet.
+    let address = std::net::TcpListener::bind(loopback()).unwrap().local_addr().unwrap();
+    a.add_peer(NodeId(2), address);
+    a.send(numbered(1, 2, 1, 0)).unwrap();
+    eventually(DEADLINE, "the first dial fails", || std::future::ready(a.stats().connections_failed >= 1))
+        .await;
+
+    // Node 2 comes up on that address and says hello: a's link, asleep for
+    // at least BACKOFF / 2, must wake and deliver the queued envelope.
+    let b = TcpTransport::bind(TcpConfig::new(CLUSTER, NodeId(2), address)).await.unwrap();
+    let inbox = Collector::spawn();
+    b.register(CHANNEL, inbox.clone().recipient());
+    b.add_peer(NodeId(1), a.local_addr());
+    b.send(numbered(2, 1, 1, 0)).unwrap();
+    eventually(DEADLINE, "the queued envelope arrives well before the backoff ends", || {
+        let inbox = inbox.clone();
+        async move { inbox.send(Count).await.unwrap() >= 1 }
+    })
+    .await;
+    assert_eq!(a.stats().connections_established, 1);
+}
+
 /// What a misbehaving client sends.
 enum Bad {
     Garbage,

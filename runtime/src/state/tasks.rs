@@ -227,6 +227,17 @@ impl TaskQueue {
         }
     }
 
+    /// How many tasks a claim at `now_ms` would find: the pending ones plus
+    /// the claimed ones whose lease ended before `now_ms`.
+    pub fn claimable(&self, now_ms: u64) -> u64 {
+        let expired = self
+            .tasks
+            .values()
+            .filter(|task| matches!(task.state, TaskState::Claimed { lease_until_ms, .. } if lease_until_ms < now_ms))
+            .count();
+        (self.pending.len() + expired) as u64
+    }
+
     /// One task.
     pub fn get(&self, task_id: &str) -> Option<&Task> {
         self.tasks.get(task_id)
@@ -281,6 +292,21 @@ mod tests {
         assert_eq!(submit(&mut queue, "a"), TaskResponse::Submitted { task_id: "a".into(), created: false });
         assert_eq!(queue.totals().total_tasks, 1);
         assert_eq!(claim(&mut queue, 1, 10, 0), vec!["a"], "queued once");
+    }
+
+    #[test]
+    fn claimable_counts_pending_tasks_and_ended_leases() {
+        let mut queue = TaskQueue::default();
+        assert_eq!(queue.claimable(0), 0, "an empty queue has nothing to claim");
+        for id in ["a", "b", "c"] {
+            submit(&mut queue, id);
+        }
+        assert_eq!(queue.claimable(0), 3);
+        assert_eq!(claim(&mut queue, 1, 2, 0), vec!["a", "b"]);
+        assert_eq!(queue.claimable(500), 1, "leases held until 1,000");
+        assert_eq!(queue.claimable(1_001), 3, "both leases ended");
+        assert!(complete(&mut queue, "a", 1));
+        assert_eq!(queue.claimable(1_001), 2, "a finished task is never claimable");
     }
 
     #[test]

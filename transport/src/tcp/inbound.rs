@@ -84,6 +84,7 @@ impl InboundConnection {
                 let config = &self.shared.config;
                 self.writer.write(Frame::Hello(Hello::new(config.cluster, config.node)));
                 tracing::debug!(address = %self.address, peer = %hello.node, "peer connected");
+                self.shared.peer_is_back(hello.node);
                 let _ = ctx;
                 Ok(())
             }

@@ -1,6 +1,7 @@
 //! The outbound link to one peer: an actor that owns the peer's bounded
 //! queue, connects lazily (on the first envelope), writes in batches, and
 //! reconnects with exponential backoff and jitter when the connection breaks.
+//! The backoff is cut short when the peer connects to us (it is back).
 //!
 //! Batching: the writer takes everything queued (up to
 //! `write_batch_len_max` envelopes or `write_batch_bytes_max` bytes), encodes
@@ -21,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 
 /// The actor of one outbound link.
 pub(super) struct OutboundLink {
@@ -29,11 +30,15 @@ pub(super) struct OutboundLink {
 }
 
 impl OutboundLink {
-    pub(super) fn new(shared: Arc<Shared>, peer: NodeId, queue: mpsc::Receiver<Envelope>) -> Self {
+    pub(super) fn new(
+        shared: Arc<Shared>,
+        peer: NodeId,
+        queue: mpsc::Receiver<Envelope>,
+        redial: Arc<Notify>,
+    ) -> Self {
         let codec = FrameCodec::new(shared.config.frame_size_max);
-        OutboundLink {
-            task: Some(LinkTask { shared, peer, queue, codec, batch: Vec::new(), buffer: BytesMut::new() }),
-        }
+        let (batch, buffer) = (Vec::new(), BytesMut::new());
+        OutboundLink { task: Some(LinkTask { shared, peer, queue, redial, codec, batch, buffer }) }
     }
 }
 
@@ -51,6 +56,8 @@ struct LinkTask {
     shared: Arc<Shared>,
     peer: NodeId,
     queue: mpsc::Receiver<Envelope>,
+    /// Notified when the peer connects to us: dial now, backoff reset.
+    redial: Arc<Notify>,
     codec: FrameCodec,
     batch: Vec<Envelope>,
     buffer: BytesMut,
@@ -95,9 +102,13 @@ impl LinkTask {
                 }
                 Err(error) => {
                     tracing::debug!(peer = %self.peer, %address, %error, "connect failed");
+                    Counters::add(&self.shared.counters().connections_failed, 1);
                     let delay = jittered(backoff);
                     backoff = (backoff * 2).min(config.backoff_max);
-                    tokio::time::sleep(delay).await;
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = self.redial.notified() => backoff = config.backoff_initial,
+                    }
                 }
             }
         }

@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio_util::codec::FramedRead;
 
 /// Settings of a [`TcpTransport`], each with a named default.
@@ -98,6 +98,10 @@ struct Shared {
     router: Router,
     addresses: DashMap<NodeId, SocketAddr>,
     links: DashMap<NodeId, mpsc::Sender<Envelope>>,
+    /// Per peer: woken when that peer connects to us, so an outbound link
+    /// waiting out its reconnect backoff dials at once. A restarted peer is
+    /// reachable again as soon as it says so, not up to `backoff_max` later.
+    redial: DashMap<NodeId, Arc<Notify>>,
     arbiter: ArbiterHandle,
     shutdown: AtomicBool,
 }
@@ -105,6 +109,19 @@ struct Shared {
 impl Shared {
     fn counters(&self) -> &Counters {
         &self.router.counters
+    }
+
+    /// The wake-up of `peer`'s outbound link (created on first use).
+    fn redial(&self, peer: NodeId) -> Arc<Notify> {
+        self.redial.entry(peer).or_default().clone()
+    }
+
+    /// `peer` proved itself on an inbound connection: cut its link's
+    /// backoff short.
+    fn peer_is_back(&self, peer: NodeId) {
+        if let Some(wake) = self.redial.get(&peer) {
+            wake.notify_one();
+        }
     }
 }
 
@@ -126,6 +143,7 @@ impl TcpTransport {
             router: Router::new(),
             addresses: DashMap::new(),
             links: DashMap::new(),
+            redial: DashMap::new(),
             arbiter: actix_rt::Arbiter::current(),
             shutdown: AtomicBool::new(false),
         });
@@ -170,8 +188,9 @@ impl TcpTransport {
         }
         let (queue, receiver) = mpsc::channel(self.shared.config.peer_queue_len_max.max(1));
         let shared = self.shared.clone();
+        let redial = self.shared.redial(peer);
         link::OutboundLink::start_in_arbiter(&self.shared.arbiter, move |_| {
-            link::OutboundLink::new(shared, peer, receiver)
+            link::OutboundLink::new(shared, peer, receiver, redial)
         });
         self.shared.links.insert(peer, queue.clone());
         Ok(queue)
@@ -239,6 +258,7 @@ impl Transport for TcpTransport {
     fn remove_peer(&self, node: NodeId) {
         self.shared.addresses.remove(&node);
         self.shared.links.remove(&node);
+        self.shared.redial.remove(&node);
     }
 
     fn stats(&self) -> TransportStats {
