@@ -1,6 +1,7 @@
 //! The key-value store: put, delete and compare-and-swap, each stamped with
 //! the log index that wrote it (its revision, as etcd's `mod_revision`).
 
+use super::item_hash;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -32,7 +33,7 @@ pub enum KvCommand {
 }
 
 /// A stored value with the revision that wrote it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Versioned {
     /// The value.
     pub value: String,
@@ -55,6 +56,9 @@ pub struct KvResponse {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KvStore {
     entries: BTreeMap<String, Versioned>,
+    /// Wrapping sum of every entry's [`item_hash`]; rebuilt on restore.
+    #[serde(skip)]
+    digest: u64,
 }
 
 impl KvStore {
@@ -70,9 +74,14 @@ impl KvStore {
         };
         let previous = self.entries.get(key).cloned();
         if succeeded {
+            if let Some(old) = &previous {
+                self.digest = self.digest.wrapping_sub(item_hash(key, old));
+            }
             match new {
                 Some(value) => {
-                    self.entries.insert(key.clone(), Versioned { value: value.clone(), revision: index });
+                    let versioned = Versioned { value: value.clone(), revision: index };
+                    self.digest = self.digest.wrapping_add(item_hash(key, &versioned));
+                    self.entries.insert(key.clone(), versioned);
                 }
                 None => {
                     self.entries.remove(key);
@@ -80,6 +89,16 @@ impl KvStore {
             }
         }
         KvResponse { succeeded, previous, revision: index }
+    }
+
+    /// The order-independent digest of every entry, in O(1).
+    pub fn digest(&self) -> u64 {
+        self.digest
+    }
+
+    /// Recomputes the digest from the entries (after a restore).
+    pub fn rehash(&mut self) {
+        self.digest = self.entries.iter().fold(0u64, |sum, (k, v)| sum.wrapping_add(item_hash(k, v)));
     }
 
     /// The value of `key`.

@@ -8,6 +8,7 @@
 //! queue; time comes from the claiming command, never from a local clock, so
 //! every replica decides the same.
 
+use super::item_hash;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 
@@ -60,7 +61,7 @@ pub enum TaskCommand {
 }
 
 /// Where a task is.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TaskState {
     /// Waiting for a worker.
@@ -89,7 +90,7 @@ pub enum TaskState {
 }
 
 /// One task.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Task {
     /// What the worker needs to run it.
     pub payload: String,
@@ -151,6 +152,18 @@ pub struct TaskQueue {
     tasks: BTreeMap<String, Task>,
     pending: VecDeque<String>,
     duplicates: u64,
+    /// Wrapping sum of every task's [`item_hash`]; rebuilt on restore.
+    #[serde(skip)]
+    digest: u64,
+}
+
+/// Changes `task` through `change`, keeping `digest` (the sum of item
+/// hashes) up to date.
+fn change<R>(digest: &mut u64, id: &str, task: &mut Task, change: impl FnOnce(&mut Task) -> R) -> R {
+    *digest = digest.wrapping_sub(item_hash(id, task));
+    let result = change(task);
+    *digest = digest.wrapping_add(item_hash(id, task));
+    result
 }
 
 impl TaskQueue {
@@ -161,6 +174,7 @@ impl TaskQueue {
                 let created = !self.tasks.contains_key(task_id);
                 if created {
                     let task = Task { payload: payload.clone(), state: TaskState::Pending, claims: 0 };
+                    self.digest = self.digest.wrapping_add(item_hash(task_id.as_str(), &task));
                     self.tasks.insert(task_id.clone(), task);
                     self.pending.push_back(task_id.clone());
                 }
@@ -172,9 +186,11 @@ impl TaskQueue {
                 while tasks.len() < (*count).min(CLAIM_BATCH_MAX) {
                     let Some(id) = self.pending.pop_front() else { break };
                     if let Some(task) = self.tasks.get_mut(&id) {
-                        task.state =
-                            TaskState::Claimed { worker: *worker, lease_until_ms: now_ms + lease_ms };
-                        task.claims += 1;
+                        let state = TaskState::Claimed { worker: *worker, lease_until_ms: now_ms + lease_ms };
+                        change(&mut self.digest, &id, task, |task| {
+                            task.state = state;
+                            task.claims += 1;
+                        });
                         tasks.push((id, task.payload.clone()));
                     }
                 }
@@ -202,11 +218,11 @@ impl TaskQueue {
                     // Its lease expired and it was queued again, but the
                     // first worker finished after all: take its result.
                     self.pending.retain(|id| id != task_id);
-                    task.state = state;
+                    change(&mut self.digest, task_id, task, |task| task.state = state);
                     true
                 }
                 TaskState::Claimed { .. } => {
-                    task.state = state;
+                    change(&mut self.digest, task_id, task, |task| task.state = state);
                     true
                 }
             },
@@ -217,14 +233,29 @@ impl TaskQueue {
 
     /// Returns every task whose lease ended before `now_ms` to the queue.
     fn expire(&mut self, now_ms: u64) {
-        for (id, task) in &mut self.tasks {
+        let TaskQueue { tasks, pending, digest, .. } = self;
+        for (id, task) in tasks {
             if let TaskState::Claimed { lease_until_ms, .. } = task.state {
                 if lease_until_ms < now_ms {
-                    task.state = TaskState::Pending;
-                    self.pending.push_back(id.clone());
+                    change(digest, id, task, |task| task.state = TaskState::Pending);
+                    pending.push_back(id.clone());
                 }
             }
         }
+    }
+
+    /// The digest of every task with the queue's length and duplicate
+    /// count, in O(1). (The pending queue's order is not part of it.)
+    pub fn digest(&self) -> u64 {
+        let mut hasher = super::Fnv::default();
+        std::hash::Hash::hash(&(self.digest, self.pending.len(), self.duplicates), &mut hasher);
+        std::hash::Hasher::finish(&hasher)
+    }
+
+    /// Recomputes the digest from the tasks (after a restore).
+    pub fn rehash(&mut self) {
+        self.digest =
+            self.tasks.iter().fold(0u64, |sum, (id, t)| sum.wrapping_add(item_hash(id.as_str(), t)));
     }
 
     /// How many tasks a claim at `now_ms` would find: the pending ones plus
