@@ -97,9 +97,11 @@ pub struct NodeArgs {
     /// Data directory; survives restarts [default: concord-data].
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// A Raft group to serve (repeat for each) [default: default].
+    /// A Raft group of the cluster, `NAME` (run by every node) or
+    /// `NAME=ID,ID,...` (run by those nodes only); repeat for each
+    /// [default: default].
     #[arg(long = "group")]
-    pub groups: Vec<String>,
+    pub groups: Vec<crate::config::GroupSpec>,
     /// Raft heartbeat interval in ms [default: 50].
     #[arg(long)]
     pub heartbeat_ms: Option<u64>,

@@ -4,6 +4,7 @@
 
 use crate::config::{NodeConfig, Peer, RaftTiming};
 use crate::forward::{propose_local, Forward, Forwarder, Outcome, Request};
+use crate::latency::LatencyHistogram;
 use crate::machine::{decode, encode, Applied, ConcordMachine, Query, QueryAnswer};
 use crate::state::{Command, Response};
 use actix::prelude::*;
@@ -86,6 +87,26 @@ pub struct Group {
     pub raft: Addr<GroupActor>,
     /// Its quorum manager.
     pub manager: Addr<QuorumManager>,
+    /// Latency of the proposals made through this node (submitted to
+    /// applied, forwarding and retries included), successful ones only.
+    pub proposal_latency: Arc<LatencyHistogram>,
+}
+
+/// Where a group of the cluster runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupRoute {
+    /// Its id on the wire.
+    pub id: GroupId,
+    /// The nodes that run it (its initial voters), ordered.
+    pub members: Vec<NodeId>,
+}
+
+impl GroupRoute {
+    /// The member to try on the `attempt`-th attempt when no leader is
+    /// known: each in turn.
+    fn member(&self, attempt: usize) -> NodeId {
+        self.members.get(attempt % self.members.len().max(1)).copied().unwrap_or(NodeId(0))
+    }
 }
 
 /// A node whose transport is bound but whose groups have not started: the
@@ -107,7 +128,10 @@ pub struct Node {
 struct NodeInner {
     config: NodeConfig,
     transport: TcpTransport,
+    /// The groups this node runs.
     groups: BTreeMap<String, Group>,
+    /// Every group of the cluster, run here or not.
+    routes: BTreeMap<String, GroupRoute>,
     forwarder: Addr<Forwarder>,
     gossip: Addr<GossipActor>,
     timing: Mutex<RaftTiming>,
@@ -134,7 +158,7 @@ const PROPOSE_RETRY_DELAY: Duration = Duration::from_millis(5);
 impl BoundNode {
     /// Binds the transport. Must run inside an actix system.
     pub async fn bind(config: NodeConfig) -> Result<BoundNode, NodeError> {
-        config.validate()?;
+        config.validate_settings()?;
         let tcp = TcpConfig::new(config.cluster(), config.node_id(), config.listen);
         let transport = TcpTransport::bind(tcp)
             .await
@@ -163,6 +187,7 @@ impl BoundNode {
     /// (ignored by groups that recover an existing configuration).
     pub fn start(mut self, peers: &[Peer]) -> Result<Node, NodeError> {
         self.config.peers = peers.to_vec();
+        self.config.validate()?;
         let config = self.config;
         let transport = self.transport;
         for peer in &config.peers {
@@ -172,25 +197,41 @@ impl BoundNode {
             what: format!("create {}", config.data_dir.display()),
             source,
         })?;
-        let voters = std::iter::once(config.node_id()).chain(config.peers.iter().map(|p| NodeId(p.id)));
-        let membership = Membership::with_voters(voters);
+        let everyone: Vec<NodeId> =
+            std::iter::once(config.node_id()).chain(config.peers.iter().map(|p| NodeId(p.id))).collect();
         let shared: Arc<dyn Transport> = Arc::new(transport.clone());
         let mut groups = BTreeMap::new();
-        for name in &config.groups {
+        let mut routes = BTreeMap::new();
+        for spec in &config.groups {
+            let name = &spec.name;
+            let mut members: Vec<NodeId> = match &spec.members {
+                Some(members) => members.iter().copied().map(NodeId).collect(),
+                None => everyone.clone(),
+            };
+            members.sort();
+            let id = GroupId::from_name(name);
+            routes.insert(name.clone(), GroupRoute { id, members: members.clone() });
+            if !spec.runs_on(config.id) {
+                continue;
+            }
             let storage_error = |source| NodeError::Storage { group: name.clone(), source };
             let mut store =
                 RedbStore::open(config.data_dir.join(format!("{name}.redb"))).map_err(storage_error)?;
-            // A new cluster starts from the peers as voters; an existing store recovers.
-            bootstrap_store(&mut store, membership.clone()).map_err(storage_error)?;
-            let id = GroupId::from_name(name);
+            // A new cluster starts from the members as voters; an existing store recovers.
+            bootstrap_store(&mut store, Membership::with_voters(members)).map_err(storage_error)?;
             let actor_config = actor_config(id, &config.raft);
             let actor = RaftActor::new(actor_config, shared.clone(), store, ConcordMachine::default())
                 .map_err(|e| NodeError::Raft { group: name.clone(), message: e.to_string() })?;
             let raft = actor.start();
-            let manager = QuorumManager::new(ManagerConfig::new(config.node_id()), raft.clone())
+            let mut manager_config = ManagerConfig::new(config.node_id());
+            // A group with named members keeps them: gossip's other nodes
+            // do not join it on their own.
+            manager_config.core.join_automatically = spec.members.is_none();
+            let manager = QuorumManager::new(manager_config, raft.clone())
                 .map_err(|e| NodeError::Raft { group: name.clone(), message: e.to_string() })?
                 .start();
-            groups.insert(name.clone(), Group { name: name.clone(), id, raft, manager });
+            let proposal_latency = Arc::default();
+            groups.insert(name.clone(), Group { name: name.clone(), id, raft, manager, proposal_latency });
         }
         let by_id: HashMap<GroupId, Addr<GroupActor>> =
             groups.values().map(|g| (g.id, g.raft.clone())).collect();
@@ -206,7 +247,7 @@ impl BoundNode {
         bridge_liveness(gossip.clone(), managers);
         let timing = Mutex::new(config.raft);
         let stopped = AtomicBool::new(false);
-        let inner = NodeInner { config, transport, groups, forwarder, gossip, timing, stopped };
+        let inner = NodeInner { config, transport, groups, routes, forwarder, gossip, timing, stopped };
         Ok(Node { inner: Arc::new(inner) })
     }
 }
@@ -245,9 +286,14 @@ impl Node {
         self.inner.groups.get(name)
     }
 
-    /// Every group.
+    /// Every group this node runs.
     pub fn groups(&self) -> impl Iterator<Item = &Group> {
         self.inner.groups.values()
+    }
+
+    /// Where a group of the cluster runs, whether or not this node runs it.
+    pub fn route(&self, name: &str) -> Option<&GroupRoute> {
+        self.inner.routes.get(name)
     }
 
     /// The Raft timing in force.
@@ -287,21 +333,32 @@ impl Node {
         client: Option<ClientTag>,
         timeout: Duration,
     ) -> Result<(u64, Response), ProposeError> {
-        let local = self.group(group).ok_or_else(|| ProposeError::UnknownGroup(group.to_string()))?.clone();
+        let (route, local) = self.target(group)?;
         let data = encode(command);
-        let deadline = Instant::now() + timeout;
+        let started = Instant::now();
+        let deadline = started + timeout;
         let mut leader: Option<NodeId> = None;
         let mut last = String::from("no attempt");
+        let mut attempt = 0;
         while Instant::now() < deadline && !self.is_stopped() {
-            let outcome = match leader {
-                Some(to) if to != self.id() => {
+            attempt += 1;
+            let outcome = match (leader, &local) {
+                (Some(to), _) if to != self.id() => {
                     let request = Request::Propose { data: data.clone(), client };
-                    self.forward(Forward { to, group: local.id, request }).await
+                    self.forward(Forward { to, group: route.id, request }).await
                 }
-                _ => propose_local(&local.raft, data.clone(), client).await,
+                (_, Some(local)) => propose_local(&local.raft, data.clone(), client).await,
+                (_, None) => {
+                    let request = Request::Propose { data: data.clone(), client };
+                    let to = route.member(attempt);
+                    self.forward(Forward { to, group: route.id, request }).await
+                }
             };
             match Self::settle(outcome, &mut leader, &mut last).await {
                 Some(Ok((index, response))) => {
+                    if let Some(local) = &local {
+                        local.proposal_latency.record(started.elapsed());
+                    }
                     return match decode::<Applied>(&response) {
                         Ok(Applied::Ok(response)) => Ok((index, response)),
                         Ok(Applied::Invalid(e)) => Err(ProposeError::Failed(format!("invalid command: {e}"))),
@@ -355,18 +412,27 @@ impl Node {
         kind: ReadKind,
         query: &Query,
     ) -> Result<QueryAnswer, ProposeError> {
-        let local = self.group(group).ok_or_else(|| ProposeError::UnknownGroup(group.to_string()))?.clone();
+        let (route, local) = self.target(group)?;
         let query = encode(query);
         let deadline = Instant::now() + READ_TIMEOUT;
         let mut leader: Option<NodeId> = None;
         let mut last = String::from("no attempt");
+        let mut attempt = 0;
         while Instant::now() < deadline && !self.is_stopped() {
-            let outcome = match leader {
-                Some(to) if to != self.id() && kind != ReadKind::Stale => {
-                    let request = Request::Read { lease: kind == ReadKind::Lease, query: query.clone() };
-                    self.forward(Forward { to, group: local.id, request }).await
+            attempt += 1;
+            let remote = |to| {
+                let request = Request::Read { lease: kind == ReadKind::Lease, query: query.clone() };
+                self.forward(Forward { to, group: route.id, request })
+            };
+            let outcome = match (leader, &local) {
+                (Some(to), Some(_)) if to != self.id() && kind != ReadKind::Stale => remote(to).await,
+                (_, Some(local)) => {
+                    Outcome::from_read(local.raft.send(Read { kind, query: query.clone() }).await)
                 }
-                _ => Outcome::from_read(local.raft.send(Read { kind, query: query.clone() }).await),
+                // Not run here: a member's leader answers (a stale read is
+                // served linearizably, which is stronger than asked).
+                (Some(to), None) => remote(to).await,
+                (None, None) => remote(route.member(attempt)).await,
             };
             match Self::settle(outcome, &mut leader, &mut last).await {
                 Some(Ok((_, answer))) => return decode(&answer).map_err(ProposeError::Failed),
@@ -375,6 +441,12 @@ impl Node {
             }
         }
         Err(ProposeError::Timeout(READ_TIMEOUT, last))
+    }
+
+    /// The route of `group` and, when this node runs it, its local actors.
+    fn target(&self, group: &str) -> Result<(GroupRoute, Option<Group>), ProposeError> {
+        let route = self.route(group).ok_or_else(|| ProposeError::UnknownGroup(group.to_string()))?;
+        Ok((route.clone(), self.group(group).cloned()))
     }
 
     /// Stops everything this node runs, as a crash would: Raft actors, the
