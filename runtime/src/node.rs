@@ -132,6 +132,9 @@ struct NodeInner {
     groups: BTreeMap<String, Group>,
     /// Every group of the cluster, run here or not.
     routes: BTreeMap<String, GroupRoute>,
+    /// The last known leader of each group this node does not run (one
+    /// entry per such group at most).
+    remote_leaders: Mutex<HashMap<GroupId, NodeId>>,
     forwarder: Addr<Forwarder>,
     gossip: Addr<GossipActor>,
     timing: Mutex<RaftTiming>,
@@ -247,7 +250,18 @@ impl BoundNode {
         bridge_liveness(gossip.clone(), managers);
         let timing = Mutex::new(config.raft);
         let stopped = AtomicBool::new(false);
-        let inner = NodeInner { config, transport, groups, routes, forwarder, gossip, timing, stopped };
+        let remote_leaders = Mutex::default();
+        let inner = NodeInner {
+            config,
+            transport,
+            groups,
+            routes,
+            remote_leaders,
+            forwarder,
+            gossip,
+            timing,
+            stopped,
+        };
         Ok(Node { inner: Arc::new(inner) })
     }
 }
@@ -337,23 +351,24 @@ impl Node {
         let data = encode(command);
         let started = Instant::now();
         let deadline = started + timeout;
-        let mut leader: Option<NodeId> = None;
+        let mut leader: Option<NodeId> = self.remote_leader(&route, &local);
         let mut last = String::from("no attempt");
         let mut attempt = 0;
         while Instant::now() < deadline && !self.is_stopped() {
             attempt += 1;
-            let outcome = match (leader, &local) {
-                (Some(to), _) if to != self.id() => {
+            let to = match (leader, &local) {
+                (Some(to), _) if to != self.id() => Some(to),
+                (_, Some(_)) => None,
+                (_, None) => Some(route.member(attempt)),
+            };
+            let outcome = match (to, &local) {
+                (None, Some(local)) => propose_local(&local.raft, data.clone(), client).await,
+                (to, _) => {
                     let request = Request::Propose { data: data.clone(), client };
-                    self.forward(Forward { to, group: route.id, request }).await
-                }
-                (_, Some(local)) => propose_local(&local.raft, data.clone(), client).await,
-                (_, None) => {
-                    let request = Request::Propose { data: data.clone(), client };
-                    let to = route.member(attempt);
-                    self.forward(Forward { to, group: route.id, request }).await
+                    self.forward(Forward { to: to.unwrap_or(NodeId(0)), group: route.id, request }).await
                 }
             };
+            self.learn_leader(&route, to, &outcome);
             match Self::settle(outcome, &mut leader, &mut last).await {
                 Some(Ok((index, response))) => {
                     if let Some(local) = &local {
@@ -441,6 +456,31 @@ impl Node {
             }
         }
         Err(ProposeError::Timeout(READ_TIMEOUT, last))
+    }
+
+    /// Where to send the first attempt for a group this node does not run:
+    /// the member that last answered, if any.
+    fn remote_leader(&self, route: &GroupRoute, local: &Option<Group>) -> Option<NodeId> {
+        if local.is_some() {
+            return None;
+        }
+        self.inner.remote_leaders.lock().unwrap_or_else(|p| p.into_inner()).get(&route.id).copied()
+    }
+
+    /// Remembers which member leads a group this node does not run: the one
+    /// that applied a request, or the one another member named.
+    fn learn_leader(&self, route: &GroupRoute, asked: Option<NodeId>, outcome: &Outcome) {
+        let Some(asked) = asked else { return };
+        let leader = match outcome {
+            Outcome::Applied { .. } => Some(asked),
+            Outcome::NotLeader { leader } => *leader,
+            Outcome::Retry(_) | Outcome::Failed(_) => None,
+        };
+        let mut leaders = self.inner.remote_leaders.lock().unwrap_or_else(|p| p.into_inner());
+        match leader {
+            Some(leader) if route.members.contains(&leader) => leaders.insert(route.id, leader),
+            _ => leaders.remove(&route.id),
+        };
     }
 
     /// The route of `group` and, when this node runs it, its local actors.

@@ -52,7 +52,7 @@ impl GroupParam {
         Err(match node.route(name) {
             Some(route) => ApiError::NotFound(format!(
                 "group {name:?} does not run on node {}; ask one of its members {:?}",
-                node.id(),
+                node.id().0,
                 route.members.iter().map(|m| m.0).collect::<Vec<_>>()
             )),
             None => ApiError::NotFound(format!("unknown group {name:?}")),

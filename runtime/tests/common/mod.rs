@@ -110,3 +110,16 @@ pub async fn leader_of(processes: &[&Process], group: &str) -> Option<u64> {
 pub async fn put(http: SocketAddr, key: &str, value: &str) -> bool {
     matches!(call("PUT", http, &format!("/kv/{key}"), Some(json!({ "value": value }))).await, Some((200, _)))
 }
+
+/// Writes `key = value` in `group` through `http`; whether it was acknowledged.
+pub async fn put_in(http: SocketAddr, group: &str, key: &str, value: &str) -> bool {
+    let path = format!("/kv/{key}?group={group}");
+    matches!(call("PUT", http, &path, Some(json!({ "value": value }))).await, Some((200, _)))
+}
+
+/// The value of `key` in `group` read through `http` with `consistency`.
+pub async fn get_in(http: SocketAddr, group: &str, key: &str, consistency: &str) -> Option<String> {
+    let path = format!("/kv/{key}?group={group}&consistency={consistency}");
+    let (200, body) = call("GET", http, &path, None).await? else { return None };
+    body["value"].as_str().map(str::to_string)
+}
