@@ -2,38 +2,14 @@
 //! histogram counts exactly the writes made, gossip rounds advance, gossip
 //! sees three alive members, and the quorum manager reports a healthy group.
 
+mod in_process;
+
 use actix_web::{test, web, App};
-use concord_runtime::config::{NodeConfig, Peer};
 use concord_runtime::http::routes;
-use concord_runtime::node::{BoundNode, Node};
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 const DEADLINE: Duration = Duration::from_secs(20);
-
-async fn cluster(data: &std::path::Path) -> Vec<Node> {
-    let mut bound = Vec::new();
-    for id in 1..=3 {
-        let config = NodeConfig {
-            id,
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            data_dir: data.join(format!("node{id}")),
-            ..NodeConfig::default()
-        };
-        bound.push(BoundNode::bind(config).await.unwrap());
-    }
-    let addresses: Vec<Peer> =
-        bound.iter().zip(1..).map(|(b, id)| Peer { id, address: b.address() }).collect();
-    bound
-        .into_iter()
-        .zip(1..)
-        .map(|(b, id)| {
-            let peers: Vec<Peer> = addresses.iter().filter(|p| p.id != id).copied().collect();
-            b.start(&peers).unwrap()
-        })
-        .collect()
-}
 
 /// Parses the exposition text into `series with labels → value`.
 fn parse(text: &str) -> BTreeMap<String, f64> {
@@ -49,7 +25,7 @@ fn parse(text: &str) -> BTreeMap<String, f64> {
 #[actix::test]
 async fn metrics_show_proposal_latency_gossip_rounds_members_and_quorum_health() {
     let data = tempfile::tempdir().unwrap();
-    let nodes = cluster(data.path()).await;
+    let nodes = in_process::cluster(3, data.path()).await;
     let app =
         test::init_service(App::new().app_data(web::Data::new(nodes[0].clone())).configure(routes)).await;
     let scrape = async || {

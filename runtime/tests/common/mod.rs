@@ -123,3 +123,17 @@ pub async fn get_in(http: SocketAddr, group: &str, key: &str, consistency: &str)
     let (200, body) = call("GET", http, &path, None).await? else { return None };
     body["value"].as_str().map(str::to_string)
 }
+
+/// Waits until the leader of `group` (whichever node it is by then)
+/// reports `followers` followers in its log status; answers that status.
+pub async fn leader_log_status(processes: &[&Process], group: &str, followers: usize) -> Value {
+    eventually("the leader's log status with every follower", async || {
+        let id = leader_of(processes, group).await?;
+        let http = processes.iter().find(|p| p.spec.id == id)?.spec.http;
+        let (200, log) = call("GET", http, &format!("/raft/log-status?group={group}"), None).await? else {
+            return None;
+        };
+        (log["followers"].as_array()?.len() == followers).then_some(log)
+    })
+    .await
+}
