@@ -109,6 +109,15 @@ impl GroupRoute {
     }
 }
 
+/// Where one attempt of a proposal or read goes.
+#[derive(Clone, Copy)]
+enum Via<'a> {
+    /// This node's replica of the group.
+    Local(&'a Group),
+    /// Another node, over the transport.
+    Peer(NodeId),
+}
+
 /// A node whose transport is bound but whose groups have not started: the
 /// address is known, so a cluster in one process can learn every address
 /// before starting.
@@ -356,19 +365,21 @@ impl Node {
         let mut attempt = 0;
         while Instant::now() < deadline && !self.is_stopped() {
             attempt += 1;
-            let to = match (leader, &local) {
-                (Some(to), _) if to != self.id() => Some(to),
-                (_, Some(_)) => None,
-                (_, None) => Some(route.member(attempt)),
+            let via = match (leader, &local) {
+                (Some(to), _) if to != self.id() => Via::Peer(to),
+                (_, Some(local)) => Via::Local(local),
+                (_, None) => Via::Peer(route.member(attempt)),
             };
-            let outcome = match (to, &local) {
-                (None, Some(local)) => propose_local(&local.raft, data.clone(), client).await,
-                (to, _) => {
+            let outcome = match via {
+                Via::Local(local) => propose_local(&local.raft, data.clone(), client).await,
+                Via::Peer(to) => {
                     let request = Request::Propose { data: data.clone(), client };
-                    self.forward(Forward { to: to.unwrap_or(NodeId(0)), group: route.id, request }).await
+                    self.forward(Forward { to, group: route.id, request }).await
                 }
             };
-            self.learn_leader(&route, to, &outcome);
+            if local.is_none() {
+                self.learn_leader(&route, via, &outcome);
+            }
             match Self::settle(outcome, &mut leader, &mut last).await {
                 Some(Ok((index, response))) => {
                     if let Some(local) = &local {
@@ -430,25 +441,31 @@ impl Node {
         let (route, local) = self.target(group)?;
         let query = encode(query);
         let deadline = Instant::now() + READ_TIMEOUT;
-        let mut leader: Option<NodeId> = None;
+        let mut leader: Option<NodeId> = self.remote_leader(&route, &local);
         let mut last = String::from("no attempt");
         let mut attempt = 0;
         while Instant::now() < deadline && !self.is_stopped() {
             attempt += 1;
-            let remote = |to| {
-                let request = Request::Read { lease: kind == ReadKind::Lease, query: query.clone() };
-                self.forward(Forward { to, group: route.id, request })
-            };
-            let outcome = match (leader, &local) {
-                (Some(to), Some(_)) if to != self.id() && kind != ReadKind::Stale => remote(to).await,
-                (_, Some(local)) => {
-                    Outcome::from_read(local.raft.send(Read { kind, query: query.clone() }).await)
-                }
+            let via = match (leader, &local) {
+                (Some(to), Some(_)) if to != self.id() && kind != ReadKind::Stale => Via::Peer(to),
+                (_, Some(local)) => Via::Local(local),
                 // Not run here: a member's leader answers (a stale read is
                 // served linearizably, which is stronger than asked).
-                (Some(to), None) => remote(to).await,
-                (None, None) => remote(route.member(attempt)).await,
+                (Some(to), None) => Via::Peer(to),
+                (None, None) => Via::Peer(route.member(attempt)),
             };
+            let outcome = match via {
+                Via::Local(local) => {
+                    Outcome::from_read(local.raft.send(Read { kind, query: query.clone() }).await)
+                }
+                Via::Peer(to) => {
+                    let request = Request::Read { lease: kind == ReadKind::Lease, query: query.clone() };
+                    self.forward(Forward { to, group: route.id, request }).await
+                }
+            };
+            if local.is_none() {
+                self.learn_leader(&route, via, &outcome);
+            }
             match Self::settle(outcome, &mut leader, &mut last).await {
                 Some(Ok((_, answer))) => return decode(&answer).map_err(ProposeError::Failed),
                 Some(Err(error)) => return Err(error),
@@ -469,8 +486,8 @@ impl Node {
 
     /// Remembers which member leads a group this node does not run: the one
     /// that applied a request, or the one another member named.
-    fn learn_leader(&self, route: &GroupRoute, asked: Option<NodeId>, outcome: &Outcome) {
-        let Some(asked) = asked else { return };
+    fn learn_leader(&self, route: &GroupRoute, via: Via<'_>, outcome: &Outcome) {
+        let Via::Peer(asked) = via else { return };
         let leader = match outcome {
             Outcome::Applied { .. } => Some(asked),
             Outcome::NotLeader { leader } => *leader,
