@@ -137,14 +137,19 @@ pub struct GroupSpec {
 
 /// The two spellings of a [`GroupSpec`] in files.
 #[derive(Deserialize)]
-#[serde(untagged)]
+#[serde(untagged, expecting = "a group: \"NAME\", \"NAME=ID,ID,...\" or a table with `name` and `members`")]
 enum GroupEntry {
     Text(String),
-    Table {
-        name: String,
-        #[serde(default)]
-        members: Option<Vec<u64>>,
-    },
+    Table(GroupTable),
+}
+
+/// `{ name = "critical", members = [1, 2, 3] }`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GroupTable {
+    name: String,
+    #[serde(default)]
+    members: Option<Vec<u64>>,
 }
 
 impl TryFrom<GroupEntry> for GroupSpec {
@@ -153,7 +158,7 @@ impl TryFrom<GroupEntry> for GroupSpec {
     fn try_from(entry: GroupEntry) -> Result<GroupSpec, String> {
         match entry {
             GroupEntry::Text(text) => text.parse(),
-            GroupEntry::Table { name, members } => Ok(GroupSpec { name, members }),
+            GroupEntry::Table(GroupTable { name, members }) => Ok(GroupSpec { name, members }),
         }
     }
 }
@@ -410,6 +415,8 @@ mod tests {
         assert!(error.to_string().contains("listed twice"), "{error}");
         let error = "a=1,x".parse::<GroupSpec>().unwrap_err();
         assert!(error.contains("\"x\" is not a node id"), "{error}");
+        let error = NodeConfig::from_toml("[[groups]]\nname = \"a\"\nmemberz = [1]").unwrap_err();
+        assert!(error.contains("a group: \"NAME\""), "a misspelt field is refused: {error}");
         // A node may run none of the groups: it forwards.
         with(vec![GroupSpec::on("a", [2])]).validate().unwrap();
     }
