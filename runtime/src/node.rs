@@ -99,6 +99,9 @@ pub struct GroupRoute {
     pub id: GroupId,
     /// The nodes that run it (its initial voters), ordered.
     pub members: Vec<NodeId>,
+    /// Whether the configuration names them (`members = [..]`): then no
+    /// other node ever runs the group, so none can join it.
+    pub members_named: bool,
 }
 
 impl GroupRoute {
@@ -222,7 +225,8 @@ impl BoundNode {
             };
             members.sort();
             let id = GroupId::from_name(name);
-            routes.insert(name.clone(), GroupRoute { id, members: members.clone() });
+            let members_named = spec.members.is_some();
+            routes.insert(name.clone(), GroupRoute { id, members: members.clone(), members_named });
             if !spec.runs_on(config.id) {
                 continue;
             }

@@ -3,9 +3,10 @@
 //! Driven through the HTTP API: writes through every node with
 //! linearizable reads through another (nodes 4 and 5 forward `background`
 //! requests to its members and answer its replica routes with a 404 naming
-//! them), SIGKILL of the `critical` leader, writes continuing in both groups,
-//! the killed node restarting from its data directory and catching up, and
-//! every acknowledged write, with its value, on every member at the end.
+//! them; its manager refuses them as members), SIGKILL of the `critical`
+//! leader, writes continuing in both groups, the killed node restarting from
+//! its data directory and catching up, and every acknowledged write, with its
+//! value, on every member at the end.
 
 mod common;
 

@@ -10,6 +10,9 @@
 //! - `POST /quorum/weights`: `{"weights": {"1": 3}}`, the voters named only.
 //! - `POST /quorum/policy`: `{"policy": ...}` as above.
 //!
+//! A node outside the `members` a group's configuration names cannot be
+//! added to it (it never runs the group).
+//!
 //! A malformed body, or a target that is unsafe, unreachable by safe single
 //! steps or inapplicable to the configuration in force, is a 400; a request
 //! the group cannot take now (not the leader, quorum lost, queue full, a
@@ -81,7 +84,26 @@ struct NodeBody {
     weight: Option<u32>,
 }
 
+/// Refuses nodes that can never run a group whose members the
+/// configuration names: added, they would never catch up.
+fn check_runs(
+    node: &Node,
+    group: &GroupParam,
+    ids: impl IntoIterator<Item = u64>,
+) -> std::result::Result<(), ApiError> {
+    let Some(route) = node.route(group.name()).filter(|r| r.members_named) else { return Ok(()) };
+    match ids.into_iter().find(|id| !route.members.contains(&NodeId(*id))) {
+        Some(stranger) => Err(ApiError::BadRequest(format!(
+            "node {stranger} does not run group {:?}, whose members are {:?}",
+            group.name(),
+            route.members.iter().map(|m| m.0).collect::<Vec<_>>()
+        ))),
+        None => Ok(()),
+    }
+}
+
 async fn add(node: web::Data<Node>, group: web::Query<GroupParam>, body: web::Json<NodeBody>) -> Result {
+    check_runs(&node, &group, [body.node])?;
     let message = AddNode { node: NodeId(body.node), voter: body.voter, weight: body.weight };
     outcome(group.resolve(&node)?.manager.send(message).await.map_err(mailbox)?)
 }
@@ -150,6 +172,7 @@ fn target(body: AdjustBody) -> std::result::Result<QuorumConfig, ApiError> {
 }
 
 async fn adjust(node: web::Data<Node>, group: web::Query<GroupParam>, body: web::Json<AdjustBody>) -> Result {
+    check_runs(&node, &group, body.voters.keys().chain(&body.learners).copied())?;
     let message = Adjust { target: target(body.into_inner())? };
     outcome(group.resolve(&node)?.manager.send(message).await.map_err(mailbox)?)
 }
