@@ -251,6 +251,8 @@ pub struct GossipMetrics {
     pub partition_suspected: bool,
     /// Whether writes are refused.
     pub degraded: bool,
+    /// Gossip rounds (ticks) run since start.
+    pub rounds: u64,
 }
 
 /// Asks for [`GossipMetrics`].
@@ -271,6 +273,7 @@ impl Handler<Metrics> for GossipActor {
             keys: self.core.store().len(),
             partition_suspected: self.core.partition_suspected(),
             degraded: self.core.degraded(),
+            rounds: self.core.now(),
         })
     }
 }

@@ -97,9 +97,11 @@ pub struct NodeArgs {
     /// Data directory; survives restarts [default: concord-data].
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
-    /// A Raft group to serve (repeat for each) [default: default].
+    /// A Raft group of the cluster, `NAME` (run by every node) or
+    /// `NAME=ID,ID,...` (run by those nodes only); repeat for each
+    /// [default: default].
     #[arg(long = "group")]
-    pub groups: Vec<String>,
+    pub groups: Vec<crate::config::GroupSpec>,
     /// Raft heartbeat interval in ms [default: 50].
     #[arg(long)]
     pub heartbeat_ms: Option<u64>,
@@ -265,6 +267,76 @@ pub enum QuorumAction {
     History,
     /// Commit a no-op through the configuration in force.
     Verify,
+    /// Move to a target configuration, planned as safe steps (ask the leader).
+    Adjust {
+        /// A voter of the target, `ID` or `ID=WEIGHT` (repeat for each).
+        #[arg(long = "voter", required = true)]
+        voters: Vec<WeightArg>,
+        /// A learner of the target (repeat for each).
+        #[arg(long = "learner")]
+        learners: Vec<u64>,
+        /// `majority`, `weighted` or `flexible:ELECTION_WEIGHT:COMMIT_WEIGHT`.
+        #[arg(long, default_value = "majority")]
+        policy: PolicyArg,
+    },
+    /// Set voters' weights, `ID=WEIGHT` each (ask the leader).
+    Weights {
+        /// The voters named and their new weights.
+        #[arg(required = true)]
+        weights: Vec<WeightArg>,
+    },
+    /// Set the quorum policy (ask the leader).
+    Policy {
+        /// `majority`, `weighted` or `flexible:ELECTION_WEIGHT:COMMIT_WEIGHT`.
+        policy: PolicyArg,
+    },
+}
+
+/// A voter and its weight on the command line: `ID` (weight 1) or `ID=WEIGHT`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WeightArg {
+    /// The node id.
+    pub node: u64,
+    /// Its weight.
+    pub weight: u32,
+}
+
+impl std::str::FromStr for WeightArg {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<WeightArg, String> {
+        let (node, weight) = text.split_once('=').unwrap_or((text, "1"));
+        let node = node.trim().parse().map_err(|_| format!("{text:?}: {node:?} is not a node id"))?;
+        let weight = weight.trim().parse().map_err(|_| format!("{text:?}: {weight:?} is not a weight"))?;
+        Ok(WeightArg { node, weight })
+    }
+}
+
+/// A quorum policy on the command line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PolicyArg(pub concord_membership::quorum::QuorumPolicy);
+
+impl std::str::FromStr for PolicyArg {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<PolicyArg, String> {
+        use concord_membership::quorum::QuorumPolicy;
+        let mut parts = text.split(':');
+        let policy = match (parts.next(), parts.next(), parts.next(), parts.next()) {
+            (Some("majority"), None, ..) => QuorumPolicy::Majority,
+            (Some("weighted"), None, ..) => QuorumPolicy::Weighted,
+            (Some("flexible"), Some(election), Some(commit), None) => QuorumPolicy::Flexible {
+                election_weight: election.parse().map_err(|_| format!("{election:?} is not a weight"))?,
+                commit_weight: commit.parse().map_err(|_| format!("{commit:?} is not a weight"))?,
+            },
+            _ => {
+                return Err(format!(
+                    "{text:?} is not majority, weighted or flexible:ELECTION_WEIGHT:COMMIT_WEIGHT"
+                ))
+            }
+        };
+        Ok(PolicyArg(policy))
+    }
 }
 
 /// `members` changes.

@@ -30,8 +30,11 @@ pub struct NodeConfig {
     pub seeds: Vec<SocketAddr>,
     /// Where the durable Raft log and state live.
     pub data_dir: PathBuf,
-    /// Raft groups this node serves, by name.
-    pub groups: Vec<String>,
+    /// The cluster's Raft groups. A group that names its `members` runs
+    /// only on them (with them as its initial voters); one that does not
+    /// runs on every node of the initial configuration. A node forwards
+    /// key-value and task requests for a group it does not run to a member.
+    pub groups: Vec<GroupSpec>,
     /// Raft timing.
     pub raft: RaftTiming,
     /// Bound on an HTTP request body.
@@ -73,7 +76,7 @@ impl Default for NodeConfig {
             peers: Vec::new(),
             seeds: Vec::new(),
             data_dir: PathBuf::from("concord-data"),
-            groups: vec![DEFAULT_GROUP.to_string()],
+            groups: vec![GroupSpec::everywhere(DEFAULT_GROUP)],
             raft: RaftTiming::default(),
             http_body_bytes_max: HTTP_BODY_BYTES_MAX_DEFAULT,
         }
@@ -118,6 +121,80 @@ impl From<Peer> for String {
     }
 }
 
+/// One Raft group of the cluster: `NAME` (run by every node) or
+/// `NAME=ID,ID,...` in flags and string lists, or a table
+/// `{ name = "critical", members = [1, 2, 3, 4, 5] }` (`[[groups]]`) in files.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "GroupEntry")]
+pub struct GroupSpec {
+    /// The group's name (its wire id is derived from it).
+    pub name: String,
+    /// The node ids that run the group, its initial voters; `None` for
+    /// every node of the initial configuration.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub members: Option<Vec<u64>>,
+}
+
+/// The two spellings of a [`GroupSpec`] in files.
+#[derive(Deserialize)]
+#[serde(untagged, expecting = "a group: \"NAME\", \"NAME=ID,ID,...\" or a table with `name` and `members`")]
+enum GroupEntry {
+    Text(String),
+    Table(GroupTable),
+}
+
+/// `{ name = "critical", members = [1, 2, 3] }`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GroupTable {
+    name: String,
+    #[serde(default)]
+    members: Option<Vec<u64>>,
+}
+
+impl TryFrom<GroupEntry> for GroupSpec {
+    type Error = String;
+
+    fn try_from(entry: GroupEntry) -> Result<GroupSpec, String> {
+        match entry {
+            GroupEntry::Text(text) => text.parse(),
+            GroupEntry::Table(GroupTable { name, members }) => Ok(GroupSpec { name, members }),
+        }
+    }
+}
+
+impl GroupSpec {
+    /// A group run by every node.
+    pub fn everywhere(name: &str) -> GroupSpec {
+        GroupSpec { name: name.to_string(), members: None }
+    }
+
+    /// A group run by `members` only.
+    pub fn on(name: &str, members: impl IntoIterator<Item = u64>) -> GroupSpec {
+        GroupSpec { name: name.to_string(), members: Some(members.into_iter().collect()) }
+    }
+
+    /// Whether node `id` runs the group.
+    pub fn runs_on(&self, id: u64) -> bool {
+        self.members.as_ref().is_none_or(|members| members.contains(&id))
+    }
+}
+
+impl std::str::FromStr for GroupSpec {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<GroupSpec, String> {
+        let Some((name, members)) = text.split_once('=') else {
+            return Ok(GroupSpec::everywhere(text.trim()));
+        };
+        let members = members
+            .split(',')
+            .map(|id| id.trim().parse().map_err(|_| format!("group {text:?}: {id:?} is not a node id")))
+            .collect::<Result<Vec<u64>, String>>()?;
+        Ok(GroupSpec::on(name.trim(), members))
+    }
+}
+
 /// Why a configuration was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -156,8 +233,17 @@ impl NodeConfig {
         toml::from_str(text).map_err(|e| e.to_string())
     }
 
-    /// Checks values that cannot work together.
+    /// Checks values that cannot work together, group members against the
+    /// peers included.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_settings()?;
+        self.validate_members()
+    }
+
+    /// Checks everything [`NodeConfig::validate`] does except whether
+    /// groups' members are this node or its peers: for a node bound before
+    /// its peers are known ([`crate::node::BoundNode`]).
+    pub fn validate_settings(&self) -> Result<(), ConfigError> {
         let timing = &self.raft;
         if timing.heartbeat_ms == 0 {
             return Err(ConfigError::Invalid("raft.heartbeat_ms must be positive".into()));
@@ -182,6 +268,49 @@ impl NodeConfig {
         }
         if self.peers.iter().any(|p| p.id == self.id) {
             return Err(ConfigError::Invalid(format!("peers lists this node's own id {}", self.id)));
+        }
+        self.validate_groups()
+    }
+
+    /// Group names are non-empty and unique; a group's members are distinct.
+    fn validate_groups(&self) -> Result<(), ConfigError> {
+        let mut names = std::collections::BTreeSet::new();
+        for group in &self.groups {
+            if group.name.is_empty() {
+                return Err(ConfigError::Invalid("a group needs a name".into()));
+            }
+            if !names.insert(group.name.as_str()) {
+                return Err(ConfigError::Invalid(format!("group {:?} is listed twice", group.name)));
+            }
+            let Some(members) = &group.members else { continue };
+            if members.is_empty() {
+                return Err(ConfigError::Invalid(format!("group {:?} has no members", group.name)));
+            }
+            let mut seen = std::collections::BTreeSet::new();
+            for &member in members {
+                if !seen.insert(member) {
+                    return Err(ConfigError::Invalid(format!(
+                        "group {:?} lists member {member} twice",
+                        group.name
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A group's members are nodes of the initial configuration (this node
+    /// or a peer).
+    fn validate_members(&self) -> Result<(), ConfigError> {
+        for group in &self.groups {
+            for &member in group.members.iter().flatten() {
+                if member != self.id && !self.peers.iter().any(|p| p.id == member) {
+                    return Err(ConfigError::Invalid(format!(
+                        "group {:?}: member {member} is neither this node ({}) nor a peer",
+                        group.name, self.id
+                    )));
+                }
+            }
         }
         Ok(())
     }
@@ -216,7 +345,7 @@ mod tests {
         assert_eq!(config.peers.len(), 2);
         assert_eq!(config.raft.heartbeat_ms, 30);
         assert_eq!(config.raft.election_timeout_min_ms, 150);
-        assert_eq!(config.groups, vec![DEFAULT_GROUP.to_string()]);
+        assert_eq!(config.groups, vec![GroupSpec::everywhere(DEFAULT_GROUP)]);
         config.validate().unwrap();
     }
 
@@ -235,6 +364,61 @@ mod tests {
         assert!(config.validate().unwrap_err().to_string().contains("own id 1"));
         let error = NodeConfig::from_toml(r#"peers = ["2:127.0.0.1:1"]"#).unwrap_err();
         assert!(error.contains("is not ID=ADDRESS"), "{error}");
+    }
+
+    #[test]
+    fn groups_name_their_members_in_tables_strings_or_not_at_all() {
+        let config = NodeConfig::from_toml(
+            r#"
+            id = 4
+            peers = ["1=127.0.0.1:7401", "2=127.0.0.1:7402", "3=127.0.0.1:7403", "5=127.0.0.1:7405"]
+            [[groups]]
+            name = "critical"
+            members = [1, 2, 3, 4, 5]
+            [[groups]]
+            name = "background"
+            members = [1, 2, 3]
+            [[groups]]
+            name = "default"
+            "#,
+        )
+        .unwrap();
+        config.validate().unwrap();
+        assert_eq!(
+            config.groups,
+            vec![
+                GroupSpec::on("critical", [1, 2, 3, 4, 5]),
+                GroupSpec::on("background", [1, 2, 3]),
+                GroupSpec::everywhere("default"),
+            ]
+        );
+        assert!(config.groups[0].runs_on(4) && !config.groups[1].runs_on(4) && config.groups[2].runs_on(4));
+        let strings = NodeConfig::from_toml(r#"groups = ["background=1, 2,3", "default"]"#).unwrap();
+        assert_eq!(
+            strings.groups,
+            vec![GroupSpec::on("background", [1, 2, 3]), GroupSpec::everywhere("default")]
+        );
+    }
+
+    #[test]
+    fn group_members_must_be_known_nodes_listed_once() {
+        let peers: Vec<Peer> = vec!["2=127.0.0.1:2".parse().unwrap()];
+        let with =
+            |groups: Vec<GroupSpec>| NodeConfig { peers: peers.clone(), groups, ..NodeConfig::default() };
+        let error = with(vec![GroupSpec::on("a", [1, 7])]).validate().unwrap_err().to_string();
+        assert!(error.contains("member 7 is neither this node (1) nor a peer"), "{error}");
+        let error = with(vec![GroupSpec::on("a", [1, 1])]).validate().unwrap_err().to_string();
+        assert!(error.contains("lists member 1 twice"), "{error}");
+        let error = with(vec![GroupSpec::on("a", [])]).validate().unwrap_err().to_string();
+        assert!(error.contains("no members"), "{error}");
+        let error = with(vec![GroupSpec::everywhere("a"), GroupSpec::on("a", [2])]).validate().unwrap_err();
+        assert!(error.to_string().contains("listed twice"), "{error}");
+        let error = "a=1,x".parse::<GroupSpec>().unwrap_err();
+        assert!(error.contains("\"x\" is not a node id"), "{error}");
+        let error = NodeConfig::from_toml("[[groups]]\nname = \"a\"\nmemberz = [1]").unwrap_err();
+        assert!(error.contains("a group: \"NAME\""), "a misspelt field is refused: {error}");
+        // A node may run none of the groups: it forwards.
+        with(vec![GroupSpec::on("a", [2])]).validate().unwrap();
     }
 
     #[test]

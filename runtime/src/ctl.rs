@@ -1,7 +1,9 @@
 //! `concord ctl`: each verb is one HTTP request to a node; the answer's JSON
 //! is printed (pretty unless `--json`), and a 4xx/5xx answer exits non-zero.
 
-use crate::cli::{ConfigAction, CtlArgs, CtlVerb, GossipAction, MembersAction, QuorumAction, TaskAction};
+use crate::cli::{
+    ConfigAction, CtlArgs, CtlVerb, GossipAction, MembersAction, QuorumAction, TaskAction, WeightArg,
+};
 use serde_json::{json, Value};
 
 /// One request: method, path (with query), body.
@@ -66,6 +68,16 @@ fn request(args: &CtlArgs) -> (&'static str, String, Option<Value>) {
             QuorumAction::Recommend => ("GET", format!("/quorum/recommend?{group}"), None),
             QuorumAction::History => ("GET", format!("/quorum/history?{group}"), None),
             QuorumAction::Verify => ("POST", format!("/quorum/verify?{group}"), None),
+            QuorumAction::Adjust { voters, learners, policy } => {
+                let body = json!({ "voters": weights(voters), "learners": learners, "policy": policy.0 });
+                ("POST", format!("/quorum/adjust?{group}"), Some(body))
+            }
+            QuorumAction::Weights { weights: named } => {
+                ("POST", format!("/quorum/weights?{group}"), Some(json!({ "weights": weights(named) })))
+            }
+            QuorumAction::Policy { policy } => {
+                ("POST", format!("/quorum/policy?{group}"), Some(json!({ "policy": policy.0 })))
+            }
         },
         CtlVerb::Members { action } => match action {
             None => ("GET", "/gossip/members".into(), None),
@@ -97,6 +109,11 @@ fn request(args: &CtlArgs) -> (&'static str, String, Option<Value>) {
             }
         }
     }
+}
+
+/// `{"ID": WEIGHT, ...}`, the JSON form of voters' weights.
+fn weights(voters: &[WeightArg]) -> Value {
+    Value::Object(voters.iter().map(|v| (v.node.to_string(), json!(v.weight))).collect())
 }
 
 /// Escapes everything but unreserved characters, so any key fits in a path.
@@ -153,6 +170,53 @@ pub async fn run(args: CtlArgs) -> u8 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ctl(words: &[&str]) -> (&'static str, String, Option<Value>) {
+        use clap::Parser;
+        let cli =
+            crate::cli::Cli::try_parse_from(["concord", "ctl"].iter().chain(words)).expect("valid flags");
+        let crate::cli::Verb::Ctl(args) = cli.command else { panic!("not ctl") };
+        let (method, path, body) = request(&args);
+        (method, path, body)
+    }
+
+    #[test]
+    fn quorum_changes_become_json_bodies() {
+        let (method, path, body) = ctl(&[
+            "--group",
+            "critical",
+            "quorum",
+            "adjust",
+            "--voter",
+            "1=2",
+            "--voter",
+            "2",
+            "--learner",
+            "6",
+        ]);
+        assert_eq!((method, path.as_str()), ("POST", "/quorum/adjust?group=critical"));
+        assert_eq!(body, Some(json!({"voters": {"1": 2, "2": 1}, "learners": [6], "policy": "majority"})));
+        let (_, path, body) = ctl(&["quorum", "weights", "1=3", "2=1"]);
+        assert_eq!(path, "/quorum/weights?group=default");
+        assert_eq!(body, Some(json!({"weights": {"1": 3, "2": 1}})));
+        let (_, path, body) = ctl(&["quorum", "policy", "flexible:4:2"]);
+        assert_eq!(path, "/quorum/policy?group=default");
+        assert_eq!(body, Some(json!({"policy": {"flexible": {"election_weight": 4, "commit_weight": 2}}})));
+    }
+
+    #[test]
+    fn bad_quorum_arguments_are_refused_with_the_reason() {
+        use clap::Parser;
+        for (words, reason) in [
+            (&["quorum", "policy", "quadratic"][..], "is not majority, weighted or flexible"),
+            (&["quorum", "policy", "flexible:4"][..], "is not majority, weighted or flexible"),
+            (&["quorum", "weights", "1=heavy"][..], "\"heavy\" is not a weight"),
+            (&["quorum", "adjust", "--voter", "x"][..], "\"x\" is not a node id"),
+        ] {
+            let error = crate::cli::Cli::try_parse_from(["concord", "ctl"].iter().chain(words)).unwrap_err();
+            assert!(error.to_string().contains(reason), "{words:?}: {error}");
+        }
+    }
 
     #[test]
     fn keys_are_escaped_in_paths() {

@@ -9,6 +9,7 @@
 //! - [`demo`]: `concord demo`, the reference scenario in one process.
 //! - [`node`]: one node — transport, a Raft actor per group on redb, the forwarder.
 //! - [`forward`]: proposals forwarded to the leader over the shared transport.
+//! - [`latency`]: the proposal-latency histogram behind `/metrics`.
 //! - [`load`]: `concord load`, the benchmark load generator.
 //! - [`http`]: the JSON HTTP API.
 //! - [`machine`]: the state behind Raft's `StateMachine` trait; queries.
@@ -25,6 +26,7 @@ pub mod ctl;
 pub mod demo;
 pub mod forward;
 pub mod http;
+pub mod latency;
 pub mod load;
 pub mod machine;
 pub mod node;

@@ -21,8 +21,8 @@ fn init_logging(format: LogFormat) {
 async fn run_node(args: NodeArgs) -> Result<(), String> {
     let config = args.resolve().map_err(|e| e.to_string())?;
     let node = Node::start(config.clone()).await.map_err(|e| e.to_string())?;
-    for group in &config.groups {
-        worker::spawn(node.clone(), group.clone(), worker::WorkerConfig::default());
+    for group in node.groups() {
+        worker::spawn(node.clone(), group.name.clone(), worker::WorkerConfig::default());
     }
     let (server, http_address) =
         http::serve(node.clone(), config.http).map_err(|e| format!("http {}: {e}", config.http))?;

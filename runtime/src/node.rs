@@ -4,6 +4,7 @@
 
 use crate::config::{NodeConfig, Peer, RaftTiming};
 use crate::forward::{propose_local, Forward, Forwarder, Outcome, Request};
+use crate::latency::LatencyHistogram;
 use crate::machine::{decode, encode, Applied, ConcordMachine, Query, QueryAnswer};
 use crate::state::{Command, Response};
 use actix::prelude::*;
@@ -86,6 +87,38 @@ pub struct Group {
     pub raft: Addr<GroupActor>,
     /// Its quorum manager.
     pub manager: Addr<QuorumManager>,
+    /// Latency of the proposals made through this node (submitted to
+    /// applied, forwarding and retries included), successful ones only.
+    pub proposal_latency: Arc<LatencyHistogram>,
+}
+
+/// Where a group of the cluster runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupRoute {
+    /// Its id on the wire.
+    pub id: GroupId,
+    /// The nodes that run it (its initial voters), ordered.
+    pub members: Vec<NodeId>,
+    /// Whether the configuration names them (`members = [..]`): then no
+    /// other node ever runs the group, so none can join it.
+    pub members_named: bool,
+}
+
+impl GroupRoute {
+    /// The member to try on the `attempt`-th attempt when no leader is
+    /// known: each in turn.
+    fn member(&self, attempt: usize) -> NodeId {
+        self.members.get(attempt % self.members.len().max(1)).copied().unwrap_or(NodeId(0))
+    }
+}
+
+/// Where one attempt of a proposal or read goes.
+#[derive(Clone, Copy)]
+enum Via<'a> {
+    /// This node's replica of the group.
+    Local(&'a Group),
+    /// Another node, over the transport.
+    Peer(NodeId),
 }
 
 /// A node whose transport is bound but whose groups have not started: the
@@ -107,7 +140,13 @@ pub struct Node {
 struct NodeInner {
     config: NodeConfig,
     transport: TcpTransport,
+    /// The groups this node runs.
     groups: BTreeMap<String, Group>,
+    /// Every group of the cluster, run here or not.
+    routes: BTreeMap<String, GroupRoute>,
+    /// The last known leader of each group this node does not run (one
+    /// entry per such group at most).
+    remote_leaders: Mutex<HashMap<GroupId, NodeId>>,
     forwarder: Addr<Forwarder>,
     gossip: Addr<GossipActor>,
     timing: Mutex<RaftTiming>,
@@ -134,7 +173,7 @@ const PROPOSE_RETRY_DELAY: Duration = Duration::from_millis(5);
 impl BoundNode {
     /// Binds the transport. Must run inside an actix system.
     pub async fn bind(config: NodeConfig) -> Result<BoundNode, NodeError> {
-        config.validate()?;
+        config.validate_settings()?;
         let tcp = TcpConfig::new(config.cluster(), config.node_id(), config.listen);
         let transport = TcpTransport::bind(tcp)
             .await
@@ -163,6 +202,7 @@ impl BoundNode {
     /// (ignored by groups that recover an existing configuration).
     pub fn start(mut self, peers: &[Peer]) -> Result<Node, NodeError> {
         self.config.peers = peers.to_vec();
+        self.config.validate()?;
         let config = self.config;
         let transport = self.transport;
         for peer in &config.peers {
@@ -172,25 +212,42 @@ impl BoundNode {
             what: format!("create {}", config.data_dir.display()),
             source,
         })?;
-        let voters = std::iter::once(config.node_id()).chain(config.peers.iter().map(|p| NodeId(p.id)));
-        let membership = Membership::with_voters(voters);
+        let everyone: Vec<NodeId> =
+            std::iter::once(config.node_id()).chain(config.peers.iter().map(|p| NodeId(p.id))).collect();
         let shared: Arc<dyn Transport> = Arc::new(transport.clone());
         let mut groups = BTreeMap::new();
-        for name in &config.groups {
+        let mut routes = BTreeMap::new();
+        for spec in &config.groups {
+            let name = &spec.name;
+            let mut members: Vec<NodeId> = match &spec.members {
+                Some(members) => members.iter().copied().map(NodeId).collect(),
+                None => everyone.clone(),
+            };
+            members.sort();
+            let id = GroupId::from_name(name);
+            let members_named = spec.members.is_some();
+            routes.insert(name.clone(), GroupRoute { id, members: members.clone(), members_named });
+            if !spec.runs_on(config.id) {
+                continue;
+            }
             let storage_error = |source| NodeError::Storage { group: name.clone(), source };
             let mut store =
                 RedbStore::open(config.data_dir.join(format!("{name}.redb"))).map_err(storage_error)?;
-            // A new cluster starts from the peers as voters; an existing store recovers.
-            bootstrap_store(&mut store, membership.clone()).map_err(storage_error)?;
-            let id = GroupId::from_name(name);
+            // A new cluster starts from the members as voters; an existing store recovers.
+            bootstrap_store(&mut store, Membership::with_voters(members)).map_err(storage_error)?;
             let actor_config = actor_config(id, &config.raft);
             let actor = RaftActor::new(actor_config, shared.clone(), store, ConcordMachine::default())
                 .map_err(|e| NodeError::Raft { group: name.clone(), message: e.to_string() })?;
             let raft = actor.start();
-            let manager = QuorumManager::new(ManagerConfig::new(config.node_id()), raft.clone())
+            let mut manager_config = ManagerConfig::new(config.node_id());
+            // A group with named members keeps them: gossip's other nodes
+            // do not join it on their own.
+            manager_config.core.join_automatically = spec.members.is_none();
+            let manager = QuorumManager::new(manager_config, raft.clone())
                 .map_err(|e| NodeError::Raft { group: name.clone(), message: e.to_string() })?
                 .start();
-            groups.insert(name.clone(), Group { name: name.clone(), id, raft, manager });
+            let proposal_latency = Arc::default();
+            groups.insert(name.clone(), Group { name: name.clone(), id, raft, manager, proposal_latency });
         }
         let by_id: HashMap<GroupId, Addr<GroupActor>> =
             groups.values().map(|g| (g.id, g.raft.clone())).collect();
@@ -206,7 +263,18 @@ impl BoundNode {
         bridge_liveness(gossip.clone(), managers);
         let timing = Mutex::new(config.raft);
         let stopped = AtomicBool::new(false);
-        let inner = NodeInner { config, transport, groups, forwarder, gossip, timing, stopped };
+        let remote_leaders = Mutex::default();
+        let inner = NodeInner {
+            config,
+            transport,
+            groups,
+            routes,
+            remote_leaders,
+            forwarder,
+            gossip,
+            timing,
+            stopped,
+        };
         Ok(Node { inner: Arc::new(inner) })
     }
 }
@@ -245,9 +313,14 @@ impl Node {
         self.inner.groups.get(name)
     }
 
-    /// Every group.
+    /// Every group this node runs.
     pub fn groups(&self) -> impl Iterator<Item = &Group> {
         self.inner.groups.values()
+    }
+
+    /// Where a group of the cluster runs, whether or not this node runs it.
+    pub fn route(&self, name: &str) -> Option<&GroupRoute> {
+        self.inner.routes.get(name)
     }
 
     /// The Raft timing in force.
@@ -287,21 +360,35 @@ impl Node {
         client: Option<ClientTag>,
         timeout: Duration,
     ) -> Result<(u64, Response), ProposeError> {
-        let local = self.group(group).ok_or_else(|| ProposeError::UnknownGroup(group.to_string()))?.clone();
+        let (route, local) = self.target(group)?;
         let data = encode(command);
-        let deadline = Instant::now() + timeout;
-        let mut leader: Option<NodeId> = None;
+        let started = Instant::now();
+        let deadline = started + timeout;
+        let mut leader: Option<NodeId> = self.remote_leader(&route, &local);
         let mut last = String::from("no attempt");
+        let mut attempt = 0;
         while Instant::now() < deadline && !self.is_stopped() {
-            let outcome = match leader {
-                Some(to) if to != self.id() => {
-                    let request = Request::Propose { data: data.clone(), client };
-                    self.forward(Forward { to, group: local.id, request }).await
-                }
-                _ => propose_local(&local.raft, data.clone(), client).await,
+            attempt += 1;
+            let via = match (leader, &local) {
+                (Some(to), _) if to != self.id() => Via::Peer(to),
+                (_, Some(local)) => Via::Local(local),
+                (_, None) => Via::Peer(route.member(attempt)),
             };
+            let outcome = match via {
+                Via::Local(local) => propose_local(&local.raft, data.clone(), client).await,
+                Via::Peer(to) => {
+                    let request = Request::Propose { data: data.clone(), client };
+                    self.forward(Forward { to, group: route.id, request }).await
+                }
+            };
+            if local.is_none() {
+                self.learn_leader(&route, via, &outcome);
+            }
             match Self::settle(outcome, &mut leader, &mut last).await {
                 Some(Ok((index, response))) => {
+                    if let Some(local) = &local {
+                        local.proposal_latency.record(started.elapsed());
+                    }
                     return match decode::<Applied>(&response) {
                         Ok(Applied::Ok(response)) => Ok((index, response)),
                         Ok(Applied::Invalid(e)) => Err(ProposeError::Failed(format!("invalid command: {e}"))),
@@ -355,19 +442,34 @@ impl Node {
         kind: ReadKind,
         query: &Query,
     ) -> Result<QueryAnswer, ProposeError> {
-        let local = self.group(group).ok_or_else(|| ProposeError::UnknownGroup(group.to_string()))?.clone();
+        let (route, local) = self.target(group)?;
         let query = encode(query);
         let deadline = Instant::now() + READ_TIMEOUT;
-        let mut leader: Option<NodeId> = None;
+        let mut leader: Option<NodeId> = self.remote_leader(&route, &local);
         let mut last = String::from("no attempt");
+        let mut attempt = 0;
         while Instant::now() < deadline && !self.is_stopped() {
-            let outcome = match leader {
-                Some(to) if to != self.id() && kind != ReadKind::Stale => {
-                    let request = Request::Read { lease: kind == ReadKind::Lease, query: query.clone() };
-                    self.forward(Forward { to, group: local.id, request }).await
-                }
-                _ => Outcome::from_read(local.raft.send(Read { kind, query: query.clone() }).await),
+            attempt += 1;
+            let via = match (leader, &local) {
+                (Some(to), Some(_)) if to != self.id() && kind != ReadKind::Stale => Via::Peer(to),
+                (_, Some(local)) => Via::Local(local),
+                // Not run here: a member's leader answers (a stale read is
+                // served linearizably, which is stronger than asked).
+                (Some(to), None) => Via::Peer(to),
+                (None, None) => Via::Peer(route.member(attempt)),
             };
+            let outcome = match via {
+                Via::Local(local) => {
+                    Outcome::from_read(local.raft.send(Read { kind, query: query.clone() }).await)
+                }
+                Via::Peer(to) => {
+                    let request = Request::Read { lease: kind == ReadKind::Lease, query: query.clone() };
+                    self.forward(Forward { to, group: route.id, request }).await
+                }
+            };
+            if local.is_none() {
+                self.learn_leader(&route, via, &outcome);
+            }
             match Self::settle(outcome, &mut leader, &mut last).await {
                 Some(Ok((_, answer))) => return decode(&answer).map_err(ProposeError::Failed),
                 Some(Err(error)) => return Err(error),
@@ -375,6 +477,37 @@ impl Node {
             }
         }
         Err(ProposeError::Timeout(READ_TIMEOUT, last))
+    }
+
+    /// Where to send the first attempt for a group this node does not run:
+    /// the member that last answered, if any.
+    fn remote_leader(&self, route: &GroupRoute, local: &Option<Group>) -> Option<NodeId> {
+        if local.is_some() {
+            return None;
+        }
+        self.inner.remote_leaders.lock().unwrap_or_else(|p| p.into_inner()).get(&route.id).copied()
+    }
+
+    /// Remembers which member leads a group this node does not run: the one
+    /// that applied a request, or the one another member named.
+    fn learn_leader(&self, route: &GroupRoute, via: Via<'_>, outcome: &Outcome) {
+        let Via::Peer(asked) = via else { return };
+        let leader = match outcome {
+            Outcome::Applied { .. } => Some(asked),
+            Outcome::NotLeader { leader } => *leader,
+            Outcome::Retry(_) | Outcome::Failed(_) => None,
+        };
+        let mut leaders = self.inner.remote_leaders.lock().unwrap_or_else(|p| p.into_inner());
+        match leader {
+            Some(leader) if route.members.contains(&leader) => leaders.insert(route.id, leader),
+            _ => leaders.remove(&route.id),
+        };
+    }
+
+    /// The route of `group` and, when this node runs it, its local actors.
+    fn target(&self, group: &str) -> Result<(GroupRoute, Option<Group>), ProposeError> {
+        let route = self.route(group).ok_or_else(|| ProposeError::UnknownGroup(group.to_string()))?;
+        Ok((route.clone(), self.group(group).cloned()))
     }
 
     /// Stops everything this node runs, as a crash would: Raft actors, the

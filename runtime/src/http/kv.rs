@@ -48,7 +48,6 @@ async fn get(node: web::Data<Node>, key: web::Path<String>, params: web::Query<R
         }
     };
     let group = GroupParam { group: params.group.clone() };
-    group.resolve(&node)?;
     let answer = node
         .query(group.name(), kind, &Query::Get { key: key.clone() })
         .await
@@ -63,7 +62,6 @@ async fn get(node: web::Data<Node>, key: web::Path<String>, params: web::Query<R
 }
 
 async fn write(node: &Node, group: &GroupParam, command: KvCommand) -> Result {
-    group.resolve(node)?;
     let (index, response) = node.propose(group.name(), &Command::Kv(command), None, WRITE_TIMEOUT).await?;
     let Response::Kv(response) = response else {
         return Err(ApiError::Internal("a key-value command got another answer".into()));

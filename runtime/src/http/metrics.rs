@@ -3,6 +3,9 @@
 use super::errors::ApiError;
 use crate::node::Node;
 use actix_web::HttpResponse;
+use concord_gossip::MemberStatus;
+use concord_membership::health::HealthStatus;
+use concord_membership::messages::Health;
 use concord_raft::actor::{ElectionHistory, GetStatus, LogStatus, Metrics};
 use concord_raft::core::Role;
 use concord_transport::Transport;
@@ -68,6 +71,9 @@ pub async fn metrics(node: actix_web::web::Data<Node>) -> Result<HttpResponse, A
             );
         }
     }
+    proposal_latency(&mut out, &node);
+    quorum_health(&mut out, &node).await;
+    gossip(&mut out, &node).await;
     let stats = node.transport().stats();
     for (name, value) in [
         ("concord_transport_sent_total", stats.sent),
@@ -81,4 +87,86 @@ pub async fn metrics(node: actix_web::web::Data<Node>) -> Result<HttpResponse, A
         let _ = writeln!(out, "{name} {value}");
     }
     Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(out))
+}
+
+/// `concord_proposal_latency_seconds`: a histogram per group, buckets
+/// [`crate::latency::PROPOSAL_LATENCY_BUCKETS_MS`].
+fn proposal_latency(out: &mut String, node: &Node) {
+    let name = "concord_proposal_latency_seconds";
+    family(out, name, "histogram", "Proposals made through this node, submitted to applied.");
+    for group in node.groups() {
+        let snapshot = group.proposal_latency.snapshot();
+        let g = &group.name;
+        for (bound_ms, count) in &snapshot.cumulative {
+            let le = *bound_ms as f64 / 1_000.0;
+            let _ = writeln!(out, "{name}_bucket{{group=\"{g}\",le=\"{le}\"}} {count}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{group=\"{g}\",le=\"+Inf\"}} {}", snapshot.count);
+        let _ = writeln!(out, "{name}_sum{{group=\"{g}\"}} {}", snapshot.sum_us as f64 / 1_000_000.0);
+        let _ = writeln!(out, "{name}_count{{group=\"{g}\"}} {}", snapshot.count);
+    }
+}
+
+/// Quorum health per group, as the group's quorum manager on this node sees it.
+async fn quorum_health(out: &mut String, node: &Node) {
+    let mut reports = Vec::new();
+    for group in node.groups() {
+        if let Ok(health) = group.manager.send(Health).await {
+            reports.push((group.name.clone(), health));
+        }
+    }
+    family(out, "concord_quorum_status", "gauge", "1 for the group's health verdict, 0 for the others.");
+    for (group, health) in &reports {
+        for (status, label) in [
+            (HealthStatus::Healthy, "healthy"),
+            (HealthStatus::Degraded, "degraded"),
+            (HealthStatus::QuorumLost, "quorum_lost"),
+        ] {
+            let value = u8::from(health.status == status);
+            let _ = writeln!(out, "concord_quorum_status{{group=\"{group}\",status=\"{label}\"}} {value}");
+        }
+    }
+    type HealthField = fn(&concord_membership::health::ClusterHealth) -> u64;
+    let gauges: [(&str, &str, HealthField); 5] = [
+        ("concord_quorum_available", "1 if the reachable voters can elect and commit.", |h| {
+            u64::from(h.quorum_available)
+        }),
+        ("concord_quorum_voters", "Voters in the configuration.", |h| h.voters as u64),
+        ("concord_quorum_reachable_voters", "Voters alive or suspect.", |h| h.reachable_voters as u64),
+        ("concord_quorum_size", "The fewest voters that can commit.", |h| h.quorum_size as u64),
+        ("concord_quorum_failures_tolerated", "Further voter failures quorum survives.", |h| {
+            h.failures_tolerated as u64
+        }),
+    ];
+    for (name, help, value) in gauges {
+        family(out, name, "gauge", help);
+        for (group, health) in &reports {
+            let _ = writeln!(out, "{name}{{group=\"{group}\"}} {}", value(health));
+        }
+    }
+}
+
+/// Gossip rounds and members by state.
+async fn gossip(out: &mut String, node: &Node) {
+    if let Ok(metrics) = node.gossip().send(concord_gossip::actor::Metrics).await {
+        family(out, "concord_gossip_rounds_total", "counter", "Gossip rounds run since start.");
+        let _ = writeln!(out, "concord_gossip_rounds_total {}", metrics.rounds);
+    }
+    if let Ok(members) = node.gossip().send(concord_gossip::actor::Members).await {
+        family(
+            out,
+            "concord_gossip_members",
+            "gauge",
+            "Members this node knows, by state (itself included).",
+        );
+        for (status, label) in [
+            (MemberStatus::Alive, "alive"),
+            (MemberStatus::Suspect, "suspect"),
+            (MemberStatus::Dead, "dead"),
+            (MemberStatus::Left, "left"),
+        ] {
+            let count = members.iter().filter(|m| m.status == status).count();
+            let _ = writeln!(out, "concord_gossip_members{{state=\"{label}\"}} {count}");
+        }
+    }
 }

@@ -13,7 +13,11 @@
 //!   `/members/{add,remove,promote}` — the group's quorum manager.
 //! - [`metrics`]: `/metrics` in Prometheus' text format.
 //!
-//! Every Raft route takes `?group=NAME` (default `default`).
+//! Every Raft route takes `?group=NAME` (default `default`). Key-value
+//! reads and writes and task submissions and lookups for a group this node
+//! does not run are forwarded to a member; the routes that report one
+//! replica's state (`/raft/*`, `/health`, `/quorum/*`, `/members/*`,
+//! `/tasks/results`) answer 404 naming the group's members.
 
 pub mod errors;
 pub mod gossip;
@@ -38,10 +42,21 @@ pub struct GroupParam {
 }
 
 impl GroupParam {
-    /// The named group on `node`, or a 404 naming it.
+    /// The named group's actors on `node`, or a 404 saying why: no such
+    /// group, or a group this node does not run (naming its members).
     pub fn resolve<'a>(&self, node: &'a Node) -> Result<&'a Group, ApiError> {
         let name = self.name();
-        node.group(name).ok_or_else(|| ApiError::NotFound(format!("unknown group {name:?}")))
+        if let Some(group) = node.group(name) {
+            return Ok(group);
+        }
+        Err(match node.route(name) {
+            Some(route) => ApiError::NotFound(format!(
+                "group {name:?} does not run on node {}; ask one of its members {:?}",
+                node.id().0,
+                route.members.iter().map(|m| m.0).collect::<Vec<_>>()
+            )),
+            None => ApiError::NotFound(format!("unknown group {name:?}")),
+        })
     }
 
     /// The group's name, `default` when absent.

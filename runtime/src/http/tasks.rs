@@ -30,7 +30,6 @@ async fn submit(node: web::Data<Node>, group: web::Query<GroupParam>, body: web:
     if body.task_id.is_empty() || body.task_id.len() > TASK_ID_BYTES_MAX {
         return Err(ApiError::BadRequest(format!("a task id has 1 to {TASK_ID_BYTES_MAX} bytes")));
     }
-    group.resolve(&node)?;
     let command = Command::Task(TaskCommand::Submit { task_id: body.task_id, payload: body.payload });
     let (index, response) = node.propose(group.name(), &command, None, Duration::from_secs(5)).await?;
     match response {
@@ -42,7 +41,6 @@ async fn submit(node: web::Data<Node>, group: web::Query<GroupParam>, body: web:
 }
 
 async fn status(node: web::Data<Node>, task_id: web::Path<String>, group: web::Query<GroupParam>) -> Result {
-    group.resolve(&node)?;
     let query = Query::Task { task_id: task_id.clone() };
     match node.query(group.name(), ReadKind::Linearizable, &query).await? {
         QueryAnswer::Task(Some(task)) => {
