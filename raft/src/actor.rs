@@ -344,10 +344,15 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
         let mut machine = Sessioned::new(machine);
         match durable_applied {
             // The machine is at least as new as the snapshot: skip what it
-            // applied (the durable commit index covers it: commits are
-            // persisted before the entries they commit are applied).
+            // applied. Only entries durable in this log are applied (rule 4
+            // of `Ready`), so they are all here; and being applied, they were
+            // committed, though the commit index written may lag (it is
+            // written only along with entries).
             Some(index) if index >= recovered.snapshot.meta.index => {
-                recovered.applied = index.min(recovered.hard_state.commit)
+                let last = recovered.entries.last().map_or(recovered.snapshot.meta.index, |e| e.index);
+                let applied = index.min(last);
+                recovered.hard_state.commit = recovered.hard_state.commit.max(applied);
+                recovered.applied = applied;
             }
             _ if recovered.snapshot.meta.index > 0 => machine
                 .restore(&recovered.snapshot.data)
@@ -410,6 +415,17 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
             }
             let mut ready = self.core.ready();
             self.send_all(std::mem::take(&mut ready.messages));
+            // Entries durable here already are applied (and their proposers
+            // answered) now, not after this batch's write (rule 4 of `Ready`).
+            let durable = ready.committed_entries_durable;
+            for entry in &ready.committed_entries[..durable] {
+                self.apply(entry);
+            }
+            ready.committed_entries.drain(..durable);
+            ready.committed_entries_durable = 0;
+            if durable > 0 {
+                self.answer_reads();
+            }
             let needs_write =
                 ready.hard_state.is_some() || ready.snapshot.is_some() || !ready.entries.is_empty();
             if needs_write {
