@@ -261,7 +261,8 @@ pub struct TriggerElection;
 #[rtype(result = "Result<Index, RaftError>")]
 pub struct ChangeMembership(pub Membership);
 
-/// Takes a snapshot now; answers with its index.
+/// Takes a snapshot of what is applied now; answers with its index once it
+/// is serialized (off the event loop) and handed to the core.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<Index, RaftError>")]
 pub struct TakeSnapshot;
@@ -310,6 +311,11 @@ enum Waiter {
 }
 
 type ReadReply = oneshot::Sender<Result<Bytes, RaftError>>;
+type SnapshotReply = oneshot::Sender<Result<Index, RaftError>>;
+
+/// Bound on [`TakeSnapshot`] requests waiting for a snapshot to be built;
+/// one build answers them all.
+pub const SNAPSHOT_REQUESTS_WAITING_MAX: usize = 1_024;
 
 /// The Raft actor of one group on one node.
 pub struct RaftActor<S: Storage, M: StateMachine> {
@@ -326,6 +332,16 @@ pub struct RaftActor<S: Storage, M: StateMachine> {
     next_read_id: u64,
     /// A snapshot taken while a batch was being persisted, saved next.
     snapshot_unsaved: Option<Snapshot>,
+    /// A state machine snapshot is being serialized on the blocking pool.
+    snapshot_building: bool,
+    /// A serialized snapshot and the applied index it captured, handed to
+    /// the core once no batch is outstanding.
+    snapshot_built: Option<(Index, Bytes)>,
+    /// [`TakeSnapshot`] requests answered by the build in progress.
+    snapshot_requests_building: Vec<SnapshotReply>,
+    /// [`TakeSnapshot`] requests waiting for the next build (at most
+    /// [`SNAPSHOT_REQUESTS_WAITING_MAX`]).
+    snapshot_requests: Vec<SnapshotReply>,
     /// A [`Drive`] is queued in the mailbox.
     drive_queued: bool,
     metrics: MetricsReport,
@@ -373,6 +389,10 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
             confirmed_reads: VecDeque::new(),
             next_read_id: 1,
             snapshot_unsaved: None,
+            snapshot_building: false,
+            snapshot_built: None,
+            snapshot_requests_building: Vec::new(),
+            snapshot_requests: Vec::new(),
             drive_queued: false,
             metrics: MetricsReport::default(),
         })
@@ -401,6 +421,14 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
     /// Steps the core's outputs: the one driver every handler ends with.
     fn drive(&mut self, ctx: &mut Context<Self>) {
         loop {
+            if self.storage.is_none() {
+                return;
+            }
+            // No batch is outstanding here: the core's applied index is the
+            // actor's, so the built snapshot's index is one the core applied.
+            if let Some((index, data)) = self.snapshot_built.take() {
+                self.snapshot_taken(index, data, ctx);
+            }
             let Some(storage) = self.storage.as_mut() else { return };
             if let Some(snapshot) = self.snapshot_unsaved.take() {
                 if storage.writes_block() {
@@ -519,8 +547,7 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
         }
         self.core.advance(ready.number);
         if self.core.snapshot_due() {
-            self.snapshot_unsaved = Some(self.core.snapshot_taken(self.applied, self.machine.snapshot()));
-            self.metrics.snapshots_taken += 1;
+            self.build_snapshot(ctx);
         }
     }
 
@@ -590,15 +617,49 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
         }
     }
 
-    /// Takes a snapshot at the applied index. The store keeps the full log
+    /// Captures the state machine at the applied index and serializes it on
+    /// the blocking pool while applying goes on; [`Self::drive`] hands the
+    /// result to the core. One build at a time. The store keeps the full log
     /// until the snapshot is saved, which is safe.
-    fn take_snapshot(&mut self, ctx: &mut Context<Self>) -> Index {
-        let snapshot = self.core.snapshot_taken(self.applied, self.machine.snapshot());
-        let index = snapshot.meta.index;
+    fn build_snapshot(&mut self, ctx: &mut Context<Self>) {
+        if self.snapshot_building || self.snapshot_built.is_some() {
+            return;
+        }
+        self.snapshot_building = true;
+        self.snapshot_requests_building.append(&mut self.snapshot_requests);
+        let index = self.applied;
+        let job = self.machine.snapshot_job();
+        actix_rt::task::spawn_blocking(job)
+            .into_actor(self)
+            .map(move |joined, actor, ctx| {
+                actor.snapshot_building = false;
+                match joined {
+                    Ok(data) => {
+                        actor.snapshot_built = Some((index, data));
+                        actor.drive(ctx);
+                    }
+                    Err(e) => {
+                        actor.fail(StorageError::Engine(format!("snapshot serialization task: {e}")), ctx)
+                    }
+                }
+            })
+            .spawn(ctx);
+    }
+
+    /// Hands a built snapshot to the core (which compacts its log), answers
+    /// the requests it serves and queues it to be saved.
+    fn snapshot_taken(&mut self, index: Index, data: Bytes, ctx: &mut Context<Self>) {
+        let snapshot = self.core.snapshot_taken(index, data);
         self.metrics.snapshots_taken += 1;
-        self.snapshot_unsaved = Some(snapshot);
-        self.drive(ctx);
-        index
+        for reply in self.snapshot_requests_building.drain(..) {
+            let _ = reply.send(Ok(snapshot.meta.index));
+        }
+        if snapshot.meta.index == index {
+            self.snapshot_unsaved = Some(snapshot);
+        }
+        if !self.snapshot_requests.is_empty() {
+            self.build_snapshot(ctx);
+        }
     }
 
     fn save_snapshot(&mut self, snapshot: Snapshot, ctx: &mut Context<Self>) {
@@ -865,10 +926,18 @@ impl<S: Storage, M: StateMachine> Handler<ChangeMembership> for RaftActor<S, M> 
 }
 
 impl<S: Storage, M: StateMachine> Handler<TakeSnapshot> for RaftActor<S, M> {
-    type Result = Result<Index, RaftError>;
+    type Result = ResponseFuture<Result<Index, RaftError>>;
 
     fn handle(&mut self, _: TakeSnapshot, ctx: &mut Context<Self>) -> Self::Result {
-        Ok(self.take_snapshot(ctx))
+        if self.snapshot_requests.len() >= SNAPSHOT_REQUESTS_WAITING_MAX {
+            let waiting = self.snapshot_requests.len();
+            return reply_now(Err(RequestError::TooManySnapshotRequests(waiting).into()));
+        }
+        let (sender, receiver) = oneshot::channel();
+        self.snapshot_requests.push(sender);
+        self.build_snapshot(ctx);
+        self.drive(ctx);
+        reply_later(receiver)
     }
 }
 

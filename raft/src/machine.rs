@@ -15,6 +15,17 @@ pub trait StateMachine: Send + Unpin + 'static {
     fn query(&self, query: &[u8]) -> Bytes;
     /// Serializes the whole state.
     fn snapshot(&self) -> Bytes;
+    /// Captures the state now and returns the work that serializes it. The
+    /// actor calls this on its event loop and runs the returned job on the
+    /// blocking pool while it goes on applying, so only the capture costs
+    /// the loop. The default serializes at once with [`StateMachine::snapshot`]
+    /// (the job only hands the bytes over); a machine whose state is cheap to
+    /// capture (an `Arc` of a persistent map, a copy-on-write clone)
+    /// overrides it to serialize inside the job.
+    fn snapshot_job(&self) -> SnapshotJob {
+        let data = self.snapshot();
+        Box::new(move || data)
+    }
     /// Replaces the state with a snapshot's. Bad data is an error, never a panic.
     fn restore(&mut self, data: &[u8]) -> Result<(), String>;
     /// A digest of the state, equal on replicas that applied the same log:
@@ -32,6 +43,10 @@ pub trait StateMachine: Send + Unpin + 'static {
         None
     }
 }
+
+/// The serialization of a state captured by [`StateMachine::snapshot_job`],
+/// run off the actor's event loop.
+pub type SnapshotJob = Box<dyn FnOnce() -> Bytes + Send>;
 
 /// What applying one command gave.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -77,10 +92,19 @@ impl<M: StateMachine> Sessioned<M> {
 
     /// The snapshot of machine and sessions together.
     pub fn snapshot(&self) -> Bytes {
-        let image =
-            SnapshotImage { sessions: self.sessions.clone(), machine: self.machine.snapshot().to_vec() };
-        let encoded = bincode::serde::encode_to_vec(&image, bincode::config::standard());
-        Bytes::from(encoded.expect("sessions and bytes always encode"))
+        self.snapshot_job()()
+    }
+
+    /// Captures machine and sessions now (the session table is cloned) and
+    /// returns the job that serializes them together, for the blocking pool.
+    pub fn snapshot_job(&self) -> SnapshotJob {
+        let sessions = self.sessions.clone();
+        let machine = self.machine.snapshot_job();
+        Box::new(move || {
+            let image = SnapshotImage { sessions, machine: machine().to_vec() };
+            let encoded = bincode::serde::encode_to_vec(&image, bincode::config::standard());
+            Bytes::from(encoded.expect("sessions and bytes always encode"))
+        })
     }
 
     /// Restores machine and sessions from [`Sessioned::snapshot`] data.
