@@ -98,6 +98,14 @@ pub struct Propose {
     pub client: Option<ClientTag>,
 }
 
+/// Proposes an empty entry that the state machine never sees. Awaiting the
+/// returned [`Pending`] shows that a quorum commits in the leader's term
+/// (the answer's `response` is empty), without a command that host state
+/// machines must recognize and ignore.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Pending, RaftError>")]
+pub struct ProposeEmpty;
+
 /// A proposal in the log, not yet known to be applied. Await it for the
 /// state machine's response.
 #[derive(Debug)]
@@ -557,7 +565,9 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
         self.metrics.applied_entries += 1;
         let outcome = match &entry.payload {
             Payload::Command { client, data } => Some(self.machine.apply(entry.index, *client, data)),
-            Payload::Empty | Payload::Membership(_) => None,
+            // Answers a `ProposeEmpty` (a leader's own no-op has no waiter).
+            Payload::Empty => Some(Applied::Response(Bytes::new())),
+            Payload::Membership(_) => None,
         };
         let Some(waiter) = self.waiters.remove(&entry.index) else { return };
         match waiter {
@@ -777,6 +787,19 @@ impl<S: Storage, M: StateMachine> Handler<Propose> for RaftActor<S, M> {
 
     fn handle(&mut self, message: Propose, ctx: &mut Context<Self>) -> Self::Result {
         let (index, term) = self.core.propose(message.data, message.client)?;
+        self.metrics.proposals += 1;
+        let (sender, receiver) = oneshot::channel();
+        self.waiters.insert(index, Waiter::Proposal(term, sender));
+        self.drive_soon(ctx);
+        Ok(Pending { index, term, receiver })
+    }
+}
+
+impl<S: Storage, M: StateMachine> Handler<ProposeEmpty> for RaftActor<S, M> {
+    type Result = Result<Pending, RaftError>;
+
+    fn handle(&mut self, _: ProposeEmpty, ctx: &mut Context<Self>) -> Self::Result {
+        let (index, term) = self.core.propose_empty()?;
         self.metrics.proposals += 1;
         let (sender, receiver) = oneshot::channel();
         self.waiters.insert(index, Waiter::Proposal(term, sender));

@@ -7,6 +7,7 @@ use actix::Addr;
 use bytes::Bytes;
 use concord_raft::actor::*;
 use concord_raft::core::{Config, Index, Membership, Role};
+use concord_raft::error::RequestError;
 use concord_raft::machine::StateMachine;
 use concord_raft::storage::memory::MemoryStore;
 use concord_raft::storage::redb::RedbStore;
@@ -285,4 +286,24 @@ async fn a_durable_state_machine_is_not_reapplied_after_a_restart() {
     .await;
     let counts = machines[&victim.0].0.lock().unwrap().1.clone();
     assert!(counts.values().all(|c| *c == 1), "applied once each: {counts:?}");
+}
+
+#[actix::test]
+async fn an_empty_proposal_commits_without_reaching_the_state_machine() {
+    let network = MemoryNetwork::new();
+    let nodes = memory_cluster(&network, &[1, 2, 3], &[]);
+    let leader = leader_of(&nodes).await;
+    nodes[&leader].send(command(7)).await.unwrap().unwrap().await.unwrap();
+    let pending = nodes[&leader].send(ProposeEmpty).await.unwrap().unwrap();
+    let index = pending.index;
+    let applied = pending.await.unwrap();
+    assert_eq!(applied, Proposed { index, response: Bytes::new() });
+    let status = nodes[&leader].send(GetStatus).await.unwrap();
+    assert!(status.applied >= index && status.commit >= index, "{status:?}");
+    assert_eq!(status.digest, 7, "the state machine saw only the command");
+    let next = nodes[&leader].send(command(1)).await.unwrap().unwrap().await.unwrap();
+    assert_eq!((next.index, &next.response[..]), (index + 1, &8u64.to_le_bytes()[..]));
+    let follower = *nodes.keys().find(|id| **id != leader).unwrap();
+    let refused = nodes[&follower].send(ProposeEmpty).await.unwrap();
+    assert!(matches!(refused, Err(RaftError::Request(RequestError::NotLeader { .. }))), "{refused:?}");
 }

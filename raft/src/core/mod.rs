@@ -335,6 +335,13 @@ impl Raft {
         self.append_new(Payload::Command { client, data })
     }
 
+    /// Proposes an empty entry, which no state machine sees: once it is
+    /// applied, a quorum committed in this leader's term. Returns its index
+    /// and term, as [`Raft::propose`] does.
+    pub fn propose_empty(&mut self) -> Result<(Index, Term), RequestError> {
+        self.append_new(Payload::Empty)
+    }
+
     /// Appends a new entry as leader.
     fn append_new(&mut self, payload: Payload) -> Result<(Index, Term), RequestError> {
         if self.role != Role::Leader {

@@ -321,3 +321,14 @@ fn a_followers_entries_committed_in_the_same_append_wait_for_their_write() {
     assert_eq!(ready.committed_entries_durable, 0, "not durable here yet: applied only after the write");
     assert_eq!(ready.hard_state.map(|h| h.commit), Some(2));
 }
+
+#[test]
+fn an_empty_proposal_appends_an_empty_entry_of_the_leaders_term() {
+    let mut raft = leader(Config::default());
+    let (index, term) = raft.propose_empty().unwrap();
+    assert_eq!((index, term), (2, 1));
+    let ready = raft.ready();
+    assert_eq!(ready.entries, vec![Entry { term: 1, index: 2, payload: Payload::Empty }]);
+    let mut follower = node(Config::default());
+    assert_eq!(follower.propose_empty(), Err(RequestError::NotLeader { leader: None }));
+}
