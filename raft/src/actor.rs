@@ -68,6 +68,11 @@ pub enum RaftError {
     /// A retry older than the client's latest command.
     #[error("a stale retry: the client has newer commands applied")]
     StaleRetry,
+    /// A retry of a command applied before this node restarted with a
+    /// durable state machine: it is not applied again, but its response was
+    /// not kept (see [`StateMachine::durable_applied_index`]).
+    #[error("the command was applied before a restart; its response was not kept")]
+    ResponseLost,
     /// Storage failed; the actor stopped.
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -377,6 +382,10 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
                 let applied = index.min(last);
                 recovered.hard_state.commit = recovered.hard_state.commit.max(applied);
                 recovered.applied = applied;
+                let skipped = recovered.entries.iter().take_while(|e| e.index <= applied);
+                machine
+                    .recover_sessions(&recovered.snapshot.data, skipped)
+                    .map_err(|e| StorageError::Corrupted(format!("snapshot sessions: {e}")))?;
             }
             _ if recovered.snapshot.meta.index > 0 => machine
                 .restore(&recovered.snapshot.data)
@@ -576,6 +585,7 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
                     _ if term != entry.term => Err(RaftError::LeadershipLost),
                     Some(Applied::Response(response)) => Ok(Proposed { index: entry.index, response }),
                     Some(Applied::Stale) => Err(RaftError::StaleRetry),
+                    Some(Applied::ResponseLost) => Err(RaftError::ResponseLost),
                     None => Err(RaftError::LeadershipLost),
                 };
                 let _ = reply.send(result);
