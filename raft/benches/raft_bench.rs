@@ -11,7 +11,8 @@
 //! `cargo bench -p concord-raft --bench raft_bench -- [memory|tcp|failover]`;
 //! `CONCORD_BENCH_SECONDS` (default 3) sets each throughput run's length,
 //! `CONCORD_BENCH_RUNS` (default 3) how many runs give the median, and
-//! `CONCORD_BENCH_TRIALS` (default 100) the failover trials. `storage`
+//! `CONCORD_BENCH_TRIALS` (default 100) the failover trials and
+//! `CONCORD_BENCH_PROPOSERS` (e.g. `64,256`) the proposer counts. `storage`
 //! measures the fsync floor of the disk the benchmark runs on.
 
 use actix::Addr;
@@ -74,6 +75,15 @@ fn report(label: &str, results: &mut [(f64, Duration, Duration)]) {
         p99 * 1e3,
         runs.join(", ")
     );
+}
+
+/// The proposer counts to run, from `CONCORD_BENCH_PROPOSERS` (comma
+/// separated) or `default`.
+fn proposer_counts(default: &[usize]) -> Vec<usize> {
+    std::env::var("CONCORD_BENCH_PROPOSERS")
+        .ok()
+        .map(|v| v.split(',').filter_map(|p| p.trim().parse().ok()).collect())
+        .unwrap_or_else(|| default.to_vec())
 }
 
 fn seconds() -> f64 {
@@ -160,7 +170,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 async fn bench_memory() {
     println!("## 1. in-process, 3 nodes, in-memory transport and store, 64-byte commands");
-    for proposers in [1, 64, 256] {
+    for proposers in proposer_counts(&[1, 64, 256]) {
         let mut results = Vec::new();
         for _ in 0..runs() {
             let network = MemoryNetwork::new();
@@ -201,7 +211,7 @@ async fn bench_tcp() {
     println!(
         "## 2. 3 nodes over TCP loopback, redb store (one fsync'd transaction per batch), 64-byte commands"
     );
-    for proposers in [1, 64] {
+    for proposers in proposer_counts(&[1, 64]) {
         let mut results = Vec::new();
         for _ in 0..runs() {
             let dir = tempfile::tempdir().expect("temporary directory");

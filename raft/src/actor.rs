@@ -68,6 +68,11 @@ pub enum RaftError {
     /// A retry older than the client's latest command.
     #[error("a stale retry: the client has newer commands applied")]
     StaleRetry,
+    /// A retry of a command applied before this node restarted with a
+    /// durable state machine: it is not applied again, but its response was
+    /// not kept (see [`StateMachine::durable_applied_index`]).
+    #[error("the command was applied before a restart; its response was not kept")]
+    ResponseLost,
     /// Storage failed; the actor stopped.
     #[error(transparent)]
     Storage(#[from] StorageError),
@@ -97,6 +102,14 @@ pub struct Propose {
     /// Set for exactly-once retries.
     pub client: Option<ClientTag>,
 }
+
+/// Proposes an empty entry that the state machine never sees. Awaiting the
+/// returned [`Pending`] shows that a quorum commits in the leader's term
+/// (the answer's `response` is empty), without a command that host state
+/// machines must recognize and ignore.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Pending, RaftError>")]
+pub struct ProposeEmpty;
 
 /// A proposal in the log, not yet known to be applied. Await it for the
 /// state machine's response.
@@ -261,7 +274,8 @@ pub struct TriggerElection;
 #[rtype(result = "Result<Index, RaftError>")]
 pub struct ChangeMembership(pub Membership);
 
-/// Takes a snapshot now; answers with its index.
+/// Takes a snapshot of what is applied now; answers with its index once it
+/// is serialized (off the event loop) and handed to the core.
 #[derive(Debug, Message)]
 #[rtype(result = "Result<Index, RaftError>")]
 pub struct TakeSnapshot;
@@ -310,6 +324,11 @@ enum Waiter {
 }
 
 type ReadReply = oneshot::Sender<Result<Bytes, RaftError>>;
+type SnapshotReply = oneshot::Sender<Result<Index, RaftError>>;
+
+/// Bound on [`TakeSnapshot`] requests waiting for a snapshot to be built;
+/// one build answers them all.
+pub const SNAPSHOT_REQUESTS_WAITING_MAX: usize = 1_024;
 
 /// The Raft actor of one group on one node.
 pub struct RaftActor<S: Storage, M: StateMachine> {
@@ -326,6 +345,16 @@ pub struct RaftActor<S: Storage, M: StateMachine> {
     next_read_id: u64,
     /// A snapshot taken while a batch was being persisted, saved next.
     snapshot_unsaved: Option<Snapshot>,
+    /// A state machine snapshot is being serialized on the blocking pool.
+    snapshot_building: bool,
+    /// A serialized snapshot and the applied index it captured, handed to
+    /// the core once no batch is outstanding.
+    snapshot_built: Option<(Index, Bytes)>,
+    /// [`TakeSnapshot`] requests answered by the build in progress.
+    snapshot_requests_building: Vec<SnapshotReply>,
+    /// [`TakeSnapshot`] requests waiting for the next build (at most
+    /// [`SNAPSHOT_REQUESTS_WAITING_MAX`]).
+    snapshot_requests: Vec<SnapshotReply>,
     /// A [`Drive`] is queued in the mailbox.
     drive_queued: bool,
     metrics: MetricsReport,
@@ -344,10 +373,19 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
         let mut machine = Sessioned::new(machine);
         match durable_applied {
             // The machine is at least as new as the snapshot: skip what it
-            // applied (the durable commit index covers it: commits are
-            // persisted before the entries they commit are applied).
+            // applied. Only entries durable in this log are applied (rule 4
+            // of `Ready`), so they are all here; and being applied, they were
+            // committed, though the commit index written may lag (it is
+            // written only along with entries).
             Some(index) if index >= recovered.snapshot.meta.index => {
-                recovered.applied = index.min(recovered.hard_state.commit)
+                let last = recovered.entries.last().map_or(recovered.snapshot.meta.index, |e| e.index);
+                let applied = index.min(last);
+                recovered.hard_state.commit = recovered.hard_state.commit.max(applied);
+                recovered.applied = applied;
+                let skipped = recovered.entries.iter().take_while(|e| e.index <= applied);
+                machine
+                    .recover_sessions(&recovered.snapshot.data, skipped)
+                    .map_err(|e| StorageError::Corrupted(format!("snapshot sessions: {e}")))?;
             }
             _ if recovered.snapshot.meta.index > 0 => machine
                 .restore(&recovered.snapshot.data)
@@ -368,6 +406,10 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
             confirmed_reads: VecDeque::new(),
             next_read_id: 1,
             snapshot_unsaved: None,
+            snapshot_building: false,
+            snapshot_built: None,
+            snapshot_requests_building: Vec::new(),
+            snapshot_requests: Vec::new(),
             drive_queued: false,
             metrics: MetricsReport::default(),
         })
@@ -396,6 +438,14 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
     /// Steps the core's outputs: the one driver every handler ends with.
     fn drive(&mut self, ctx: &mut Context<Self>) {
         loop {
+            if self.storage.is_none() {
+                return;
+            }
+            // No batch is outstanding here: the core's applied index is the
+            // actor's, so the built snapshot's index is one the core applied.
+            if let Some((index, data)) = self.snapshot_built.take() {
+                self.snapshot_taken(index, data, ctx);
+            }
             let Some(storage) = self.storage.as_mut() else { return };
             if let Some(snapshot) = self.snapshot_unsaved.take() {
                 if storage.writes_block() {
@@ -410,6 +460,17 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
             }
             let mut ready = self.core.ready();
             self.send_all(std::mem::take(&mut ready.messages));
+            // Entries durable here already are applied (and their proposers
+            // answered) now, not after this batch's write (rule 4 of `Ready`).
+            let durable = ready.committed_entries_durable;
+            for entry in &ready.committed_entries[..durable] {
+                self.apply(entry);
+            }
+            ready.committed_entries.drain(..durable);
+            ready.committed_entries_durable = 0;
+            if durable > 0 {
+                self.answer_reads();
+            }
             let needs_write =
                 ready.hard_state.is_some() || ready.snapshot.is_some() || !ready.entries.is_empty();
             if needs_write {
@@ -503,8 +564,7 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
         }
         self.core.advance(ready.number);
         if self.core.snapshot_due() {
-            self.snapshot_unsaved = Some(self.core.snapshot_taken(self.applied, self.machine.snapshot()));
-            self.metrics.snapshots_taken += 1;
+            self.build_snapshot(ctx);
         }
     }
 
@@ -514,7 +574,9 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
         self.metrics.applied_entries += 1;
         let outcome = match &entry.payload {
             Payload::Command { client, data } => Some(self.machine.apply(entry.index, *client, data)),
-            Payload::Empty | Payload::Membership(_) => None,
+            // Answers a `ProposeEmpty` (a leader's own no-op has no waiter).
+            Payload::Empty => Some(Applied::Response(Bytes::new())),
+            Payload::Membership(_) => None,
         };
         let Some(waiter) = self.waiters.remove(&entry.index) else { return };
         match waiter {
@@ -523,6 +585,7 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
                     _ if term != entry.term => Err(RaftError::LeadershipLost),
                     Some(Applied::Response(response)) => Ok(Proposed { index: entry.index, response }),
                     Some(Applied::Stale) => Err(RaftError::StaleRetry),
+                    Some(Applied::ResponseLost) => Err(RaftError::ResponseLost),
                     None => Err(RaftError::LeadershipLost),
                 };
                 let _ = reply.send(result);
@@ -574,15 +637,49 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
         }
     }
 
-    /// Takes a snapshot at the applied index. The store keeps the full log
+    /// Captures the state machine at the applied index and serializes it on
+    /// the blocking pool while applying goes on; [`Self::drive`] hands the
+    /// result to the core. One build at a time. The store keeps the full log
     /// until the snapshot is saved, which is safe.
-    fn take_snapshot(&mut self, ctx: &mut Context<Self>) -> Index {
-        let snapshot = self.core.snapshot_taken(self.applied, self.machine.snapshot());
-        let index = snapshot.meta.index;
+    fn build_snapshot(&mut self, ctx: &mut Context<Self>) {
+        if self.snapshot_building || self.snapshot_built.is_some() {
+            return;
+        }
+        self.snapshot_building = true;
+        self.snapshot_requests_building.append(&mut self.snapshot_requests);
+        let index = self.applied;
+        let job = self.machine.snapshot_job();
+        actix_rt::task::spawn_blocking(job)
+            .into_actor(self)
+            .map(move |joined, actor, ctx| {
+                actor.snapshot_building = false;
+                match joined {
+                    Ok(data) => {
+                        actor.snapshot_built = Some((index, data));
+                        actor.drive(ctx);
+                    }
+                    Err(e) => {
+                        actor.fail(StorageError::Engine(format!("snapshot serialization task: {e}")), ctx)
+                    }
+                }
+            })
+            .spawn(ctx);
+    }
+
+    /// Hands a built snapshot to the core (which compacts its log), answers
+    /// the requests it serves and queues it to be saved.
+    fn snapshot_taken(&mut self, index: Index, data: Bytes, ctx: &mut Context<Self>) {
+        let snapshot = self.core.snapshot_taken(index, data);
         self.metrics.snapshots_taken += 1;
-        self.snapshot_unsaved = Some(snapshot);
-        self.drive(ctx);
-        index
+        for reply in self.snapshot_requests_building.drain(..) {
+            let _ = reply.send(Ok(snapshot.meta.index));
+        }
+        if snapshot.meta.index == index {
+            self.snapshot_unsaved = Some(snapshot);
+        }
+        if !self.snapshot_requests.is_empty() {
+            self.build_snapshot(ctx);
+        }
     }
 
     fn save_snapshot(&mut self, snapshot: Snapshot, ctx: &mut Context<Self>) {
@@ -700,6 +797,19 @@ impl<S: Storage, M: StateMachine> Handler<Propose> for RaftActor<S, M> {
 
     fn handle(&mut self, message: Propose, ctx: &mut Context<Self>) -> Self::Result {
         let (index, term) = self.core.propose(message.data, message.client)?;
+        self.metrics.proposals += 1;
+        let (sender, receiver) = oneshot::channel();
+        self.waiters.insert(index, Waiter::Proposal(term, sender));
+        self.drive_soon(ctx);
+        Ok(Pending { index, term, receiver })
+    }
+}
+
+impl<S: Storage, M: StateMachine> Handler<ProposeEmpty> for RaftActor<S, M> {
+    type Result = Result<Pending, RaftError>;
+
+    fn handle(&mut self, _: ProposeEmpty, ctx: &mut Context<Self>) -> Self::Result {
+        let (index, term) = self.core.propose_empty()?;
         self.metrics.proposals += 1;
         let (sender, receiver) = oneshot::channel();
         self.waiters.insert(index, Waiter::Proposal(term, sender));
@@ -849,10 +959,18 @@ impl<S: Storage, M: StateMachine> Handler<ChangeMembership> for RaftActor<S, M> 
 }
 
 impl<S: Storage, M: StateMachine> Handler<TakeSnapshot> for RaftActor<S, M> {
-    type Result = Result<Index, RaftError>;
+    type Result = ResponseFuture<Result<Index, RaftError>>;
 
     fn handle(&mut self, _: TakeSnapshot, ctx: &mut Context<Self>) -> Self::Result {
-        Ok(self.take_snapshot(ctx))
+        if self.snapshot_requests.len() >= SNAPSHOT_REQUESTS_WAITING_MAX {
+            let waiting = self.snapshot_requests.len();
+            return reply_now(Err(RequestError::TooManySnapshotRequests(waiting).into()));
+        }
+        let (sender, receiver) = oneshot::channel();
+        self.snapshot_requests.push(sender);
+        self.build_snapshot(ctx);
+        self.drive(ctx);
+        reply_later(receiver)
     }
 }
 

@@ -94,6 +94,9 @@ pub enum RequestError {
     /// Too many reads wait for confirmation.
     #[error("{0} reads are pending, the bound read_pending_max")]
     TooManyReads(usize),
+    /// Too many snapshot requests wait for the build in progress.
+    #[error("{0} snapshot requests are waiting, the bound SNAPSHOT_REQUESTS_WAITING_MAX")]
+    TooManySnapshotRequests(usize),
     /// A lease read was asked for but the lease is not held.
     #[error("the leader lease is not held (lease reads need check_quorum and a recent quorum)")]
     LeaseNotHeld,

@@ -10,7 +10,7 @@
 //!   `snapshot`, the in-memory `log`, `quorum` (weights, flexible quorums).
 //! - [`actor`]: `RaftActor`, the actix shell — one timer for ticks,
 //!   persistence off the event loop, ordered apply, the public messages
-//!   (`Propose`, `Read`, `GetStatus`, `Leader`, `LogStatus`,
+//!   (`Propose`, `ProposeEmpty`, `Read`, `GetStatus`, `Leader`, `LogStatus`,
 //!   `ElectionHistory`, `StepDown`, `TransferLeader`, `TriggerElection`,
 //!   `ChangeMembership`, `TakeSnapshot`, `UpdateConfig`, `Metrics`). Several
 //!   groups share one transport, addressed by `GroupId`.

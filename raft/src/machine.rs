@@ -1,10 +1,11 @@
 //! The state machine a host plugs into a [`crate::actor::RaftActor`], and the
 //! session layer the actor wraps around it for exactly-once commands.
 
-use crate::core::types::{ClientTag, Index};
+use crate::core::types::{ClientTag, Entry, Index, Payload};
 use crate::session::{SessionCheck, Sessions};
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// A deterministic state machine: applying the same commands in the same
 /// order gives the same state on every replica.
@@ -15,6 +16,17 @@ pub trait StateMachine: Send + Unpin + 'static {
     fn query(&self, query: &[u8]) -> Bytes;
     /// Serializes the whole state.
     fn snapshot(&self) -> Bytes;
+    /// Captures the state now and returns the work that serializes it. The
+    /// actor calls this on its event loop and runs the returned job on the
+    /// blocking pool while it goes on applying, so only the capture costs
+    /// the loop. The default serializes at once with [`StateMachine::snapshot`]
+    /// (the job only hands the bytes over); a machine whose state is cheap to
+    /// capture (an `Arc` of a persistent map, a copy-on-write clone)
+    /// overrides it to serialize inside the job.
+    fn snapshot_job(&self) -> SnapshotJob {
+        let data = self.snapshot();
+        Box::new(move || data)
+    }
     /// Replaces the state with a snapshot's. Bad data is an error, never a panic.
     fn restore(&mut self, data: &[u8]) -> Result<(), String>;
     /// A digest of the state, equal on replicas that applied the same log:
@@ -25,19 +37,34 @@ pub trait StateMachine: Send + Unpin + 'static {
     /// it applied before this start, so that entries up to it are not applied
     /// again (exactly once across restarts). `None` (the default) for a
     /// machine rebuilt from the snapshot and the log at every start.
-    /// Limitation: the session table is then the one of the last snapshot,
-    /// so a retry of a command applied after that snapshot is not recognized
-    /// as a duplicate; keep sessions inside such a machine's own state.
+    ///
+    /// Sessions after such a restart: the session table is the last
+    /// snapshot's, replayed with the tags of the log entries after the
+    /// snapshot through this index. So a retry of any command applied before
+    /// the restart is still recognized and never applied twice (replicas do
+    /// not diverge). For a command applied after the snapshot the response is
+    /// not kept: this node answers its retry with
+    /// [`crate::actor::RaftError::ResponseLost`] until the client's next
+    /// command, and a snapshot this node takes meanwhile carries an empty
+    /// response for it.
     fn durable_applied_index(&self) -> Option<Index> {
         None
     }
 }
+
+/// The serialization of a state captured by [`StateMachine::snapshot_job`],
+/// run off the actor's event loop.
+pub type SnapshotJob = Box<dyn FnOnce() -> Bytes + Send>;
 
 /// What applying one command gave.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Applied {
     /// The command ran (or, a retry, ran before) and responded this.
     Response(Bytes),
+    /// A retry of a command applied before a restart of a durable machine,
+    /// whose response was not kept (see
+    /// [`StateMachine::durable_applied_index`]): not run.
+    ResponseLost,
     /// A retry of a command older than the client's latest: not run.
     Stale,
 }
@@ -47,6 +74,10 @@ pub struct Sessioned<M> {
     /// The host's state machine.
     pub machine: M,
     sessions: Sessions,
+    /// Per client, the sequence replayed at start whose response is lost;
+    /// at most one per client of the replayed entries (so bounded by
+    /// `max_log_entries`), dropped at the client's next command.
+    responses_lost: BTreeMap<u64, u64>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -58,7 +89,7 @@ struct SnapshotImage {
 impl<M: StateMachine> Sessioned<M> {
     /// Wraps `machine` with an empty session table.
     pub fn new(machine: M) -> Sessioned<M> {
-        Sessioned { machine, sessions: Sessions::default() }
+        Sessioned { machine, sessions: Sessions::default(), responses_lost: BTreeMap::new() }
     }
 
     /// Applies a command, at most once per client tag.
@@ -68,7 +99,11 @@ impl<M: StateMachine> Sessioned<M> {
             SessionCheck::Apply => {
                 let response = self.machine.apply(index, command);
                 self.sessions.record(tag, index, response.clone());
+                self.responses_lost.remove(&tag.client_id);
                 Applied::Response(response)
+            }
+            SessionCheck::Duplicate(_) if self.responses_lost.get(&tag.client_id) == Some(&tag.sequence) => {
+                Applied::ResponseLost
             }
             SessionCheck::Duplicate(response) => Applied::Response(response),
             SessionCheck::Stale => Applied::Stale,
@@ -77,10 +112,42 @@ impl<M: StateMachine> Sessioned<M> {
 
     /// The snapshot of machine and sessions together.
     pub fn snapshot(&self) -> Bytes {
-        let image =
-            SnapshotImage { sessions: self.sessions.clone(), machine: self.machine.snapshot().to_vec() };
-        let encoded = bincode::serde::encode_to_vec(&image, bincode::config::standard());
-        Bytes::from(encoded.expect("sessions and bytes always encode"))
+        self.snapshot_job()()
+    }
+
+    /// Captures machine and sessions now (the session table is cloned) and
+    /// returns the job that serializes them together, for the blocking pool.
+    pub fn snapshot_job(&self) -> SnapshotJob {
+        let sessions = self.sessions.clone();
+        let machine = self.machine.snapshot_job();
+        Box::new(move || {
+            let image = SnapshotImage { sessions, machine: machine().to_vec() };
+            let encoded = bincode::serde::encode_to_vec(&image, bincode::config::standard());
+            Bytes::from(encoded.expect("sessions and bytes always encode"))
+        })
+    }
+
+    /// For a machine that kept its own state through a restart: takes the
+    /// session table from `snapshot` data (not the machine's state, which is
+    /// newer) and replays the client tags of `applied`, the entries after the
+    /// snapshot that the machine applied before the restart, as applying
+    /// them would, with their responses marked lost.
+    pub fn recover_sessions<'a>(
+        &mut self,
+        snapshot: &[u8],
+        applied: impl IntoIterator<Item = &'a Entry>,
+    ) -> Result<(), String> {
+        if !snapshot.is_empty() {
+            self.sessions = decode_image(snapshot)?.sessions;
+        }
+        for entry in applied {
+            let Payload::Command { client: Some(tag), .. } = &entry.payload else { continue };
+            if self.sessions.check(*tag) == SessionCheck::Apply {
+                self.sessions.record(*tag, entry.index, Bytes::new());
+                self.responses_lost.insert(tag.client_id, tag.sequence);
+            }
+        }
+        Ok(())
     }
 
     /// Restores machine and sessions from [`Sessioned::snapshot`] data.
@@ -88,11 +155,16 @@ impl<M: StateMachine> Sessioned<M> {
         if data.is_empty() {
             return Ok(());
         }
-        let (image, _): (SnapshotImage, usize) =
-            bincode::serde::decode_from_slice(data, bincode::config::standard())
-                .map_err(|e| e.to_string())?;
+        let image = decode_image(data)?;
         self.machine.restore(&image.machine)?;
         self.sessions = image.sessions;
+        self.responses_lost.clear();
         Ok(())
     }
+}
+
+fn decode_image(data: &[u8]) -> Result<SnapshotImage, String> {
+    let (image, _): (SnapshotImage, usize) =
+        bincode::serde::decode_from_slice(data, bincode::config::standard()).map_err(|e| e.to_string())?;
+    Ok(image)
 }

@@ -7,6 +7,7 @@ use actix::Addr;
 use bytes::Bytes;
 use concord_raft::actor::*;
 use concord_raft::core::{Config, Index, Membership, Role};
+use concord_raft::error::RequestError;
 use concord_raft::machine::StateMachine;
 use concord_raft::storage::memory::MemoryStore;
 use concord_raft::storage::redb::RedbStore;
@@ -194,6 +195,12 @@ async fn a_node_restarted_from_its_redb_file_recovers_and_catches_up() {
         nodes[&leader].send(command(v)).await.unwrap().unwrap().await.unwrap();
     }
     let victim = *nodes.keys().find(|id| **id != leader).unwrap();
+    // A follower outside the quorum may lag: wait until it applied (so made
+    // durable) everything acknowledged.
+    eventually("the victim to apply everything", async || {
+        (nodes[&victim].send(GetStatus).await.ok()?.applied >= 21).then_some(())
+    })
+    .await;
     nodes[&victim].send(Shutdown).await.unwrap();
     network.leave(victim);
     nodes.remove(&victim);
@@ -285,4 +292,89 @@ async fn a_durable_state_machine_is_not_reapplied_after_a_restart() {
     .await;
     let counts = machines[&victim.0].0.lock().unwrap().1.clone();
     assert!(counts.values().all(|c| *c == 1), "applied once each: {counts:?}");
+}
+
+#[actix::test]
+async fn an_empty_proposal_commits_without_reaching_the_state_machine() {
+    let network = MemoryNetwork::new();
+    let nodes = memory_cluster(&network, &[1, 2, 3], &[]);
+    let leader = leader_of(&nodes).await;
+    nodes[&leader].send(command(7)).await.unwrap().unwrap().await.unwrap();
+    let pending = nodes[&leader].send(ProposeEmpty).await.unwrap().unwrap();
+    let index = pending.index;
+    let applied = pending.await.unwrap();
+    assert_eq!(applied, Proposed { index, response: Bytes::new() });
+    let status = nodes[&leader].send(GetStatus).await.unwrap();
+    assert!(status.applied >= index && status.commit >= index, "{status:?}");
+    assert_eq!(status.digest, 7, "the state machine saw only the command");
+    let next = nodes[&leader].send(command(1)).await.unwrap().unwrap().await.unwrap();
+    assert_eq!((next.index, &next.response[..]), (index + 1, &8u64.to_le_bytes()[..]));
+    let follower = *nodes.keys().find(|id| **id != leader).unwrap();
+    let refused = nodes[&follower].send(ProposeEmpty).await.unwrap();
+    assert!(matches!(refused, Err(RaftError::Request(RequestError::NotLeader { .. }))), "{refused:?}");
+}
+
+/// A restarted node with a durable machine recognizes retries of commands
+/// it applied both before and after its last snapshot: none is applied
+/// twice. As leader it answers the first with the kept response and the
+/// second with `ResponseLost` (its response was not kept).
+#[actix::test]
+async fn a_durable_machine_recognizes_retries_across_a_restart() {
+    use concord_raft::core::ClientTag;
+    let dir = tempfile::tempdir().unwrap();
+    let network = MemoryNetwork::new();
+    let membership = Membership::with_voters([1, 2, 3].map(NodeId));
+    let machines: BTreeMap<u64, Durable> = (1..=3).map(|i| (i, Durable::default())).collect();
+    let start = |id: u64| {
+        let mut store = RedbStore::open(dir.path().join(format!("{id}.redb"))).unwrap();
+        if store.recover().unwrap().snapshot.meta.membership.voters.is_empty() {
+            bootstrap_store(&mut store, membership.clone()).unwrap();
+        }
+        let transport: Arc<dyn Transport> = Arc::new(network.join(NodeId(id)));
+        let actor =
+            RaftActor::new(ActorConfig::new(GroupId(1)), transport, store, machines[&id].clone()).unwrap();
+        actix::Actor::start(actor)
+    };
+    let tagged = |client_id: u64, value: u8| Propose {
+        data: Bytes::from(vec![value]),
+        client: Some(ClientTag { client_id, sequence: 1 }),
+    };
+    let mut nodes: BTreeMap<NodeId, _> = (1..=3).map(|i| (NodeId(i), start(i))).collect();
+    let leader = leader_of(&nodes).await;
+    let victim = *nodes.keys().find(|id| **id != leader).unwrap();
+    nodes[&leader].send(tagged(1, 1)).await.unwrap().unwrap().await.unwrap();
+    eventually("the victim to apply the first", async || (machines[&victim.0].digest() == 1).then_some(()))
+        .await;
+    nodes[&victim].send(TakeSnapshot).await.unwrap().unwrap();
+    nodes[&leader].send(tagged(2, 2)).await.unwrap().unwrap().await.unwrap();
+    eventually("the victim to apply the second", async || (machines[&victim.0].digest() == 2).then_some(()))
+        .await;
+    nodes[&victim].send(Shutdown).await.unwrap();
+    network.leave(victim);
+    nodes.remove(&victim);
+    eventually("the file to be released", async || {
+        RedbStore::open(dir.path().join(format!("{}.redb", victim.0))).ok()
+    })
+    .await;
+    nodes.insert(victim, start(victim.0));
+    eventually("the restarted node to lead", async || {
+        let status = nodes[&victim].send(GetStatus).await.ok()?;
+        if status.role == Role::Leader {
+            return Some(());
+        }
+        // Refused or abandoned while the restarted node catches up: ask again.
+        let _ = nodes[&leader].send(TransferLeader(victim)).await;
+        None
+    })
+    .await;
+    let before_snapshot = nodes[&victim].send(tagged(1, 1)).await.unwrap().unwrap().await;
+    assert!(before_snapshot.is_ok(), "{before_snapshot:?}");
+    let after_snapshot = nodes[&victim].send(tagged(2, 2)).await.unwrap().unwrap().await;
+    assert!(matches!(after_snapshot, Err(RaftError::ResponseLost)), "{after_snapshot:?}");
+    nodes[&victim].send(tagged(3, 3)).await.unwrap().unwrap().await.unwrap();
+    for (id, machine) in &machines {
+        eventually("every replica to apply the third", async || (machine.digest() == 3).then_some(())).await;
+        let counts = machine.0.lock().unwrap().1.clone();
+        assert!(counts.values().all(|c| *c == 1), "node {id} applied once each: {counts:?}");
+    }
 }

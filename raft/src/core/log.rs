@@ -104,7 +104,8 @@ impl RaftLog {
     /// Entries from `from` on, at most `count` of them and `bytes_max` bytes
     /// (at least one if any).
     pub fn slice(&self, from: Index, count: usize, bytes_max: usize) -> Vec<Entry> {
-        let mut out = Vec::new();
+        let available = (self.last_index() + 1).saturating_sub(from.max(self.first_index()));
+        let mut out = Vec::with_capacity(count.min(usize::try_from(available).unwrap_or(usize::MAX)));
         let mut bytes = 0;
         let mut index = from;
         while out.len() < count {
@@ -164,8 +165,7 @@ impl RaftLog {
 
     /// Entries not yet handed out in a ready batch; marks them handed out.
     pub fn take_unstable(&mut self) -> Vec<Entry> {
-        let from = self.unstable_from;
-        let out: Vec<Entry> = (from..=self.last_index()).filter_map(|i| self.entry(i).cloned()).collect();
+        let out = self.range(self.unstable_from, self.last_index());
         self.unstable_from = self.last_index() + 1;
         out
     }
@@ -173,7 +173,19 @@ impl RaftLog {
     /// Committed entries not yet applied, at most `count`.
     pub fn next_committed(&self, count: usize) -> Vec<Entry> {
         let to = self.commit.min(self.applied + count as u64);
-        (self.applied + 1..=to).filter_map(|i| self.entry(i).cloned()).collect()
+        self.range(self.applied + 1, to)
+    }
+
+    /// Clones of the entries held in `from..=to` (one allocation).
+    fn range(&self, from: Index, to: Index) -> Vec<Entry> {
+        let first = from.max(self.first_index());
+        let last = to.min(self.last_index());
+        if first > last {
+            return Vec::new();
+        }
+        let start = (first - self.first_index()) as usize;
+        let end = (last - self.first_index()) as usize;
+        self.entries.range(start..=end).cloned().collect()
     }
 
     /// The latest configuration in the log (possibly uncommitted).

@@ -335,6 +335,13 @@ impl Raft {
         self.append_new(Payload::Command { client, data })
     }
 
+    /// Proposes an empty entry, which no state machine sees: once it is
+    /// applied, a quorum committed in this leader's term. Returns its index
+    /// and term, as [`Raft::propose`] does.
+    pub fn propose_empty(&mut self) -> Result<(Index, Term), RequestError> {
+        self.append_new(Payload::Empty)
+    }
+
     /// Appends a new entry as leader.
     fn append_new(&mut self, payload: Payload) -> Result<(Index, Term), RequestError> {
         if self.role != Role::Leader {
@@ -361,7 +368,10 @@ impl Raft {
         if self.outstanding.is_some() {
             return false;
         }
-        self.hard_state() != self.persisted
+        // A commit index alone is never worth a write: it rides along with
+        // the next entries (see `Ready::hard_state`).
+        self.term != self.persisted.term
+            || self.vote != self.persisted.vote
             || self.snapshot_to_install.is_some()
             || self.log.unstable_from <= self.log.last_index()
             || !self.outbox.is_empty()
@@ -406,25 +416,38 @@ impl Raft {
         if let Some(first) = committed_entries.first() {
             assert_eq!(first.index, self.log.applied + 1, "committed entries are applied in order");
         }
+        // Entries already durable here may be applied while this batch
+        // persists (rule 4 of `Ready`); a snapshot in the batch comes first.
+        let committed_entries_durable = if snapshot.is_some() {
+            0
+        } else {
+            committed_entries.iter().take_while(|e| e.index <= self.log.stable_index).count()
+        };
         let applied_to = committed_entries.last().map_or(self.log.applied, |e| e.index);
         assert!(applied_to <= self.log.commit, "only committed entries are applied");
         for read in &self.read_states {
             assert!(read.index <= self.log.commit, "a read waits for a committed index");
         }
+        // The commit index is written only with something else that must be
+        // durable: losing it loses nothing (it is volatile in the paper) and
+        // a write for it alone would delay applying by one fsync.
+        let write_hard_state = term_or_vote_changed || snapshot.is_some() || !entries.is_empty();
+        let hard_state_written = (write_hard_state && hard_state != self.persisted).then_some(hard_state);
         self.outstanding = Some(Outstanding {
             number: self.ready_number,
-            hard_state,
+            hard_state: hard_state_written.unwrap_or(self.persisted),
             last_entry: entries.last().map(|e| e.index),
             applied_to,
         });
         Ready {
             number: self.ready_number,
-            hard_state: (hard_state != self.persisted).then_some(hard_state),
+            hard_state: hard_state_written,
             snapshot,
             entries,
             messages,
             persisted_messages,
             committed_entries,
+            committed_entries_durable,
             read_states: std::mem::take(&mut self.read_states),
             events: std::mem::take(&mut self.events),
         }

@@ -25,7 +25,11 @@ use concord_transport::NodeId;
 ///    acknowledgements and a candidate's vote requests depend on the new
 ///    term, vote and entries.
 /// 4. The state machine restores `snapshot` (if any), then applies
-///    `committed_entries` in order, each exactly once.
+///    `committed_entries` in order, each exactly once. The first
+///    `committed_entries_durable` of them are already durable in this
+///    node's log and may be applied at once, in parallel with persisting
+///    (this is what answers a leader's proposer without waiting for a
+///    write); the rest only after rule 2.
 /// 5. A [`ReadState`] is answered once the state machine has applied its
 ///    `index`.
 /// 6. `advance(number)` tells the core all of the above is done.
@@ -33,7 +37,9 @@ use concord_transport::NodeId;
 pub struct Ready {
     /// The batch's number; `advance` must name it.
     pub number: u64,
-    /// The new term, vote and commit, if they changed.
+    /// The new term, vote and commit, if they changed. A changed commit
+    /// index alone is not handed out: it is written with the next entries,
+    /// term or vote, so a recovered commit index may lag the one applied.
     pub hard_state: Option<HardState>,
     /// A snapshot received from the leader, to persist and restore.
     pub snapshot: Option<Snapshot>,
@@ -45,6 +51,9 @@ pub struct Ready {
     pub persisted_messages: Vec<(NodeId, Message)>,
     /// Committed entries to apply, in order.
     pub committed_entries: Vec<Entry>,
+    /// How many of the first `committed_entries` are durable in this node's
+    /// log already, so may be applied before this batch persists (rule 4).
+    pub committed_entries_durable: usize,
     /// Linearizable reads confirmed by a quorum.
     pub read_states: Vec<ReadState>,
     /// Things worth telling the driver about.

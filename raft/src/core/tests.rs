@@ -59,7 +59,8 @@ fn a_leaders_appends_leave_before_its_own_write_is_durable() {
     raft.propose(Bytes::from_static(b"x"), None).unwrap();
     let ready = raft.ready();
     assert_eq!(ready.entries.len(), 1);
-    assert_eq!(ready.hard_state, None);
+    // The no-op's commit was not written alone; it rides with these entries.
+    assert_eq!(ready.hard_state, Some(HardState { term: 1, vote: Some(NodeId(1)), commit: 1 }));
     assert_eq!(ready.messages.len(), 2, "sent in parallel with the leader's own write (thesis §10.2.1)");
     assert!(ready.persisted_messages.is_empty());
     // Followers acknowledge before the leader's write finishes: the leader
@@ -258,4 +259,76 @@ fn a_malformed_append_is_refused_without_touching_the_log() {
     };
     raft.step(NodeId(2), bad);
     assert_eq!(raft.log().last_index(), 0);
+}
+
+#[test]
+fn a_commit_index_alone_is_never_a_write_and_rides_with_the_next_entries() {
+    let mut raft = leader(Config::default());
+    raft.propose(Bytes::from_static(b"x"), None).unwrap();
+    let ready = raft.ready();
+    raft.advance(ready.number);
+    raft.step(
+        NodeId(2),
+        Message { term: 1, body: Body::AppendResponse(AppendOutcome::Accepted { match_index: 2 }) },
+    );
+    assert_eq!(raft.log().commit, 2);
+    let ready = raft.ready();
+    assert_eq!(ready.hard_state, None, "a commit alone does not cost an fsync before applying");
+    assert!(ready.entries.is_empty());
+    assert_eq!(ready.committed_entries.len(), 1);
+    raft.advance(ready.number);
+    assert!(!raft.has_ready(), "an unwritten commit index is not pending work");
+    raft.propose(Bytes::from_static(b"y"), None).unwrap();
+    let ready = raft.ready();
+    assert_eq!(ready.hard_state.map(|h| h.commit), Some(2), "written with the next entries");
+}
+
+#[test]
+fn a_leaders_committed_entries_are_durable_and_applied_before_its_next_write() {
+    let mut raft = leader(Config::default());
+    raft.propose(Bytes::from_static(b"x"), None).unwrap();
+    let ready = raft.ready();
+    raft.advance(ready.number);
+    raft.step(
+        NodeId(2),
+        Message { term: 1, body: Body::AppendResponse(AppendOutcome::Accepted { match_index: 2 }) },
+    );
+    raft.propose(Bytes::from_static(b"y"), None).unwrap();
+    let ready = raft.ready();
+    assert_eq!(ready.entries.len(), 1, "entry 3 is being written");
+    assert_eq!(ready.committed_entries.iter().map(|e| e.index).collect::<Vec<_>>(), vec![2]);
+    assert_eq!(ready.committed_entries_durable, 1, "entry 2 was written by an earlier batch");
+}
+
+#[test]
+fn a_followers_entries_committed_in_the_same_append_wait_for_their_write() {
+    let mut raft = node(Config::default());
+    let entries = vec![
+        Entry { term: 1, index: 1, payload: Payload::Empty },
+        Entry {
+            term: 1,
+            index: 2,
+            payload: Payload::Command { client: None, data: Bytes::from_static(b"x") },
+        },
+    ];
+    raft.step(
+        NodeId(2),
+        Message { term: 1, body: Body::Append { prev_index: 0, prev_term: 0, entries, commit: 2 } },
+    );
+    let ready = raft.ready();
+    assert_eq!(ready.entries.len(), 2);
+    assert_eq!(ready.committed_entries.len(), 2);
+    assert_eq!(ready.committed_entries_durable, 0, "not durable here yet: applied only after the write");
+    assert_eq!(ready.hard_state.map(|h| h.commit), Some(2));
+}
+
+#[test]
+fn an_empty_proposal_appends_an_empty_entry_of_the_leaders_term() {
+    let mut raft = leader(Config::default());
+    let (index, term) = raft.propose_empty().unwrap();
+    assert_eq!((index, term), (2, 1));
+    let ready = raft.ready();
+    assert_eq!(ready.entries, vec![Entry { term: 1, index: 2, payload: Payload::Empty }]);
+    let mut follower = node(Config::default());
+    assert_eq!(follower.propose_empty(), Err(RequestError::NotLeader { leader: None }));
 }

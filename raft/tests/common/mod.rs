@@ -172,6 +172,16 @@ impl TestNode {
             for (to, m) in ready.messages {
                 out(to, m);
             }
+            // Rule 4: what may be applied before this write is durable already.
+            for entry in &ready.committed_entries[..ready.committed_entries_durable] {
+                let stored = self.durable.entries(entry.index, entry.index);
+                assert_eq!(
+                    stored.ok().as_deref(),
+                    Some(std::slice::from_ref(entry)),
+                    "entry {} durable",
+                    entry.index
+                );
+            }
             let batch = WriteBatch {
                 snapshot: ready.snapshot.as_ref(),
                 entries: &ready.entries,

@@ -1,0 +1,129 @@
+//! Snapshots over the actor: the state machine is serialized off the event
+//! loop, and the snapshot it gives is installed on a node that joins after
+//! the leader compacted its log.
+
+mod common;
+
+use actix::Addr;
+use bytes::Bytes;
+use concord_raft::actor::*;
+use concord_raft::core::{Index, Membership, Role};
+use concord_raft::machine::{SnapshotJob, StateMachine};
+use concord_raft::storage::memory::MemoryStore;
+use concord_transport::{GroupId, MemoryNetwork, NodeId, Transport};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+const DEADLINE: Duration = Duration::from_secs(10);
+
+/// A gate a snapshot job waits at until the test opens it.
+#[derive(Clone, Default)]
+struct Gate(Arc<(Mutex<bool>, Condvar)>);
+
+impl Gate {
+    fn open(&self) {
+        *self.0 .0.lock().unwrap() = true;
+        self.0 .1.notify_all();
+    }
+
+    fn wait(&self) {
+        let mut open = self.0 .0.lock().unwrap();
+        while !*open {
+            open = self.0 .1.wait(open).unwrap();
+        }
+    }
+}
+
+/// Sums the commands' first byte; its snapshot job waits at the gate.
+#[derive(Default)]
+struct GatedSum {
+    sum: u64,
+    gate: Gate,
+}
+
+impl StateMachine for GatedSum {
+    fn apply(&mut self, _: Index, command: &[u8]) -> Bytes {
+        self.sum += u64::from(command.first().copied().unwrap_or(0));
+        Bytes::copy_from_slice(&self.sum.to_le_bytes())
+    }
+    fn query(&self, _: &[u8]) -> Bytes {
+        Bytes::copy_from_slice(&self.sum.to_le_bytes())
+    }
+    fn snapshot(&self) -> Bytes {
+        Bytes::copy_from_slice(&self.sum.to_le_bytes())
+    }
+    fn snapshot_job(&self) -> SnapshotJob {
+        let (sum, gate) = (self.sum, self.gate.clone());
+        Box::new(move || {
+            gate.wait();
+            Bytes::copy_from_slice(&sum.to_le_bytes())
+        })
+    }
+    fn restore(&mut self, data: &[u8]) -> Result<(), String> {
+        self.sum = u64::from_le_bytes(data.try_into().map_err(|_| "bad snapshot".to_string())?);
+        Ok(())
+    }
+    fn digest(&self) -> u64 {
+        self.sum
+    }
+}
+
+type Node = Addr<RaftActor<MemoryStore, GatedSum>>;
+
+fn command(value: u8) -> Propose {
+    Propose { data: Bytes::from(vec![value]), client: None }
+}
+
+#[actix::test]
+async fn the_snapshot_is_serialized_off_the_loop_and_installed_on_a_late_learner() {
+    let network = MemoryNetwork::new();
+    let voters = Membership::with_voters([1, 2, 3].map(NodeId));
+    let gate = Gate::default();
+    let nodes: BTreeMap<NodeId, Node> = (1..=4)
+        .map(|i| {
+            let transport: Arc<dyn Transport> = Arc::new(network.join(NodeId(i)));
+            let initial = if i <= 3 { voters.clone() } else { Membership::default() };
+            let store = MemoryStore::new(bootstrap_snapshot(initial));
+            let machine = GatedSum { sum: 0, gate: gate.clone() };
+            let actor = RaftActor::new(ActorConfig::new(GroupId(1)), transport, store, machine).unwrap();
+            (NodeId(i), actix::Actor::start(actor))
+        })
+        .collect();
+    let leader = common::eventually("a leader", DEADLINE, async || {
+        for (id, node) in &nodes {
+            if node.send(GetStatus).await.ok()?.role == Role::Leader {
+                return Some(*id);
+            }
+        }
+        None
+    })
+    .await;
+    for v in 1..=10 {
+        nodes[&leader].send(command(v)).await.unwrap().unwrap().await.unwrap();
+    }
+    let captured = nodes[&leader].send(GetStatus).await.unwrap().applied;
+    let taking = nodes[&leader].send(TakeSnapshot);
+    // The job is parked at the gate; the loop commits and answers meanwhile.
+    for v in 11..=20 {
+        nodes[&leader].send(command(v)).await.unwrap().unwrap().await.unwrap();
+    }
+    let metrics = nodes[&leader].send(Metrics).await.unwrap();
+    assert_eq!(metrics.snapshots_taken, 0, "still serializing");
+    gate.open();
+    let index = taking.await.unwrap().unwrap();
+    assert_eq!(index, captured, "the snapshot covers what was applied when it was asked for");
+    // Entries through the snapshot are compacted: the learner must get the
+    // snapshot, whose data is the state at `captured`, not the later one.
+    let mut next = voters.clone();
+    next.learners.insert(NodeId(4));
+    nodes[&leader].send(ChangeMembership(next)).await.unwrap().unwrap();
+    let learner = common::eventually("the learner to catch up", DEADLINE, async || {
+        let status = nodes[&NodeId(4)].send(GetStatus).await.ok()?;
+        (status.digest == 210).then_some(status)
+    })
+    .await;
+    assert!(learner.applied > index);
+    let restored = nodes[&NodeId(4)].send(Read { kind: ReadKind::Stale, query: Bytes::new() }).await.unwrap();
+    assert_eq!(restored.unwrap()[..], 210u64.to_le_bytes());
+}
