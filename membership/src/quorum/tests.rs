@@ -299,3 +299,16 @@ fn a_commit_quorum_shrinks_only_after_the_election_quorum_grows() {
     let steps = plan(&majority, &flexible(4, 2), PLAN_STEPS_MAX_DEFAULT).expect("a plan");
     assert_eq!(steps, vec![flexible(4, 3), flexible(4, 2)]);
 }
+
+#[test]
+fn the_voter_bound_is_rafts_so_every_valid_configuration_is_one_raft_accepts() {
+    assert_eq!(VOTERS_MAX, concord_raft::core::quorum::VOTERS_MAX);
+    let largest = QuorumConfig::majority(ids(1..=VOTERS_MAX as u64));
+    assert_eq!(largest.validate(), Ok(()));
+    assert_eq!(crate::actor::raft::to_membership(&largest).validate(), Ok(()));
+    let one_more = QuorumConfig::majority(ids(1..=VOTERS_MAX as u64 + 1));
+    assert_eq!(
+        one_more.validate(),
+        Err(UnsafeConfig::TooManyVoters { count: VOTERS_MAX + 1, max: VOTERS_MAX })
+    );
+}
