@@ -1,6 +1,7 @@
 //! One audited operation: validate, plan, apply step by step, verify,
 //! record; roll back when a step or the verification fails.
 
+use super::automatic::Automatic;
 use super::history::{HistoryRecord, Origin};
 use super::io::{Event, OperationId, Outcome, Output, RequestError, Token};
 use super::QuorumCore;
@@ -39,6 +40,9 @@ pub(crate) enum Wait {
 pub(crate) struct Operation {
     pub id: OperationId,
     pub origin: Origin,
+    /// For an automatic operation, the node and kind: a failure schedules
+    /// its retry.
+    pub automatic: Option<(NodeId, Automatic)>,
     pub description: String,
     /// The configuration before the first step: what a rollback restores.
     pub from: QuorumConfig,
@@ -60,6 +64,7 @@ impl QuorumCore {
     pub(crate) fn start_operation(
         &mut self,
         origin: Origin,
+        automatic: Option<(NodeId, Automatic)>,
         description: String,
         target: QuorumConfig,
     ) -> Result<(), RequestError> {
@@ -82,6 +87,7 @@ impl QuorumCore {
         let operation = Operation {
             id,
             origin,
+            automatic,
             description: description.clone(),
             from: current.clone(),
             target,
@@ -333,6 +339,11 @@ impl QuorumCore {
         };
         self.history.push(record.clone());
         self.emit(Output::Audit(record));
+        if let (Some((node, kind)), Outcome::Failed { .. } | Outcome::RolledBack { .. }) =
+            (op.automatic, &outcome)
+        {
+            self.automatic_failed(node, kind);
+        }
         if let Origin::Operator(request) = op.origin {
             self.emit(Output::Reply { request, result: Ok(outcome) });
         }
