@@ -143,7 +143,12 @@ struct Node {
     events: Vec<Event>,
     audits: Vec<HistoryRecord>,
     health: Vec<ClusterHealth>,
-    /// Broken promises seen by the glue (an unsafe proposal).
+    /// Configurations applied, in log order (kept across crashes).
+    applied_configs: Vec<(Index, Membership)>,
+    /// The configuration as of the last applied entry.
+    applied_config: Membership,
+    /// Broken promises seen by the glue (an unsafe proposal, two applied
+    /// configurations whose quorums may not meet).
     violations: Vec<String>,
 }
 
@@ -157,7 +162,7 @@ impl Node {
         seed: u64,
     ) -> Node {
         let durable = MemoryStore::new(Snapshot {
-            meta: SnapshotMeta { index: 0, term: 0, membership: initial },
+            meta: SnapshotMeta { index: 0, term: 0, membership: initial.clone() },
             data: Values::default().encode(),
         });
         let raft = boot_raft(id, &settings, &durable, seed);
@@ -184,6 +189,8 @@ impl Node {
             events: Vec::new(),
             audits: Vec::new(),
             health: Vec::new(),
+            applied_configs: Vec::new(),
+            applied_config: initial,
             violations: Vec::new(),
         }
     }
@@ -262,6 +269,7 @@ impl Node {
             }
             if let Some(snapshot) = &ready.snapshot {
                 self.state = Values::decode(&snapshot.data);
+                self.applied_config = snapshot.meta.membership.clone();
                 // What the snapshot covers cannot be told apart any more:
                 // answers for entries it swallowed are failures (the core
                 // rolls back or retries; never unsafe).
@@ -307,6 +315,16 @@ impl Node {
                     self.acks.push(value);
                 }
             }
+        }
+        if let Payload::Membership(membership) = &entry.payload {
+            if !self.applied_config.change_is_safe(membership) {
+                self.violations.push(format!(
+                    "{}: applied configurations whose quorums may not meet at {}: {:?} then {membership:?}",
+                    self.id, entry.index, self.applied_config
+                ));
+            }
+            self.applied_config = membership.clone();
+            self.applied_configs.push((entry.index, membership.clone()));
         }
         self.writes.remove(&entry.index);
         let tokens: Vec<(Token, bool)> = self
@@ -455,7 +473,9 @@ impl SimNode for Node {
     fn crash(&mut self) {
         self.incarnation += 1;
         self.raft = boot_raft(self.id, &self.settings, &self.durable, self.seed ^ (self.incarnation << 48));
-        self.state = Values::decode(&self.durable.snapshot().expect("the memory store").data);
+        let snapshot = self.durable.snapshot().expect("the memory store");
+        self.state = Values::decode(&snapshot.data);
+        self.applied_config = snapshot.meta.membership;
         self.gossip = boot_gossip(self.id, &self.settings, self.seed, self.incarnation, &[]);
         self.quorum = QuorumCore::new(self.settings.core(self.id)).expect("valid core settings");
         self.fed.clear();
@@ -485,6 +505,8 @@ struct Checker {
     seen: BTreeMap<NodeId, (u64, Index, Index)>,
     /// Membership entries already checked for validity, by (index, term).
     validated: BTreeSet<(Index, Term)>,
+    /// Per node, how many of its applied configurations were merged.
+    merged: BTreeMap<NodeId, usize>,
 }
 
 impl Checker {
@@ -496,6 +518,14 @@ impl Checker {
         for node in sim.nodes().values() {
             if let Some(violation) = node.violations.first() {
                 return Err(violation.clone());
+            }
+            // Configurations a node applied, which the scan of logs below
+            // can miss when a snapshot swallowed them in the same step.
+            let merged = self.merged.entry(node.id).or_insert(0);
+            let fresh: Vec<(Index, Membership)> = node.applied_configs[*merged..].to_vec();
+            *merged = node.applied_configs.len();
+            for (index, membership) in fresh {
+                self.committed_config(index, &membership)?;
             }
             if sim.network_ref().is_crashed(node.id) {
                 continue;
@@ -556,16 +586,11 @@ impl Checker {
         Ok(())
     }
 
-    /// A committed configuration is valid and intersects its neighbours.
+    /// A committed configuration is valid. (That each one's quorums meet
+    /// its predecessor's is checked where every one is seen in order: at
+    /// apply, in [`Node::apply`].)
     fn committed_config(&mut self, index: Index, membership: &Membership) -> Result<(), String> {
         valid(membership).map_err(|e| format!("committed configuration at {index}: {e}"))?;
-        let before = self.configs.range(..index).next_back().map(|(_, m)| m.clone());
-        let after = self.configs.range(index + 1..).next().map(|(_, m)| m.clone());
-        for (a, b) in before.iter().map(|b| (b, membership)).chain(after.iter().map(|a| (membership, a))) {
-            if !a.change_is_safe(b) {
-                return Err(format!("committed configurations do not intersect: {a:?} then {b:?}"));
-            }
-        }
         self.configs.insert(index, membership.clone());
         Ok(())
     }
@@ -891,6 +916,11 @@ fn health_of(h: &Harness, id: NodeId) -> ClusterHealth {
 /// everywhere and nothing commits; the dead restart: healthy again, writes
 /// commit, no configuration changed.
 ///
+/// Known gossip limitation, seen on a few seeds in a hundred (e.g.
+/// `CONCORD_SIM_SEED=55`): a restarted node can learn a peer as dead from a
+/// seed's stale list after the peer's refutation stopped spreading; nothing
+/// reconciles membership later, so that node's health stays degraded.
+///
 /// With `together`, the three restart at once: gossip can then hold one of
 /// them dead at another node until the entry is reaped, and beyond (a
 /// gossip limitation); the managers must still change nothing, since the
@@ -1073,21 +1103,25 @@ fn policies_under_faults(seed: u64, initial: QuorumConfig) -> Result<(), String>
     h.run_until("a leader", 10_000, |h| h.leader().is_some())?;
     h.add_node(NodeId(6));
     let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed);
-    let policies = |voters: &QuorumConfig| -> Vec<QuorumPolicy> {
-        let total = voters.voting.voters().values().map(|&w| u64::from(w)).sum::<u64>();
-        let election = total / 2 + 1 + (total / 4);
+    // Majority, weighted, and two flexible splits (elections heavier, or
+    // elections and commits nearly even), always with election + commit >
+    // total and 2 x election > total.
+    let policies = |config: &QuorumConfig| -> Vec<QuorumPolicy> {
+        let total = config.voting.voters().values().map(|&w| u64::from(w)).sum::<u64>();
+        let flexible = |election: u64| QuorumPolicy::Flexible {
+            election_weight: election.min(total),
+            commit_weight: total + 1 - election.min(total),
+        };
         vec![
             QuorumPolicy::Majority,
             QuorumPolicy::Weighted,
-            QuorumPolicy::Flexible {
-                election_weight: election.min(total),
-                commit_weight: total + 1 - election.min(total),
-            },
+            flexible(total / 2 + 1 + total / 4),
+            flexible(total / 2 + 1),
         ]
     };
     let mut crashed: Option<NodeId> = None;
-    for round in 0..12 {
-        h.run_for(1_500)?;
+    for round in 0..16 {
+        h.run_for(1_200)?;
         let Some(leader) = h.leader() else { continue };
         let Some(config) = h.leader_config() else { continue };
         match rng.random_range(0..4) {
@@ -1101,7 +1135,7 @@ fn policies_under_faults(seed: u64, initial: QuorumConfig) -> Result<(), String>
                     config.voting.voters().keys().map(|&id| (id, rng.random_range(1..=3))).collect();
                 h.request(leader, Request::SetWeights { weights });
             }
-            2 if crashed.is_none() && round < 8 => {
+            2 if crashed.is_none() && round < 10 => {
                 // A voter dies for good, if the others keep a quorum (else
                 // no leader could ever replace it): replaced after the window.
                 let voters: Vec<NodeId> = config.voting.voters().keys().copied().collect();
@@ -1125,11 +1159,47 @@ fn policies_under_faults(seed: u64, initial: QuorumConfig) -> Result<(), String>
     let network = SimConfig { drop_rate: 0.0, duplicate_rate: 0.0, ..h.sim.network_ref().config() };
     h.sim.network().set_config(network);
     h.writing = false;
-    h.run_until("a leader after the faults", 10_000, |h| h.leader().is_some())?;
+    if h.run_until("a leader after the faults", 10_000, |h| h.leader().is_some()).is_err() {
+        // A change committed while gossip still held the dying voter up
+        // can leave the others short of an election quorum (say a flexible
+        // policy needing 7 of 9 with a voter of weight 3 dead): as after any
+        // loss of quorum, only bringing the voter back helps.
+        let dead = crashed.take().ok_or("no leader, and every node is up")?;
+        h.sim.restart(dead);
+        h.run_until("a leader once the dead voter is back", 10_000, |h| h.leader().is_some())?;
+    }
     h.run_until("every acknowledged write applied everywhere", 20_000, |h| {
         h.acknowledged_everywhere().is_ok()
     })?;
+    if let Some(dead) = crashed {
+        // Replaced, or the refusal reported (a heavy voter's seat can have
+        // no plan of single safe steps): never left silently.
+        h.run_until("the dead voter replaced, or its replacement reported refused", 20_000, |h| {
+            !h.checker.config().is_voter(dead)
+                || h.sim
+                    .nodes()
+                    .values()
+                    .flat_map(|n| n.events.iter())
+                    .any(|e| matches!(e, Event::AutomaticChangeRefused { node, .. } if *node == dead))
+        })?;
+    }
     let changes = h.checker.configs.len() - 1;
+    if std::env::var("CONCORD_SIM_VERBOSE").is_ok() {
+        let outcomes: Vec<String> = h
+            .sim
+            .nodes()
+            .values()
+            .flat_map(|n| n.audits.iter())
+            .map(|r| format!("{} -> {:?}", r.description, r.outcome))
+            .collect();
+        eprintln!(
+            "seed {seed}: t={}ms changes={changes} acked={} final={:?}\n  {}",
+            h.sim.now(),
+            h.acked(),
+            h.checker.config(),
+            outcomes.join("\n  ")
+        );
+    }
     if changes == 0 {
         return Err("no configuration change committed: the scenario tested nothing".to_string());
     }
