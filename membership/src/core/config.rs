@@ -45,8 +45,7 @@ pub struct CoreConfig {
     pub plan_steps_max: usize,
     /// A proposed change not answered within this is reported overdue (it
     /// is still awaited: Raft may yet commit it). Also how long a step waits
-    /// for a reachable quorum before the operation fails, and how long a
-    /// requested leadership transfer silences this core's leadership.
+    /// for a reachable quorum before the operation fails.
     pub change_timeout_ms: u64,
     /// A verification not answered within this is taken as failed.
     pub verify_timeout_ms: u64,

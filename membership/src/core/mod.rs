@@ -66,10 +66,6 @@ pub struct QuorumCore {
     /// alive whatever gossip holds (a stale Dead view can outlive the
     /// node's return), so it is not replaced. Members only.
     replicated: BTreeMap<NodeId, (u64, u64)>,
-    /// Leadership asked to move to this node at this time: the core stops
-    /// acting as leader until Raft reports the new leader, or until
-    /// `change_timeout_ms` passes and the transfer is taken as failed.
-    handing_over: Option<(NodeId, u64)>,
     history: Window<HistoryRecord>,
     outputs: Vec<Output>,
     status: Option<HealthStatus>,
@@ -93,7 +89,6 @@ impl QuorumCore {
             attempted: BTreeMap::new(),
             former_members: BTreeSet::new(),
             replicated: BTreeMap::new(),
-            handing_over: None,
             outputs: Vec::new(),
             status: None,
         })
@@ -123,9 +118,6 @@ impl QuorumCore {
                     if self.former_members.len() < self.config.observations.nodes_max {
                         self.former_members.insert(id);
                     }
-                }
-                if progress.leader != Some(self.config.local) {
-                    self.handing_over = None;
                 }
                 for (&id, &index) in &progress.match_index {
                     let advanced = self.replicated.get(&id).is_none_or(|&(known, _)| index > known);
@@ -206,10 +198,12 @@ impl QuorumCore {
         self.now_ms = self.now_ms.max(now_ms);
     }
 
-    /// Whether this core may propose: Raft says the local node leads and
-    /// no leadership transfer is pending.
+    /// Whether this core may propose: Raft says the local node leads, and
+    /// it is still a voter (a leader that removed itself leads only until
+    /// the removal commits).
     fn is_leader(&self) -> bool {
-        self.obs.progress().leader == Some(self.config.local) && self.handing_over.is_none()
+        let progress = self.obs.progress();
+        progress.leader == Some(self.config.local) && progress.config.voting.is_voter(self.config.local)
     }
 
     /// Whether the leader saw `id`'s log advance within the failure window.
@@ -279,11 +273,6 @@ impl QuorumCore {
         for token in expired {
             if let Some((request, _)) = self.verifications.remove(&token) {
                 self.reply(request, Ok(Outcome::Verified { committed: false }));
-            }
-        }
-        if let Some((_, since_ms)) = self.handing_over {
-            if self.now_ms.saturating_sub(since_ms) > self.config.change_timeout_ms {
-                self.handing_over = None;
             }
         }
         let health = self.obs.health(self.now_ms);
