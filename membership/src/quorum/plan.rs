@@ -47,8 +47,8 @@ pub fn plan(
 }
 
 /// [`plan()`], with `last`'s own removal or demotion tried after every other
-/// edit: a leader removing itself must hand leadership over first, so its
-/// manager does all the rest before that.
+/// edit: a leader that removes itself leads only until that removal
+/// commits, so its manager does all the rest before.
 pub fn plan_leaving_last(
     from: &QuorumConfig,
     to: &QuorumConfig,
