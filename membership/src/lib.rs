@@ -45,9 +45,9 @@
 //!   exactly one;
 //! - [`Output::Verify`] → a no-op committed through Raft (see
 //!   [`actor::ManagerConfig::verify_command`]) →
-//!   [`Input::Verified`]; [`Output::TransferLeadership`] → Raft's
-//!   leadership transfer, then a gossip leave when the local node is the one
-//!   leaving;
+//!   [`Input::Verified`] (a change that removes the local leader is its
+//!   own verification: Raft commits it with the new configuration's quorum,
+//!   then steps the leader down);
 //! - [`Output::Reply`] answers the operator request of the same id;
 //!   [`Output::Health`], [`Output::Event`] and [`Output::Audit`] go to
 //!   the log and to subscribers ([`actor::Subscribe`]).

@@ -1,7 +1,7 @@
 //! The `QuorumManager` actor wired to real Raft actors over the in-memory
 //! transport: health as nodes die, a node joining through gossip, a failed
-//! voter replaced (or removed) once, a leader removed through a leadership
-//! hand-over, a minority (dead or partitioned) that reports quorum lost and
+//! voter replaced (or removed) once, a leader removed by its own manager
+//! in one request, a minority (dead or partitioned) that reports quorum lost and
 //! proposes nothing, and recovery after a partition heals; the health and replacement scenarios again over TCP
 //! on 127.0.0.1. Waits poll the actors' answers against a deadline.
 
@@ -12,7 +12,7 @@ use concord_membership::actor::{
 };
 use concord_membership::core::{Event, HistoryRecord, Outcome, RequestError};
 use concord_membership::health::{ClusterHealth, HealthStatus, Liveness};
-use concord_membership::messages::{AddNode, Adjust, Health, History, RemoveNode, VerifyQuorum};
+use concord_membership::messages::{AddNode, Health, History, RemoveNode, VerifyQuorum};
 use concord_raft::actor::{bootstrap_snapshot, ActorConfig, GetStatus, Propose, RaftActor, Shutdown, Status};
 use concord_raft::core::{Index, Membership, Role};
 use concord_raft::machine::StateMachine;
@@ -542,34 +542,26 @@ async fn a_voter_dead_past_the_window_with_no_learner_is_removed_exactly_once() 
 }
 
 #[actix::test]
-async fn removing_the_leader_hands_leadership_over_and_the_new_leaders_manager_finishes() {
-    let cluster = Cluster::memory(5, 0, 60_000);
+async fn removing_the_leader_is_answered_by_its_manager_and_the_others_elect_a_new_leader() {
+    let mut cluster = Cluster::memory(5, 0, 60_000);
     let leader = cluster.leader().await;
     eventually("the leader's manager to see its leadership", async || {
         (cluster.health(leader).await.leader == Some(leader)).then_some(())
     })
     .await;
+    // One request, one answer: Raft keeps the leader until its removal
+    // commits (counted by the new configuration's quorum), then steps it down.
     let answer =
         cluster.nodes[&leader].manager.send(RemoveNode { node: leader }).await.expect("manager alive");
-    let Ok(Outcome::HandedOver { to, remaining }) = answer else {
-        panic!("expected a hand-over: {answer:?}")
-    };
-    assert!(!remaining.voting.contains(leader) && remaining.voting.is_voter(to));
+    assert_eq!(answer, Ok(Outcome::Completed { steps: 1 }));
+    let removed = cluster.nodes.remove(&leader).expect("the old leader");
+    let remaining: BTreeSet<NodeId> = (1..=5).map(NodeId).filter(|&id| id != leader).collect();
     let successor = cluster.leader().await;
-    assert_eq!(successor, to, "Raft moved leadership where the manager asked");
-    // As the requester resends: once `to`'s manager has seen its own
-    // leadership in Raft's progress, it accepts the rest of the move.
-    let finished = eventually("the new leader's manager to accept the rest", async || {
-        let adjust = Adjust { target: remaining.clone() };
-        match cluster.nodes[&to].manager.send(adjust).await.expect("manager alive") {
-            Err(ManagerError::Request(RequestError::NotLeader { .. })) => None,
-            other => Some(other),
-        }
-    })
-    .await;
-    assert_eq!(finished, Ok(Outcome::Completed { steps: 1 }));
-    let membership = cluster.membership(to).await;
-    assert_eq!(voters(&membership), (1..=5).map(NodeId).filter(|&id| id != leader).collect());
+    assert_ne!(successor, leader);
+    assert_eq!(voters(&cluster.membership(successor).await), remaining);
+    let old = removed.raft.send(GetStatus).await.expect("raft alive");
+    assert_ne!(old.role, Role::Leader, "the removed leader stepped down");
+    write(&cluster.nodes[&successor].raft, 1).await.expect("the new configuration commits");
 }
 
 #[actix::test]

@@ -180,6 +180,13 @@ impl Membership {
         let accused = update.status != MemberStatus::Alive && update.incarnation >= self.me.incarnation;
         let outdated = update.incarnation > self.me.incarnation;
         if !accused && !outdated {
+            // Told we are dead at an older incarnation (`tell_dead`): the
+            // sender never heard our refutation, whose spreading ended, and
+            // nothing else would correct it. Spread our state again, without
+            // raising the incarnation.
+            if update.status == MemberStatus::Dead {
+                return Some(Change::Refuted(self.me.clone()));
+            }
             return None;
         }
         self.me.incarnation = update.incarnation + 1;

@@ -18,13 +18,9 @@
 //! - `Verify` → `Propose` of [`ManagerConfig::verify_command`] →
 //!   [`Input::Verified`] (plus its latency as [`Input::CommitLatency`]) or
 //!   [`Input::Failed`].
-//! - `TransferLeadership` → `TransferLeader`; the core times a transfer
-//!   that never happens out by itself.
-//! - `Reply` → the waiting requester. An [`Outcome::HandedOver`](crate::core::Outcome::HandedOver) reply
-//!   names the new leader and the configuration still to reach: the
-//!   requester resends [`Adjust`] to that node's
-//!   manager (for a graceful leave, the new leader's core removes the node
-//!   without it).
+//! - `Reply` → the waiting requester. A request that removes the local
+//!   leader is answered by this manager too: Raft keeps the leader until
+//!   its removal commits, then the others elect a new one.
 //! - `Health`, `Event`, `Audit` → the log (`tracing`) and every
 //!   [`Subscribe`]d recipient, as a [`Notice`].
 
@@ -41,9 +37,7 @@ use crate::messages::{
 };
 use actix::prelude::*;
 use bytes::Bytes;
-use concord_raft::actor::{
-    ChangeMembership, ElectionEvent, LogStatus, LogStatusReport, Propose, Status, TransferLeader,
-};
+use concord_raft::actor::{ChangeMembership, ElectionEvent, LogStatus, LogStatusReport, Propose, Status};
 use concord_raft::actor::{ElectionHistory, GetStatus};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -252,18 +246,6 @@ impl QuorumManager {
                                 manager.drive(Input::Verified { token, committed: true }, ctx);
                             }
                             Err(error) => manager.drive(failed(token, error), ctx),
-                        })
-                        .spawn(ctx);
-                }
-                Output::TransferLeadership { to } => {
-                    self.raft
-                        .transfer_leader
-                        .send(TransferLeader(to))
-                        .into_actor(self)
-                        .map(move |answer, _, _| match answer {
-                            Ok(Ok(())) => tracing::info!(%to, "leadership transfer started"),
-                            Ok(Err(error)) => tracing::warn!(%to, %error, "leadership transfer refused"),
-                            Err(error) => tracing::warn!(%to, %error, "leadership transfer not delivered"),
                         })
                         .spawn(ctx);
                 }

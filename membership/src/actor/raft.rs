@@ -8,7 +8,6 @@ use crate::quorum::{QuorumConfig, QuorumPolicy, VotingConfig, Weight};
 use actix::{Addr, Recipient};
 use concord_raft::actor::{
     ChangeMembership, ElectionHistory, GetStatus, LogStatus, LogStatusReport, Propose, RaftActor, Status,
-    TransferLeader,
 };
 use concord_raft::core::Membership;
 use concord_raft::machine::StateMachine;
@@ -28,8 +27,6 @@ pub struct RaftHandle {
     pub change_membership: Recipient<ChangeMembership>,
     /// Carries out [`crate::Output::Verify`] with a no-op command.
     pub propose: Recipient<Propose>,
-    /// Carries out [`crate::Output::TransferLeadership`].
-    pub transfer_leader: Recipient<TransferLeader>,
 }
 
 impl<S: Storage, M: StateMachine> From<Addr<RaftActor<S, M>>> for RaftHandle {
@@ -39,8 +36,7 @@ impl<S: Storage, M: StateMachine> From<Addr<RaftActor<S, M>>> for RaftHandle {
             log_status: raft.clone().recipient(),
             elections: raft.clone().recipient(),
             change_membership: raft.clone().recipient(),
-            propose: raft.clone().recipient(),
-            transfer_leader: raft.recipient(),
+            propose: raft.recipient(),
         }
     }
 }

@@ -11,14 +11,25 @@ use crate::recommend::fault_tolerance::weakest_domain;
 use concord_transport::NodeId;
 use std::fmt;
 
-/// The kinds of automatic operation, each attempted at most once per node
-/// until the node is next seen alive.
+/// The kinds of automatic operation. One refused before anything is
+/// proposed is not tried again until the node is next seen alive; one that
+/// failed once proposed is retried after a backoff.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Automatic {
     Leave,
     Replace,
     Promote,
     Join,
+}
+
+/// An automatic operation tried about one node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Attempt {
+    /// Times it failed once proposed.
+    pub failures: u32,
+    /// When it may be tried again; `None` while it runs, after it
+    /// completed, or after the core refused it.
+    pub retry_at_ms: Option<u64>,
 }
 
 impl fmt::Display for Automatic {
@@ -47,7 +58,7 @@ impl QuorumCore {
         let left = members.iter().copied().find(|&id| {
             id != self.config.local
                 && self.obs.liveness(id).liveness == Liveness::Left
-                && !self.attempted.contains(&(id, Automatic::Leave))
+                && self.may_attempt(id, Automatic::Leave)
         });
         if let Some(node) = left {
             let mut target = current.clone();
@@ -61,10 +72,14 @@ impl QuorumCore {
             let state = self.obs.liveness(id);
             state.liveness == Liveness::Dead
                 && self.now_ms.saturating_sub(state.since_ms) >= window
-                && !self.attempted.contains(&(id, Automatic::Replace))
+                && !self.replicated_recently(id)
+                && self.may_attempt(id, Automatic::Replace)
         });
         if let Some(node) = failed {
-            self.emit(Output::Event(Event::VoterFailed { node }));
+            // Reported once per failure, not again on each retry.
+            if !self.attempted.contains_key(&(node, Automatic::Replace)) {
+                self.emit(Output::Event(Event::VoterFailed { node }));
+            }
             let weight = current.voting.weight(node).expect("a voter");
             let mut removed = current.clone();
             removed.voting.remove(node).expect("a voter");
@@ -100,7 +115,7 @@ impl QuorumCore {
             .obs
             .ready_learners(self.config.learner_lag_max)
             .into_iter()
-            .filter(|&id| !self.attempted.contains(&(id, Automatic::Promote)))
+            .filter(|&id| self.may_attempt(id, Automatic::Promote))
             .collect();
         // Prefer odd counts: from an odd count, promote only when a second
         // learner is ready to follow, since an even count adds no tolerance.
@@ -123,7 +138,7 @@ impl QuorumCore {
                     && !self.former_members.contains(&id)
                     && self.obs.liveness(id).liveness == Liveness::Alive
                     && id != self.config.local
-                    && !self.attempted.contains(&(id, Automatic::Join))
+                    && self.may_attempt(id, Automatic::Join)
             });
             if let Some(node) = newcomer {
                 let mut target = current;
@@ -138,9 +153,32 @@ impl QuorumCore {
         }
     }
 
-    /// Starts one automatic operation about `node`, at most once until the
-    /// node comes back alive: a refused or failed attempt is reported, not
-    /// retried every tick.
+    /// Whether an automatic operation of `kind` about `node` may start now.
+    fn may_attempt(&self, node: NodeId, kind: Automatic) -> bool {
+        match self.attempted.get(&(node, kind)) {
+            None => true,
+            Some(attempt) => attempt.retry_at_ms.is_some_and(|at| self.now_ms >= at),
+        }
+    }
+
+    /// An automatic operation failed once proposed: the reason may pass (a
+    /// leader not ready yet, a leadership change, a timeout), so it is
+    /// tried again after `automatic_retry_ms`, doubled per failure up to
+    /// `automatic_retry_ms_max`.
+    pub(crate) fn automatic_failed(&mut self, node: NodeId, kind: Automatic) {
+        let (base, max) = (self.config.automatic_retry_ms, self.config.automatic_retry_ms_max);
+        let now = self.now_ms;
+        let attempt =
+            self.attempted.entry((node, kind)).or_insert(Attempt { failures: 0, retry_at_ms: None });
+        attempt.failures = attempt.failures.saturating_add(1);
+        let doublings = attempt.failures.saturating_sub(1).min(32);
+        let backoff = base.saturating_mul(1u64 << doublings).min(max);
+        attempt.retry_at_ms = Some(now.saturating_add(backoff));
+    }
+
+    /// Starts one automatic operation about `node`. A refusal is reported
+    /// and not retried until the node comes back alive; a failure once
+    /// proposed is retried after a backoff (see [`Self::automatic_failed`]).
     fn attempt(
         &mut self,
         node: NodeId,
@@ -148,8 +186,10 @@ impl QuorumCore {
         description: String,
         target: crate::quorum::QuorumConfig,
     ) {
-        self.attempted.insert((node, kind));
-        if let Err(reason) = self.start_operation(Origin::Automatic, description, target) {
+        let failures = self.attempted.get(&(node, kind)).map_or(0, |a| a.failures);
+        self.attempted.insert((node, kind), Attempt { failures, retry_at_ms: None });
+        if let Err(reason) = self.start_operation(Origin::Automatic, Some((node, kind)), description, target)
+        {
             self.emit(Output::Event(Event::AutomaticChangeRefused {
                 node,
                 description: kind.to_string(),

@@ -27,6 +27,13 @@ pub struct CoreConfig {
     pub join_automatically: bool,
     /// Learners at most; automatic joins stop there.
     pub learners_max: usize,
+    /// An automatic operation that failed once proposed (Raft refused it for
+    /// a passing reason, such as a new leader that has not committed in its
+    /// term yet, or it timed out) is tried again after this long, doubled
+    /// after each further failure.
+    pub automatic_retry_ms: u64,
+    /// Bound on that backoff.
+    pub automatic_retry_ms_max: u64,
     /// Operator requests queued behind the operation in flight; more are
     /// refused.
     pub pending_requests_max: usize,
@@ -38,8 +45,7 @@ pub struct CoreConfig {
     pub plan_steps_max: usize,
     /// A proposed change not answered within this is reported overdue (it
     /// is still awaited: Raft may yet commit it). Also how long a step waits
-    /// for a reachable quorum before the operation fails, and how long a
-    /// requested leadership transfer silences this core's leadership.
+    /// for a reachable quorum before the operation fails.
     pub change_timeout_ms: u64,
     /// A verification not answered within this is taken as failed.
     pub verify_timeout_ms: u64,
@@ -66,6 +72,8 @@ impl CoreConfig {
             voters_target: 5,
             join_automatically: true,
             learners_max: 16,
+            automatic_retry_ms: 1_000,
+            automatic_retry_ms_max: 30_000,
             pending_requests_max: 16,
             verifications_max: 16,
             history_len_max: 256,
@@ -90,8 +98,18 @@ impl CoreConfig {
         if self.voters_target % 2 == 0 {
             return Err(CoreConfigError::EvenVotersTarget(self.voters_target));
         }
-        if self.outputs_max == 0 || self.history_len_max == 0 || self.plan_steps_max == 0 {
+        if self.outputs_max == 0
+            || self.history_len_max == 0
+            || self.plan_steps_max == 0
+            || self.automatic_retry_ms == 0
+        {
             return Err(CoreConfigError::ZeroBound);
+        }
+        if self.automatic_retry_ms_max < self.automatic_retry_ms {
+            return Err(CoreConfigError::RetryBound {
+                retry_ms: self.automatic_retry_ms,
+                retry_ms_max: self.automatic_retry_ms_max,
+            });
         }
         Ok(())
     }
@@ -111,7 +129,16 @@ pub enum CoreConfigError {
     /// An even target adds a voter without adding tolerance.
     #[error("voters_target {0} is even")]
     EvenVotersTarget(usize),
-    /// `outputs_max`, `history_len_max` and `plan_steps_max` must be positive.
+    /// `outputs_max`, `history_len_max`, `plan_steps_max` and
+    /// `automatic_retry_ms` must be positive.
     #[error("a bound is 0")]
     ZeroBound,
+    /// The retry backoff's bound is below its start.
+    #[error("automatic_retry_ms_max {retry_ms_max} is below automatic_retry_ms {retry_ms}")]
+    RetryBound {
+        /// The first backoff.
+        retry_ms: u64,
+        /// The bound.
+        retry_ms_max: u64,
+    },
 }

@@ -154,7 +154,6 @@ proptest! {
                         outstanding = Some((token, config));
                     }
                     Output::Verify { token } => verifications.push(token),
-                    Output::TransferLeadership { to } => prop_assert_ne!(to, NodeId(1)),
                     Output::Event(Event::VoterFailed { node }) => {
                         prop_assert!(declared_failed.insert(node), "{} handled twice", node);
                     }

@@ -158,15 +158,6 @@ pub enum Outcome {
     },
     /// The target was already in force.
     Unchanged,
-    /// The next step removes the local leader: leadership went to `to`,
-    /// whose manager must finish the move to `remaining` (the actor resends
-    /// the request there; a gossip leave does it automatically).
-    HandedOver {
-        /// The new leader asked for.
-        to: NodeId,
-        /// The configuration still to reach.
-        remaining: QuorumConfig,
-    },
     /// A step or the verification failed; the steps applied were undone.
     RolledBack {
         /// What failed.
@@ -286,11 +277,6 @@ pub enum Output {
     Verify {
         /// Answer with [`Input::Verified`] or [`Input::Failed`].
         token: Token,
-    },
-    /// Ask Raft to hand leadership to `to` (the local node is leaving).
-    TransferLeadership {
-        /// The new leader.
-        to: NodeId,
     },
     /// The answer to an operator request.
     Reply {

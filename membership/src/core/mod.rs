@@ -30,7 +30,7 @@ pub use io::{Event, Input, OperationId, Outcome, Output, Request, RequestError, 
 
 use crate::health::{ClusterHealth, HealthStatus, Liveness, Observations, Window};
 use crate::recommend::{combine, CombinedRecommendation, Context};
-use automatic::Automatic;
+use automatic::{Attempt, Automatic};
 use concord_transport::NodeId;
 use operation::Operation;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -52,18 +52,20 @@ pub struct QuorumCore {
     /// asked; unanswered past `verify_timeout_ms`, the answer is "did not
     /// commit", so a lost answer cannot fill the bound for good.
     verifications: BTreeMap<Token, (RequestId, u64)>,
-    /// Automatic operations already tried per node, so each is tried once
-    /// until the node is next seen alive. Bounded by the members and the
-    /// nodes observed.
-    attempted: BTreeSet<(NodeId, Automatic)>,
+    /// Automatic operations already tried per node: one refused before
+    /// anything was proposed waits until the node is next seen alive; one
+    /// that failed once proposed is retried after a backoff. Bounded by the
+    /// members and the nodes observed.
+    attempted: BTreeMap<(NodeId, Automatic), Attempt>,
     /// Every node seen in a configuration: automatic joins are for new
     /// nodes only, so a removed node that gossip still reports alive stays
     /// out until an operator adds it. At most `nodes_max`.
     former_members: BTreeSet<NodeId>,
-    /// Leadership asked to move to this node at this time: the core stops
-    /// acting as leader until Raft reports the new leader, or until
-    /// `change_timeout_ms` passes and the transfer is taken as failed.
-    handing_over: Option<(NodeId, u64)>,
+    /// Per member, the highest match index the leader reported for it and
+    /// when it was first reported: a voter whose log still advances is
+    /// alive whatever gossip holds (a stale Dead view can outlive the
+    /// node's return), so it is not replaced. Members only.
+    replicated: BTreeMap<NodeId, (u64, u64)>,
     history: Window<HistoryRecord>,
     outputs: Vec<Output>,
     status: Option<HealthStatus>,
@@ -84,9 +86,9 @@ impl QuorumCore {
             operation: None,
             queue: VecDeque::new(),
             verifications: BTreeMap::new(),
-            attempted: BTreeSet::new(),
+            attempted: BTreeMap::new(),
             former_members: BTreeSet::new(),
-            handing_over: None,
+            replicated: BTreeMap::new(),
             outputs: Vec::new(),
             status: None,
         })
@@ -100,7 +102,7 @@ impl QuorumCore {
             Input::Liveness { node, liveness } => {
                 self.obs.observe_liveness(node, liveness, now);
                 if liveness == Liveness::Alive {
-                    self.attempted.retain(|&(id, _)| id != node);
+                    self.attempted.retain(|&(id, _), _| id != node);
                 }
             }
             Input::Domain { node, domain } => {
@@ -117,9 +119,13 @@ impl QuorumCore {
                         self.former_members.insert(id);
                     }
                 }
-                if progress.leader != Some(self.config.local) {
-                    self.handing_over = None;
+                for (&id, &index) in &progress.match_index {
+                    let advanced = self.replicated.get(&id).is_none_or(|&(known, _)| index > known);
+                    if advanced && voting.contains(id) {
+                        self.replicated.insert(id, (index, now));
+                    }
                 }
+                self.replicated.retain(|&id, _| voting.contains(id));
                 self.obs.observe_progress(progress);
             }
             Input::CommitLatency { latency_ms } => self.obs.observe_commit_latency(latency_ms),
@@ -192,10 +198,19 @@ impl QuorumCore {
         self.now_ms = self.now_ms.max(now_ms);
     }
 
-    /// Whether this core may propose: Raft says the local node leads and
-    /// no leadership transfer is pending.
+    /// Whether this core may propose: Raft says the local node leads, and
+    /// it is still a voter (a leader that removed itself leads only until
+    /// the removal commits).
     fn is_leader(&self) -> bool {
-        self.obs.progress().leader == Some(self.config.local) && self.handing_over.is_none()
+        let progress = self.obs.progress();
+        progress.leader == Some(self.config.local) && progress.config.voting.is_voter(self.config.local)
+    }
+
+    /// Whether the leader saw `id`'s log advance within the failure window.
+    fn replicated_recently(&self, id: NodeId) -> bool {
+        self.replicated
+            .get(&id)
+            .is_some_and(|&(_, at_ms)| self.now_ms.saturating_sub(at_ms) < self.config.failed_window_ms)
     }
 
     /// Whether `id`'s log is within `learner_lag_max` of the commit index.
@@ -260,11 +275,6 @@ impl QuorumCore {
                 self.reply(request, Ok(Outcome::Verified { committed: false }));
             }
         }
-        if let Some((_, since_ms)) = self.handing_over {
-            if self.now_ms.saturating_sub(since_ms) > self.config.change_timeout_ms {
-                self.handing_over = None;
-            }
-        }
         let health = self.obs.health(self.now_ms);
         if self.status != Some(health.status) {
             self.status = Some(health.status);
@@ -274,7 +284,7 @@ impl QuorumCore {
         while self.operation.is_none() {
             let Some((id, request)) = self.queue.pop_front() else { break };
             let started = self.target_of(&request).and_then(|(description, target)| {
-                self.start_operation(Origin::Operator(id), description, target)
+                self.start_operation(Origin::Operator(id), None, description, target)
             });
             if let Err(error) = started {
                 self.reply(id, Err(error));

@@ -1,6 +1,7 @@
 //! One audited operation: validate, plan, apply step by step, verify,
 //! record; roll back when a step or the verification fails.
 
+use super::automatic::Automatic;
 use super::history::{HistoryRecord, Origin};
 use super::io::{Event, OperationId, Outcome, Output, RequestError, Token};
 use super::QuorumCore;
@@ -39,6 +40,9 @@ pub(crate) enum Wait {
 pub(crate) struct Operation {
     pub id: OperationId,
     pub origin: Origin,
+    /// For an automatic operation, the node and kind: a failure schedules
+    /// its retry.
+    pub automatic: Option<(NodeId, Automatic)>,
     pub description: String,
     /// The configuration before the first step: what a rollback restores.
     pub from: QuorumConfig,
@@ -60,6 +64,7 @@ impl QuorumCore {
     pub(crate) fn start_operation(
         &mut self,
         origin: Origin,
+        automatic: Option<(NodeId, Automatic)>,
         description: String,
         target: QuorumConfig,
     ) -> Result<(), RequestError> {
@@ -82,6 +87,7 @@ impl QuorumCore {
         let operation = Operation {
             id,
             origin,
+            automatic,
             description: description.clone(),
             from: current.clone(),
             target,
@@ -104,7 +110,8 @@ impl QuorumCore {
     }
 
     /// Single safe steps from `current` to `target`, the local node's own
-    /// removal last (it needs a leadership hand-over first), each keeping a
+    /// removal last (Raft lets a leader lead until its removal commits and
+    /// then steps it down, so nothing can follow that step), each keeping a
     /// quorum among the voters up now.
     fn plan_steps(
         &self,
@@ -131,6 +138,14 @@ impl QuorumCore {
                     let Some(next) = op.steps.front().cloned() else {
                         match op.rolling_back.clone() {
                             Some(reason) => self.finish(Outcome::RolledBack { reason }),
+                            // The local leader removed itself: Raft counted the
+                            // removal's commit with the new configuration's
+                            // quorum, which is what a verification would show,
+                            // and the node no longer leads to verify anything.
+                            None if !op.applied.voting.is_voter(self.config.local) => {
+                                let steps = op.steps_committed;
+                                self.finish(Outcome::Completed { steps });
+                            }
                             None => {
                                 let token = self.token();
                                 self.set_phase(Phase::Verifying { token, since_ms: now });
@@ -147,11 +162,6 @@ impl QuorumCore {
                             None => "the local node no longer leads".to_string(),
                         };
                         return self.finish(Outcome::Failed { reason });
-                    }
-                    let local = self.config.local;
-                    if op.applied.voting.is_voter(local) && !next.voting.is_voter(local) {
-                        self.hand_over(&next);
-                        return;
                     }
                     if let Some(wait) = self.wait_for(&op.applied, &next) {
                         self.set_phase(Phase::Waiting { wait, since_ms: now });
@@ -220,33 +230,6 @@ impl QuorumCore {
             .copied()
             .find(|&id| !applied.voting.is_voter(id) && !self.caught_up(id))
             .map(Wait::CatchUp)
-    }
-
-    /// The next step removes the local leader: ask Raft to move leadership
-    /// to the caught-up voter of `next` with the longest log, and end here;
-    /// the new leader's manager finishes the move.
-    fn hand_over(&mut self, next: &QuorumConfig) {
-        let progress = self.obs.progress();
-        let successor = next
-            .voting
-            .voters()
-            .keys()
-            .copied()
-            .filter(|&id| id != self.config.local && self.obs.is_up(id))
-            .max_by_key(|id| (progress.match_index.get(id).copied().unwrap_or(0), std::cmp::Reverse(*id)));
-        let remaining = match self.operation.as_ref() {
-            Some(op) if op.rolling_back.is_some() => op.from.clone(),
-            Some(op) => op.target.clone(),
-            None => return,
-        };
-        match successor {
-            Some(to) => {
-                self.handing_over = Some((to, self.now_ms));
-                self.emit(Output::TransferLeadership { to });
-                self.finish(Outcome::HandedOver { to, remaining });
-            }
-            None => self.finish(Outcome::Failed { reason: "no up voter to hand leadership to".to_string() }),
-        }
     }
 
     /// A step committed.
@@ -333,6 +316,11 @@ impl QuorumCore {
         };
         self.history.push(record.clone());
         self.emit(Output::Audit(record));
+        if let (Some((node, kind)), Outcome::Failed { .. } | Outcome::RolledBack { .. }) =
+            (op.automatic, &outcome)
+        {
+            self.automatic_failed(node, kind);
+        }
         if let Origin::Operator(request) = op.origin {
             self.emit(Output::Reply { request, result: Ok(outcome) });
         }

@@ -179,7 +179,8 @@ fn a_rolling_replacement_of_all_five_voters_keeps_every_step_intersecting() {
     let target = cfg(&[6, 7, 8, 9, 10], &[]);
     let mut proposed: Vec<QuorumConfig> = vec![before.clone()];
 
-    // Node 1 leads and does everything but its own removal.
+    // Node 1 leads and does it all, its own removal last: one request, one
+    // answer, whoever leads afterwards.
     let mut core = leader_core(1, &before);
     core.step(0, Input::Request { id: RequestId(1), request: Request::Adjust { target: target.clone() } });
     let mut outputs = core.take_outputs();
@@ -192,31 +193,18 @@ fn a_rolling_replacement_of_all_five_voters_keeps_every_step_intersecting() {
         outputs = core.take_outputs();
         outputs.retain(|o| !matches!(o, Output::Health(_)));
     }
-    let handed_over = Outcome::HandedOver { to: n(6), remaining: target.clone() };
-    assert!(
-        matches!(&outputs[..], [Output::TransferLeadership { to }, Output::Audit(_), Output::Reply { .. }] if *to == n(6)),
-        "{outputs:?}"
-    );
-    assert_eq!(outputs[2], Output::Reply { request: RequestId(1), result: Ok(handed_over) });
-
-    // Node 6 leads now and finishes the move.
-    let last = proposed.last().expect("steps").clone();
-    assert_eq!(last, cfg(&[1, 6, 7, 8, 9, 10], &[]));
-    let mut core = leader_core(6, &last);
-    core.step(0, Input::Request { id: RequestId(2), request: Request::Adjust { target: target.clone() } });
+    // The last step removed node 1 itself: its commit, counted by the new
+    // configuration's quorum, is the verification.
+    assert_eq!(proposed.last(), Some(&target));
+    assert_eq!(proposed[proposed.len() - 2], cfg(&[1, 6, 7, 8, 9, 10], &[]));
+    assert!(matches!(&outputs[..], [Output::Audit(_), Output::Reply { .. }]), "{outputs:?}");
     assert_eq!(
-        core.take_outputs(),
-        vec![started(1, "adjust to a target configuration"), propose(1, target.clone())]
+        outputs[1],
+        Output::Reply { request: RequestId(1), result: Ok(Outcome::Completed { steps: 10 }) }
     );
-    proposed.push(target.clone());
-    core.step(0, Input::Committed(Token(1)));
-    core.step(0, Input::Progress(progress(6, &target)));
-    core.step(0, Input::Verified { token: Token(2), committed: true });
-    let outputs = core.take_outputs();
-    assert_eq!(
-        outputs.last(),
-        Some(&Output::Reply { request: RequestId(2), result: Ok(Outcome::Completed { steps: 1 }) })
-    );
+    // No longer a voter, node 1's core proposes nothing more.
+    core.tick(600_000);
+    assert!(!core.take_outputs().iter().any(|o| matches!(o, Output::Propose { .. } | Output::Verify { .. })));
 
     // Ten single changes, five promotions and five removals, each keeping
     // every old quorum meeting every new one (check_change is exact and
@@ -233,7 +221,7 @@ fn a_rolling_replacement_of_all_five_voters_keeps_every_step_intersecting() {
 }
 
 #[test]
-fn a_member_that_left_is_removed_and_a_leaving_leader_hands_over_first() {
+fn a_member_that_left_is_removed_and_the_leader_removes_itself_in_one_step() {
     let mut core = leader_core(1, &cfg(&[1, 2, 3, 4, 5], &[]));
     core.step(1_000, Input::Liveness { node: n(3), liveness: Liveness::Left });
     let outputs: Vec<Output> =
@@ -242,12 +230,15 @@ fn a_member_that_left_is_removed_and_a_leaving_leader_hands_over_first() {
 
     let mut core = leader_core(1, &cfg(&[1, 2, 3, 4, 5], &[]));
     core.step(1_000, Input::Request { id: RequestId(9), request: Request::RemoveNode { node: n(1) } });
-    let handed_over = Outcome::HandedOver { to: n(2), remaining: cfg(&[2, 3, 4, 5], &[]) };
-    let outputs = core.take_outputs();
-    assert_eq!(outputs[0], started(1, "remove n1"));
-    assert_eq!(outputs[1], Output::TransferLeadership { to: n(2) });
-    assert_eq!(outputs[3], Output::Reply { request: RequestId(9), result: Ok(handed_over) });
-    assert_eq!(outputs.len(), 4);
+    assert_eq!(core.take_outputs(), vec![started(1, "remove n1"), propose(1, cfg(&[2, 3, 4, 5], &[]))]);
+    core.step(1_100, Input::Committed(Token(1)));
+    let outputs: Vec<Output> =
+        core.take_outputs().into_iter().filter(|o| !matches!(o, Output::Health(_))).collect();
+    assert!(matches!(&outputs[..], [Output::Audit(_), Output::Reply { .. }]), "{outputs:?}");
+    assert_eq!(
+        outputs[1],
+        Output::Reply { request: RequestId(9), result: Ok(Outcome::Completed { steps: 1 }) }
+    );
 }
 
 #[test]
@@ -407,6 +398,9 @@ fn settings_that_cannot_work_are_refused() {
     let mut settings = CoreConfig::new(n(1));
     settings.voters_target = 4;
     assert_eq!(QuorumCore::new(settings).err(), Some(CoreConfigError::EvenVotersTarget(4)));
+    let mut settings = CoreConfig::new(n(1));
+    settings.automatic_retry_ms_max = settings.automatic_retry_ms - 1;
+    assert!(matches!(QuorumCore::new(settings).err(), Some(CoreConfigError::RetryBound { .. })));
 }
 
 #[test]
@@ -454,29 +448,64 @@ fn a_flexible_policy_is_reached_in_two_safe_steps_and_an_unsafe_one_refused() {
 }
 
 #[test]
-fn a_failed_replacement_is_not_retried_until_the_voter_returns() {
+fn a_replacement_raft_refused_is_retried_after_a_doubling_backoff() {
     let mut core = leader_core(1, &cfg(&[1, 2, 3, 4, 5], &[6]));
+    let replaced = cfg(&[1, 2, 3, 4, 5, 6], &[]);
     core.step(1_000, Input::Liveness { node: n(5), liveness: Liveness::Dead });
     core.tick(61_000);
-    core.take_outputs();
-    core.step(62_000, Input::Failed { token: Token(1), reason: "leadership lost".to_string() });
+    assert!(core.take_outputs().contains(&propose(1, replaced.clone())));
+    // Raft refuses for a reason that passes (a new leader not yet committed
+    // in its term): tried again after automatic_retry_ms (1 s), then 2 s.
+    let reason = "raft: the leader has not committed an entry of its term yet".to_string();
+    core.step(61_500, Input::Failed { token: Token(1), reason: reason.clone() });
     let outputs = core.take_outputs();
     assert!(
-        matches!(&outputs[..], [Output::Audit(r)] if r.outcome == Outcome::Failed { reason: "leadership lost".to_string() }),
+        matches!(&outputs[..], [Output::Audit(r)] if r.outcome == Outcome::Failed { reason: reason.clone() }),
         "{outputs:?}"
     );
-    core.tick(200_000);
+    core.tick(62_499);
+    assert_eq!(core.take_outputs(), vec![]);
+    core.tick(62_500);
+    let outputs = core.take_outputs();
+    assert!(outputs.contains(&propose(2, replaced.clone())), "{outputs:?}");
+    assert!(!outputs.contains(&Output::Event(Event::VoterFailed { node: n(5) })), "reported once");
+    core.step(62_500, Input::Failed { token: Token(2), reason });
+    core.take_outputs();
+    core.tick(64_499);
+    assert_eq!(core.take_outputs(), vec![]);
+    core.tick(64_500);
+    assert!(core.take_outputs().contains(&propose(3, replaced)));
+}
+
+#[test]
+fn an_automatic_change_the_core_refuses_waits_until_the_node_is_seen_alive() {
+    // Three voters, one dead, no learner: removing it would leave two,
+    // below voters_min; refused, reported once, never proposed.
+    let mut core = leader_core(1, &cfg(&[1, 2, 3], &[]));
+    core.step(1_000, Input::Liveness { node: n(3), liveness: Liveness::Dead });
+    core.tick(61_000);
+    let outputs = core.take_outputs();
+    let refusals =
+        outputs.iter().filter(|o| matches!(o, Output::Event(Event::AutomaticChangeRefused { .. })));
+    assert_eq!(refusals.count(), 1, "{outputs:?}");
+    assert!(!outputs.iter().any(|o| matches!(o, Output::Propose { .. })), "{outputs:?}");
+    core.tick(600_000);
     assert_eq!(core.take_outputs(), vec![]);
     // Back alive, then dead again for a full window: a new attempt.
-    core.step(210_000, Input::Liveness { node: n(5), liveness: Liveness::Alive });
-    core.step(220_000, Input::Liveness { node: n(5), liveness: Liveness::Dead });
+    core.step(610_000, Input::Liveness { node: n(3), liveness: Liveness::Alive });
+    core.step(620_000, Input::Liveness { node: n(3), liveness: Liveness::Dead });
     core.take_outputs();
-    core.tick(279_999);
+    core.tick(679_999);
     assert_eq!(core.take_outputs(), vec![]);
-    core.tick(280_000);
+    core.tick(680_000);
     let outputs = core.take_outputs();
-    assert_eq!(outputs[0], Output::Event(Event::VoterFailed { node: n(5) }));
-    assert_eq!(outputs[2], propose(2, cfg(&[1, 2, 3, 4, 5, 6], &[])));
+    assert_eq!(outputs[0], Output::Event(Event::VoterFailed { node: n(3) }));
+    assert!(
+        outputs
+            .iter()
+            .any(|o| matches!(o, Output::Event(Event::AutomaticChangeRefused { node, .. }) if *node == n(3))),
+        "{outputs:?}"
+    );
 }
 
 #[test]
@@ -491,4 +520,34 @@ fn a_failed_voter_is_replaced_by_a_learner_that_keeps_zones_balanced() {
     let outputs = core.take_outputs();
     assert_eq!(outputs[2], started(1, "replace n5, dead for 60000 ms, by caught-up learner n7"));
     assert_eq!(outputs[3], propose(1, cfg(&[1, 2, 3, 4, 5, 7], &[6])));
+}
+
+#[test]
+fn a_voter_gossip_holds_dead_but_whose_log_advances_is_not_replaced() {
+    let config = cfg(&[1, 2, 3, 4, 5], &[6]);
+    let mut core = leader_core(1, &config);
+    core.step(1_000, Input::Liveness { node: n(5), liveness: Liveness::Dead });
+    // Raft keeps reporting n5's log advancing: gossip's verdict is stale.
+    let mut report = progress(1, &config);
+    for second in 2..=120u64 {
+        report.commit_index = 100 + second;
+        report.match_index.values_mut().for_each(|m| *m = 100 + second);
+        core.step(second * 1_000, Input::Progress(report.clone()));
+    }
+    let outputs = core.take_outputs();
+    assert!(!outputs.iter().any(|o| matches!(o, Output::Propose { .. })), "{outputs:#?}");
+    // Its log stops at 120 s: replaced one window later, not before.
+    report.match_index.insert(n(5), 220);
+    for second in 121..180u64 {
+        report.commit_index = 100 + second;
+        for id in [1, 2, 3, 4, 6] {
+            report.match_index.insert(n(id), 100 + second);
+        }
+        core.step(second * 1_000, Input::Progress(report.clone()));
+    }
+    assert!(!core.take_outputs().iter().any(|o| matches!(o, Output::Propose { .. })));
+    core.tick(180_000);
+    let outputs = core.take_outputs();
+    assert_eq!(outputs[0], Output::Event(Event::VoterFailed { node: n(5) }));
+    assert!(outputs.contains(&propose(1, cfg(&[1, 2, 3, 4, 5, 6], &[]))), "{outputs:?}");
 }

@@ -12,10 +12,13 @@ pub type Weight = u32;
 /// The weight of a voter added without one.
 pub const WEIGHT_DEFAULT: Weight = 1;
 
-/// Most voters one configuration may hold: the exact intersection checks track
-/// voters in a 64-bit mask, and a Raft group with more voters than this is
-/// far past the point where more voters help.
-pub const VOTERS_MAX: usize = 64;
+/// Most voters one configuration may hold: Raft's own bound
+/// ([`concord_raft::core::quorum::VOTERS_MAX`]), the source of truth, since
+/// a configuration the manager accepted but Raft refused could never be
+/// applied. The exact intersection checks track voters in a 64-bit mask.
+pub const VOTERS_MAX: usize = concord_raft::core::quorum::VOTERS_MAX;
+
+const _: () = assert!(VOTERS_MAX <= 64, "the intersection checks track voters in a 64-bit mask");
 
 /// Largest weight one voter may carry; keeps the pseudo-polynomial
 /// intersection checks (linear in total weight) small.

@@ -20,6 +20,12 @@ enum Edit {
     /// thresholds: shrinking a quorum in one step lets an old quorum miss a
     /// new one, but raising first and lowering second keeps them meeting.
     StagePolicy,
+    /// Promote at weight 1, to be raised step by step: a heavy voter added
+    /// at once can complete a quorum that misses an old one.
+    PromoteLight(NodeId),
+    /// One unit of weight toward the target (toward 1 for a voter that
+    /// leaves), when the whole change at once is unsafe.
+    WeightStep(NodeId),
 }
 
 /// The configurations to pass through from `from` to `to`, one Raft
@@ -41,8 +47,8 @@ pub fn plan(
 }
 
 /// [`plan()`], with `last`'s own removal or demotion tried after every other
-/// edit: a leader removing itself must hand leadership over first, so its
-/// manager does all the rest before that.
+/// edit: a leader that removes itself leads only until that removal
+/// commits, so its manager does all the rest before.
 pub fn plan_leaving_last(
     from: &QuorumConfig,
     to: &QuorumConfig,
@@ -120,6 +126,23 @@ fn candidate_edits(current: &QuorumConfig, to: &QuorumConfig) -> Vec<Edit> {
         }
     }
     edits.extend(learner_leaves.map(|&id| Edit::Remove(id)));
+    // Fallbacks, tried only when every edit above is unsafe: weight moved
+    // one unit at a time (a heavy voter's seat passes to a learner this way).
+    let heavy = |id: NodeId| to.voting.weight(id).is_some_and(|w| w > 1);
+    edits.extend(
+        target
+            .voters()
+            .keys()
+            .filter(|&&id| cur.is_learner(id) && heavy(id))
+            .map(|&id| Edit::PromoteLight(id)),
+    );
+    // A staying voter one unit off is what `SetWeight` tried already.
+    let steppable = |id: NodeId| match (cur.weight(id), target.weight(id)) {
+        (Some(now), Some(goal)) => now.abs_diff(goal) > 1,
+        (Some(now), None) => now > 1,
+        (None, _) => false,
+    };
+    edits.extend(cur.voters().keys().filter(|&&id| steppable(id)).map(|&id| Edit::WeightStep(id)));
     edits
 }
 
@@ -140,6 +163,12 @@ fn apply(current: &QuorumConfig, to: &QuorumConfig, edit: Edit) -> QuorumConfig 
         Edit::StagePolicy => {
             next.policy = staged_policy(current, to);
             Ok(())
+        }
+        Edit::PromoteLight(id) => next.voting.promote(id, 1),
+        Edit::WeightStep(id) => {
+            let now = current.voting.weight(id).expect("weight steps are for voters");
+            let goal = to.voting.weight(id).unwrap_or(1);
+            next.voting.set_weight(id, if goal > now { now + 1 } else { now - 1 })
         }
     };
     result.expect("candidate edits are computed from `current`, so they apply");

@@ -299,3 +299,41 @@ fn a_commit_quorum_shrinks_only_after_the_election_quorum_grows() {
     let steps = plan(&majority, &flexible(4, 2), PLAN_STEPS_MAX_DEFAULT).expect("a plan");
     assert_eq!(steps, vec![flexible(4, 3), flexible(4, 2)]);
 }
+
+#[test]
+fn the_voter_bound_is_rafts_so_every_valid_configuration_is_one_raft_accepts() {
+    assert_eq!(VOTERS_MAX, concord_raft::core::quorum::VOTERS_MAX);
+    let largest = QuorumConfig::majority(ids(1..=VOTERS_MAX as u64));
+    assert_eq!(largest.validate(), Ok(()));
+    assert_eq!(crate::actor::raft::to_membership(&largest).validate(), Ok(()));
+    let one_more = QuorumConfig::majority(ids(1..=VOTERS_MAX as u64 + 1));
+    assert_eq!(
+        one_more.validate(),
+        Err(UnsafeConfig::TooManyVoters { count: VOTERS_MAX + 1, max: VOTERS_MAX })
+    );
+}
+
+#[test]
+fn a_heavy_voters_seat_passes_to_a_learner_by_weight_steps() {
+    let weighted = |voters: &[(u64, Weight)], learners: &[u64]| {
+        let voting = VotingConfig::with_weighted_voters(voters.iter().map(|&(id, w)| (NodeId(id), w)))
+            .and_learners(learners.iter().map(|&id| NodeId(id)));
+        QuorumConfig::new(voting, QuorumPolicy::Weighted)
+    };
+    let from = weighted(&[(1, 1), (2, 1), (3, 3), (4, 2), (5, 3)], &[6]);
+    let to = weighted(&[(1, 1), (2, 1), (3, 3), (4, 2), (6, 3)], &[]);
+    // Neither promoting n6 at weight 3 nor removing n5 first is safe alone.
+    let mut promoted = from.clone();
+    promoted.voting.promote(NodeId(6), 3).expect("a learner");
+    assert!(from.check_change(&promoted).is_err());
+    let mut removed = from.clone();
+    removed.voting.remove(NodeId(5)).expect("a voter");
+    assert!(from.check_change(&removed).is_err());
+    let steps = plan(&from, &to, PLAN_STEPS_MAX_DEFAULT).expect("a plan by weight steps");
+    assert_eq!(steps.last(), Some(&to));
+    let mut current = from;
+    for step in steps {
+        assert_eq!(current.check_change(&step), Ok(()), "{current:?} -> {step:?}");
+        current = step;
+    }
+}
