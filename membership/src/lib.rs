@@ -43,8 +43,8 @@
 //!   [`QuorumConfig`](quorum::QuorumConfig) (voters with weights, learners,
 //!   policy); its end → [`Input::Committed`] or [`Input::Failed`], always
 //!   exactly one;
-//! - [`Output::Verify`] → a no-op committed through Raft (see
-//!   [`actor::ManagerConfig::verify_command`]) →
+//! - [`Output::Verify`] → an empty entry committed through Raft
+//!   (`ProposeEmpty`: the state machine never sees it) →
 //!   [`Input::Verified`] (a change that removes the local leader is its
 //!   own verification: Raft commits it with the new configuration's quorum,
 //!   then steps the leader down);

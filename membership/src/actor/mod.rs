@@ -15,7 +15,7 @@
 //! - `Propose` → `ChangeMembership` → [`Input::Committed`] or
 //!   [`Input::Failed`], exactly once (a Raft actor that is gone counts as
 //!   failed).
-//! - `Verify` → `Propose` of [`ManagerConfig::verify_command`] →
+//! - `Verify` → `ProposeEmpty` (an entry the state machine never sees) →
 //!   [`Input::Verified`] (plus its latency as [`Input::CommitLatency`]) or
 //!   [`Input::Failed`].
 //! - `Reply` → the waiting requester. A request that removes the local
@@ -36,8 +36,9 @@ use crate::messages::{
     VerifyQuorum,
 };
 use actix::prelude::*;
-use bytes::Bytes;
-use concord_raft::actor::{ChangeMembership, ElectionEvent, LogStatus, LogStatusReport, Propose, Status};
+use concord_raft::actor::{
+    ChangeMembership, ElectionEvent, LogStatus, LogStatusReport, ProposeEmpty, Status,
+};
 use concord_raft::actor::{ElectionHistory, GetStatus};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -60,13 +61,6 @@ pub struct ManagerConfig {
     pub core: CoreConfig,
     /// The timer period: each tick polls Raft and ticks the core.
     pub tick: Duration,
-    /// The command committed to verify a quorum. Raft hands it to the host
-    /// state machine like any command, so it must be one the machine treats
-    /// as a no-op; the default, an empty command, suits machines that ignore
-    /// empty input. (Raft's own empty entries cannot be proposed from
-    /// outside, and a linearizable read confirms the quorum without
-    /// committing anything under it.)
-    pub verify_command: Bytes,
     /// Bound on the actor's mailbox.
     pub mailbox_capacity: usize,
     /// Bound on [`Subscribe`]d recipients.
@@ -79,7 +73,6 @@ impl ManagerConfig {
         ManagerConfig {
             core: CoreConfig::new(local),
             tick: TICK_DEFAULT,
-            verify_command: Bytes::new(),
             mailbox_capacity: MAILBOX_CAPACITY_DEFAULT,
             subscribers_max: SUBSCRIBERS_MAX_DEFAULT,
         }
@@ -226,13 +219,12 @@ impl QuorumManager {
                 }
                 Output::Verify { token } => {
                     let asked = Instant::now();
-                    let noop = Propose { data: self.config.verify_command.clone(), client: None };
-                    let propose = self.raft.propose.clone();
+                    let propose = self.raft.propose_empty.clone();
                     // `Propose` answers once the entry is in the leader's log,
                     // which a minority leader still manages: only the applied
                     // entry shows that a quorum commits.
                     let applied = async move {
-                        match propose.send(noop).await {
+                        match propose.send(ProposeEmpty).await {
                             Ok(Ok(pending)) => pending.await.map(|_| ()).map_err(|e| e.to_string()),
                             Ok(Err(error)) => Err(error.to_string()),
                             Err(error) => Err(error.to_string()),

@@ -7,7 +7,7 @@ use crate::health::RaftProgress;
 use crate::quorum::{QuorumConfig, QuorumPolicy, VotingConfig, Weight};
 use actix::{Addr, Recipient};
 use concord_raft::actor::{
-    ChangeMembership, ElectionHistory, GetStatus, LogStatus, LogStatusReport, Propose, RaftActor, Status,
+    ChangeMembership, ElectionHistory, GetStatus, LogStatus, LogStatusReport, ProposeEmpty, RaftActor, Status,
 };
 use concord_raft::core::Membership;
 use concord_raft::machine::StateMachine;
@@ -25,8 +25,9 @@ pub struct RaftHandle {
     pub elections: Recipient<ElectionHistory>,
     /// Carries out [`crate::Output::Propose`].
     pub change_membership: Recipient<ChangeMembership>,
-    /// Carries out [`crate::Output::Verify`] with a no-op command.
-    pub propose: Recipient<Propose>,
+    /// Carries out [`crate::Output::Verify`]: an empty entry, which the
+    /// state machine never sees, committed in the leader's term.
+    pub propose_empty: Recipient<ProposeEmpty>,
 }
 
 impl<S: Storage, M: StateMachine> From<Addr<RaftActor<S, M>>> for RaftHandle {
@@ -36,7 +37,7 @@ impl<S: Storage, M: StateMachine> From<Addr<RaftActor<S, M>>> for RaftHandle {
             log_status: raft.clone().recipient(),
             elections: raft.clone().recipient(),
             change_membership: raft.clone().recipient(),
-            propose: raft.recipient(),
+            propose_empty: raft.recipient(),
         }
     }
 }
