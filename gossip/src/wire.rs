@@ -160,6 +160,19 @@ pub struct MemberUpdate {
     pub meta: MemberMeta,
 }
 
+/// One member's independent accusation of another (Lifeguard): `accuser`
+/// probed `node` at `incarnation` and got no ack, directly or indirectly.
+/// Distinct accusers shorten the suspicion timeout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Suspicion {
+    /// The suspected member.
+    pub node: NodeId,
+    /// Its incarnation when accused.
+    pub incarnation: u64,
+    /// Who accuses it.
+    pub accuser: NodeId,
+}
+
 /// A gossip exchange's content. Fields are filled in order of urgency when a
 /// message is cut to `message_size_max`: membership, then state rumors (the
 /// least transmitted first), then the digest.
@@ -169,6 +182,8 @@ pub struct Exchange {
     pub wants_reply: bool,
     /// Membership rumors.
     pub members: Vec<MemberUpdate>,
+    /// Accusations of suspects (confirmations of a suspicion).
+    pub suspicions: Vec<Suspicion>,
     /// State rumors: keys' current versions.
     pub entries: Vec<WireEntry>,
     /// Ids of the rumors the sender holds (a summary of recent updates, bounded
@@ -226,6 +241,13 @@ pub enum Message {
         sequence: u64,
         /// The original prober, for an indirect probe.
         on_behalf_of: Option<NodeId>,
+    },
+    /// Sent by a member probing for another when the target did not answer
+    /// within its probe timeout: the prober learns that its helper is
+    /// reachable, so the missing ack is not its own slowness (Lifeguard).
+    Nack {
+        /// The original prober's sequence number.
+        sequence: u64,
     },
     /// Asks the receiver to probe `target` for the sender.
     PingRequest {

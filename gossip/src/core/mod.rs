@@ -19,7 +19,7 @@ use crate::error::GossipError;
 use crate::state::{Conflict, MergeOutcome, Operation, ReadValue, Store};
 use crate::wire::{
     encoded_len, AntiEntropy, Exchange, GossipWire, MemberMeta, MemberStatus, MemberUpdate, Message,
-    WireEntry, MESSAGE_OVERHEAD_BYTES,
+    Suspicion, WireEntry, MESSAGE_OVERHEAD_BYTES,
 };
 use concord_transport::NodeId;
 use convergence::{ConvergenceReport, Tracked};
@@ -105,10 +105,23 @@ pub struct GossipCore {
     partition_suspected: bool,
     degraded: bool,
     seeds: Vec<NodeId>,
+    urgent_pending: bool,
+}
+
+/// Which rumors an exchange carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Rumors {
+    None,
+    Membership,
+    All,
 }
 
 fn member_rumor_id(update: &MemberUpdate) -> u64 {
     mix(mix(update.node.0 ^ 0x6d65_6d62) ^ mix(update.incarnation) ^ update.status as u64)
+}
+
+fn suspicion_rumor_id(suspicion: &Suspicion) -> u64 {
+    mix(mix(suspicion.node.0 ^ 0x7375_7370) ^ mix(suspicion.incarnation) ^ mix(suspicion.accuser.0 ^ 0x61))
 }
 
 impl GossipCore {
@@ -129,6 +142,7 @@ impl GossipCore {
             partition_suspected: false,
             degraded: false,
             seeds: Vec::new(),
+            urgent_pending: false,
             tick: 0,
             rng,
             config,
@@ -177,7 +191,7 @@ impl GossipCore {
         self.seeds = seeds.iter().copied().filter(|s| *s != self.id).collect();
         let me = self.membership.me().clone();
         // We spread our own arrival too, in case the seed's rumor misses someone.
-        self.member_rumors.push(RumorItem::Member(self.id), member_rumor_id(&me));
+        self.member_rumors.push(RumorItem::Member(self.id), member_rumor_id(&me), false);
         let own = self.id;
         for seed in seeds.iter().filter(|s| **s != own) {
             self.send(*seed, Message::Join { member: me.clone() });
@@ -195,13 +209,13 @@ impl GossipCore {
     /// Leaves the cluster: the leave is spread as a rumor; writes are then refused.
     pub fn leave(&mut self) {
         let me = self.membership.leave();
-        self.member_rumors.push(RumorItem::Member(self.id), member_rumor_id(&me));
+        self.member_rumors.push(RumorItem::Member(self.id), member_rumor_id(&me), true);
         // A leave is spread eagerly to more peers than one round's fanout.
         let peers: Vec<NodeId> = self.membership.live().collect();
         let chosen: Vec<NodeId> =
             peers.choose_multiple(&mut self.rng, self.config.fanout * 3).copied().collect();
         for peer in chosen {
-            let exchange = self.build_exchange(false, true, None, false);
+            let exchange = self.build_exchange(false, Rumors::Membership, None, false);
             self.send(peer, Message::Gossip(exchange));
         }
     }
@@ -238,7 +252,7 @@ impl GossipCore {
 
     fn key_changed(&mut self, key: &str) {
         if let Some(entry) = self.store.get(key) {
-            self.key_rumors.push(RumorItem::Key(key.to_string()), version_hash(key, &entry.clock));
+            self.key_rumors.push(RumorItem::Key(key.to_string()), version_hash(key, &entry.clock), false);
         }
         self.output.events.push(Event::KeyChanged(key.to_string()));
     }
@@ -327,6 +341,8 @@ impl GossipCore {
         for change in changes {
             self.spread_change(change, None);
         }
+        // This tick's gossip round carries the urgent rumors.
+        self.urgent_pending = false;
         self.check_partition();
         let alone = self.membership.cluster_size() == 1;
         if alone && !self.seeds.is_empty() && self.tick % self.config.join_retry_interval_ticks.max(1) == 0 {
@@ -370,8 +386,9 @@ impl GossipCore {
             Mode::Pull => (false, true),
             Mode::PushPull => (true, true),
         };
+        let rumors = if push { Rumors::All } else { Rumors::None };
         for target in targets {
-            let exchange = self.build_exchange(pull, push, None, pull);
+            let exchange = self.build_exchange(pull, rumors, None, pull);
             if !pull && exchange.members.is_empty() && exchange.entries.is_empty() {
                 continue;
             }
@@ -379,22 +396,55 @@ impl GossipCore {
         }
     }
 
-    /// Builds one exchange, most urgent first: membership rumors, state
-    /// rumors (least transmitted first), then the digest. Rumors whose ids
-    /// are in `known` are left out.
+    /// Sends the urgent membership rumors at once to `fanout` live peers,
+    /// instead of waiting for the next round: liveness news (a suspicion,
+    /// an accusation, a death, a refutation) then spreads at network speed,
+    /// each node forwarding it once when it first learns it.
+    fn push_urgent(&mut self) {
+        if !self.urgent_pending {
+            return;
+        }
+        self.urgent_pending = false;
+        let live: Vec<NodeId> = self.membership.live().collect();
+        let targets: Vec<NodeId> = live.choose_multiple(&mut self.rng, self.config.fanout).copied().collect();
+        for target in targets {
+            let exchange = self.build_exchange(false, Rumors::Membership, None, false);
+            if exchange.members.is_empty() && exchange.suspicions.is_empty() {
+                break;
+            }
+            self.send(target, Message::Gossip(exchange));
+        }
+    }
+
+    /// Builds one exchange, most urgent first: membership rumors (liveness
+    /// news first), state rumors (least transmitted first), then the digest.
+    /// Rumors whose ids are in `known` are left out.
     fn build_exchange(
         &mut self,
         wants_reply: bool,
-        rumors: bool,
+        rumors: Rumors,
         known: Option<&HashSet<u64>>,
         digest: bool,
     ) -> Exchange {
         let mut exchange = Exchange { wants_reply, root: self.store.tree().root(), ..Exchange::default() };
         let mut budget = self.config.message_size_max.saturating_sub(MESSAGE_OVERHEAD_BYTES);
         let transmissions_max = self.config.transmissions_max(self.membership.cluster_size());
-        if rumors {
+        if rumors != Rumors::None {
             for item in self.member_rumors.by_urgency(known) {
-                let RumorItem::Member(node) = &item else { continue };
+                let node = match &item {
+                    RumorItem::Member(node) => node,
+                    RumorItem::Suspicion(suspicion) => {
+                        let size = encoded_len(suspicion);
+                        if size > budget {
+                            break;
+                        }
+                        budget -= size;
+                        exchange.suspicions.push(*suspicion);
+                        self.member_rumors.sent(&item, transmissions_max);
+                        continue;
+                    }
+                    RumorItem::Key(_) => continue,
+                };
                 let update = if *node == self.id {
                     self.membership.me().clone()
                 } else {
@@ -411,6 +461,8 @@ impl GossipCore {
                 exchange.members.push(update);
                 self.member_rumors.sent(&item, transmissions_max);
             }
+        }
+        if rumors == Rumors::All {
             for item in self.key_rumors.by_urgency(known) {
                 let RumorItem::Key(key) = &item else { continue };
                 let Some(entry) = self.store.get(key) else { continue };
@@ -454,7 +506,7 @@ impl GossipCore {
                 let known: HashSet<u64> = exchange.digest.iter().copied().collect();
                 self.absorb(from, exchange);
                 if reply {
-                    let answer = self.build_exchange(false, true, Some(&known), true);
+                    let answer = self.build_exchange(false, Rumors::All, Some(&known), true);
                     self.send(from, Message::GossipReply(answer));
                 }
             }
@@ -463,10 +515,13 @@ impl GossipCore {
                 self.send(from, Message::Ack { sequence, on_behalf_of })
             }
             Message::Ack { sequence, on_behalf_of: Some(requester) } => {
+                self.membership.relay_answered(requester, sequence);
                 self.send(requester, Message::Ack { sequence, on_behalf_of: None })
             }
             Message::Ack { sequence, on_behalf_of: None } => self.membership.acked(sequence),
+            Message::Nack { sequence } => self.membership.nacked(sequence),
             Message::PingRequest { sequence, target } => {
+                self.membership.relay(from, sequence, self.tick, &self.config);
                 self.send(target, Message::Ping { sequence, on_behalf_of: Some(from) })
             }
             Message::Join { member } => {
@@ -489,6 +544,7 @@ impl GossipCore {
             }
             Message::AntiEntropy(step) => self.anti_entropy(from, step),
         }
+        self.push_urgent();
     }
 
     /// Tells a member we hold dead that we do, and how we are: if it is in
@@ -514,6 +570,13 @@ impl GossipCore {
         }
         for update in exchange.members {
             self.apply_member(update, true);
+        }
+        for suspicion in exchange.suspicions {
+            let previous = self.membership.members().get(&suspicion.node).map(|m| m.state.status);
+            let changes = self.membership.accuse(suspicion, self.tick, &self.config);
+            for change in changes {
+                self.spread_change(change, previous);
+            }
         }
         for wire in &exchange.entries {
             self.merge_entry(wire);
@@ -566,25 +629,34 @@ impl GossipCore {
 
     fn apply_member(&mut self, update: MemberUpdate, spread: bool) {
         let previous = self.membership.members().get(&update.node).map(|m| m.state.status);
-        match self.membership.apply(update, self.tick) {
+        match self.membership.apply(update, self.tick, &self.config) {
             Some(change) if spread => self.spread_change(change, previous),
             Some(Change::Member(update)) => self.output.events.push(Event::Member(update)),
-            Some(Change::Refuted(_)) | None => {}
+            Some(Change::Refuted(_) | Change::Accused(_)) | None => {}
         }
     }
 
     fn spread_change(&mut self, change: Change, previous: Option<MemberStatus>) {
+        let urgent = change.is_urgent(previous);
+        self.urgent_pending |= urgent;
         match change {
             Change::Member(update) => {
                 let revived = previous == Some(MemberStatus::Dead) && update.status == MemberStatus::Alive;
                 if revived && self.anti_entropy_with.is_none() {
                     self.anti_entropy_with = Some(update.node);
                 }
-                self.member_rumors.push(RumorItem::Member(update.node), member_rumor_id(&update));
+                self.member_rumors.push(RumorItem::Member(update.node), member_rumor_id(&update), urgent);
                 self.output.events.push(Event::Member(update));
             }
             Change::Refuted(me) => {
-                self.member_rumors.push(RumorItem::Member(me.node), member_rumor_id(&me));
+                self.member_rumors.push(RumorItem::Member(me.node), member_rumor_id(&me), urgent);
+            }
+            Change::Accused(suspicion) => {
+                self.member_rumors.push(
+                    RumorItem::Suspicion(suspicion),
+                    suspicion_rumor_id(&suspicion),
+                    urgent,
+                );
             }
         }
     }
