@@ -277,3 +277,37 @@ fn a_join_whose_seed_does_not_answer_is_sent_again() {
         assert_eq!(joins(&core.take_output().messages), 0, "joined: no more retries");
     }
 }
+
+#[test]
+fn a_stale_accusation_is_answered_with_the_newer_state_so_a_missed_refutation_is_repaired() {
+    let mut core = core(GossipConfig::default(), 5);
+    let refuted = concord_gossip::MemberUpdate { incarnation: 1, ..alive(NodeId(2)) };
+    core.receive(
+        NodeId(3),
+        Message::Gossip(Exchange { members: vec![refuted.clone()], ..Exchange::default() }),
+    );
+    core.take_output();
+    let stale_dead = concord_gossip::MemberUpdate { status: MemberStatus::Dead, ..alive(NodeId(2)) };
+    let stale_me = concord_gossip::MemberUpdate { status: MemberStatus::Suspect, ..alive(NodeId(1)) };
+    // We refute the accusation of ourselves first (incarnation 1)...
+    core.receive(
+        NodeId(4),
+        Message::Gossip(Exchange { members: vec![stale_me.clone()], ..Exchange::default() }),
+    );
+    core.take_output();
+    // ...then a late node repeats both old accusations.
+    core.receive(
+        NodeId(5),
+        Message::Gossip(Exchange { members: vec![stale_dead, stale_me], ..Exchange::default() }),
+    );
+    let output = core.take_output();
+    let answers = gossip(&output.messages);
+    let to_sender: Vec<&Exchange> =
+        answers.iter().filter(|(to, _)| *to == NodeId(5)).map(|(_, e)| *e).collect();
+    let Some(answer) = to_sender.first() else { panic!("no answer to the stale sender: {output:?}") };
+    assert_eq!(
+        answer.members,
+        vec![refuted, concord_gossip::MemberUpdate { incarnation: 1, ..alive(NodeId(1)) }]
+    );
+    assert!(core.members().all(|m| m.state.status == MemberStatus::Alive), "the stale rumor changed nothing");
+}

@@ -108,6 +108,9 @@ pub struct GossipCore {
     urgent_pending: bool,
 }
 
+/// Bound on member states sent back to correct one stale message.
+pub const CORRECTIONS_LEN_MAX: usize = 16;
+
 /// Which rumors an exchange carries.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Rumors {
@@ -568,6 +571,12 @@ impl GossipCore {
         if sender_dead && !exchange.members.iter().any(|m| m.node == from) {
             self.tell_dead(from);
         }
+        let corrections = self.corrections(&exchange);
+        if !corrections.is_empty() {
+            let members = corrections.into_iter().take(CORRECTIONS_LEN_MAX).collect();
+            let exchange = Exchange { members, root: self.store.tree().root(), ..Exchange::default() };
+            self.send(from, Message::Gossip(exchange));
+        }
         for update in exchange.members {
             self.apply_member(update, true);
         }
@@ -582,6 +591,38 @@ impl GossipCore {
             self.merge_entry(wire);
         }
         self.sample_convergence(&exchange.entries, &exchange.digest, exchange.root);
+    }
+
+    /// Newer states of members that `exchange` calls suspect, dead or gone
+    /// at an older incarnation (ourselves included): the sender missed a
+    /// refutation, and the rumor of it may have stopped spreading, so we
+    /// answer it directly. It does not loop: the answer supersedes what the
+    /// sender holds.
+    fn corrections(&self, exchange: &Exchange) -> Vec<MemberUpdate> {
+        let newer = |node: NodeId, incarnation: u64| -> Option<MemberUpdate> {
+            let current = if node == self.id {
+                self.membership.me()
+            } else {
+                &self.membership.members().get(&node)?.state
+            };
+            (current.status == MemberStatus::Alive && current.incarnation > incarnation)
+                .then(|| current.clone())
+        };
+        let mut out: Vec<MemberUpdate> = Vec::new();
+        let accused = exchange
+            .members
+            .iter()
+            .filter(|m| m.status != MemberStatus::Alive)
+            .map(|m| (m.node, m.incarnation))
+            .chain(exchange.suspicions.iter().map(|s| (s.node, s.incarnation)));
+        for (node, incarnation) in accused {
+            if let Some(update) = newer(node, incarnation) {
+                if !out.iter().any(|m| m.node == update.node) {
+                    out.push(update);
+                }
+            }
+        }
+        out
     }
 
     fn sample_convergence(&mut self, entries: &[WireEntry], digest: &[u64], root: u64) {
