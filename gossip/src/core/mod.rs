@@ -30,6 +30,7 @@ use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::Rng;
 use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
 use swim::{Change, Member, Membership};
 
 /// Something the host may want to know about.
@@ -106,6 +107,7 @@ pub struct GossipCore {
     degraded: bool,
     seeds: Vec<NodeId>,
     urgent_pending: bool,
+    shared_peers: Option<Arc<[NodeId]>>,
 }
 
 /// Bound on member states sent back to correct one stale message.
@@ -146,9 +148,51 @@ impl GossipCore {
             degraded: false,
             seeds: Vec::new(),
             urgent_pending: false,
+            shared_peers: None,
             tick: 0,
             rng,
             config,
+        }
+    }
+
+    /// A node of a dissemination-only cluster: its peers are the shared,
+    /// preloaded `peers` (every node of the cluster, ourselves included,
+    /// held once for all nodes), its member list stays empty and the
+    /// failure detector idle. For simulations of very large clusters, where
+    /// a member list per node would take memory quadratic in the cluster
+    /// size; rumors, pulls and anti-entropy behave as in a full node.
+    pub fn with_shared_peers(
+        id: NodeId,
+        meta: MemberMeta,
+        config: GossipConfig,
+        rng: StdRng,
+        peers: Arc<[NodeId]>,
+    ) -> GossipCore {
+        let mut core = GossipCore::new(id, meta, config, rng);
+        core.shared_peers = Some(peers);
+        core
+    }
+
+    /// Cluster size as seen here (ourselves included).
+    pub fn cluster_size(&self) -> usize {
+        match &self.shared_peers {
+            Some(peers) => peers.len().max(1),
+            None => self.membership.cluster_size(),
+        }
+    }
+
+    /// Up to `count` distinct live peers, chosen at random.
+    fn random_peers(&mut self, count: usize) -> Vec<NodeId> {
+        match &self.shared_peers {
+            Some(peers) => {
+                let own = self.id;
+                let picked = peers.choose_multiple(&mut self.rng, count + 1);
+                picked.copied().filter(|p| *p != own).take(count).collect()
+            }
+            None => {
+                let live: Vec<NodeId> = self.membership.live().collect();
+                live.choose_multiple(&mut self.rng, count).copied().collect()
+            }
         }
     }
 
@@ -214,9 +258,7 @@ impl GossipCore {
         let me = self.membership.leave();
         self.member_rumors.push(RumorItem::Member(self.id), member_rumor_id(&me), true);
         // A leave is spread eagerly to more peers than one round's fanout.
-        let peers: Vec<NodeId> = self.membership.live().collect();
-        let chosen: Vec<NodeId> =
-            peers.choose_multiple(&mut self.rng, self.config.fanout * 3).copied().collect();
+        let chosen = self.random_peers(self.config.fanout * 3);
         for peer in chosen {
             let exchange = self.build_exchange(false, Rumors::Membership, None, false);
             self.send(peer, Message::Gossip(exchange));
@@ -320,7 +362,7 @@ impl GossipCore {
 
     /// The convergence estimate of one of our updates, if still tracked.
     pub fn convergence(&self, key: &str, dot: &Dot<NodeId>) -> Option<ConvergenceReport> {
-        let size = self.membership.cluster_size();
+        let size = self.cluster_size();
         self.tracked
             .iter()
             .find(|t| t.key == key && &t.dot == dot)
@@ -329,7 +371,7 @@ impl GossipCore {
 
     /// Convergence estimates of every tracked update, oldest first.
     pub fn convergence_all(&self) -> Vec<ConvergenceReport> {
-        let size = self.membership.cluster_size();
+        let size = self.cluster_size();
         self.tracked.iter().map(|t| t.report(size, self.config.tick_ms)).collect()
     }
 
@@ -347,7 +389,7 @@ impl GossipCore {
         // This tick's gossip round carries the urgent rumors.
         self.urgent_pending = false;
         self.check_partition();
-        let alone = self.membership.cluster_size() == 1;
+        let alone = self.cluster_size() == 1;
         if alone && !self.seeds.is_empty() && self.tick % self.config.join_retry_interval_ticks.max(1) == 0 {
             // No seed answered yet (lost message, seed not up): ask again.
             let seeds = self.seeds.clone();
@@ -361,8 +403,7 @@ impl GossipCore {
             Some(peer) => Some(peer),
             None if self.tick >= self.next_anti_entropy_tick => {
                 self.next_anti_entropy_tick = self.tick + self.config.anti_entropy_interval_ticks.max(1);
-                let live: Vec<NodeId> = self.membership.live().collect();
-                live.choose(&mut self.rng).copied()
+                self.random_peers(1).first().copied()
             }
             None => None,
         };
@@ -374,8 +415,7 @@ impl GossipCore {
     }
 
     fn gossip_round(&mut self) {
-        let live: Vec<NodeId> = self.membership.live().collect();
-        let targets: Vec<NodeId> = live.choose_multiple(&mut self.rng, self.config.fanout).copied().collect();
+        let targets = self.random_peers(self.config.fanout);
         if self.config.dead_gossip_interval_ticks > 0
             && self.tick % self.config.dead_gossip_interval_ticks == 0
         {
@@ -408,8 +448,7 @@ impl GossipCore {
             return;
         }
         self.urgent_pending = false;
-        let live: Vec<NodeId> = self.membership.live().collect();
-        let targets: Vec<NodeId> = live.choose_multiple(&mut self.rng, self.config.fanout).copied().collect();
+        let targets = self.random_peers(self.config.fanout);
         for target in targets {
             let exchange = self.build_exchange(false, Rumors::Membership, None, false);
             if exchange.members.is_empty() && exchange.suspicions.is_empty() {
@@ -431,7 +470,7 @@ impl GossipCore {
     ) -> Exchange {
         let mut exchange = Exchange { wants_reply, root: self.store.tree().root(), ..Exchange::default() };
         let mut budget = self.config.message_size_max.saturating_sub(MESSAGE_OVERHEAD_BYTES);
-        let transmissions_max = self.config.transmissions_max(self.membership.cluster_size());
+        let transmissions_max = self.config.transmissions_max(self.cluster_size());
         if rumors != Rumors::None {
             for item in self.member_rumors.by_urgency(known) {
                 let node = match &item {
