@@ -47,6 +47,10 @@ pub struct GossipConfig {
     /// also how long a member probing for another waits before it answers
     /// with a nack.
     pub probe_timeout_ticks: u64,
+    /// A member learned (or back alive) less than this many ticks ago is not
+    /// accused when a probe of it goes unanswered: a join storm (new
+    /// connections, every node busy) is not mistaken for failures.
+    pub probe_grace_ticks: u64,
     /// Members asked to probe on our behalf when a direct probe times out.
     pub indirect_probes: usize,
     /// Bound on indirect probes this node runs for others at once (oldest
@@ -73,6 +77,9 @@ pub struct GossipConfig {
     /// Every this many ticks, gossip once with a dead member, so that a
     /// partition that heals is noticed by both sides.
     pub dead_gossip_interval_ticks: u64,
+    /// At most one member list exchange per this many ticks, when a peer's
+    /// member digest differs from ours.
+    pub member_sync_interval_ticks: u64,
     /// While no member is known, the join is sent again every this many ticks.
     pub join_retry_interval_ticks: u64,
     /// Enter read-only degraded mode while a partition is suspected.
@@ -94,6 +101,7 @@ impl Default for GossipConfig {
             convergence_threshold: 0.95,
             probe_interval_ticks: 2,
             probe_timeout_ticks: 1,
+            probe_grace_ticks: 10,
             indirect_probes: 3,
             relayed_probes_max: 64,
             suspicion_multiplier: 1,
@@ -103,6 +111,7 @@ impl Default for GossipConfig {
             member_reap_ticks: 600,
             reaped_len_max: 4096,
             dead_gossip_interval_ticks: 10,
+            member_sync_interval_ticks: 10,
             join_retry_interval_ticks: 10,
             degraded_mode_on_partition: false,
         }

@@ -191,6 +191,12 @@ pub struct Exchange {
     pub digest: Vec<u64>,
     /// The sender's Merkle root.
     pub root: u64,
+    /// An order-independent hash of the (member, incarnation) pairs the
+    /// sender holds up, itself included; 0 when not comparable. Two nodes
+    /// whose digests differ exchange member lists (at most once per
+    /// `member_sync_interval_ticks` each), so a member whose arrival rumor
+    /// missed a node is not missed for ever.
+    pub members_digest: u64,
 }
 
 /// Anti-entropy steps.
@@ -268,6 +274,13 @@ pub enum Message {
     },
     /// An anti-entropy step.
     AntiEntropy(AntiEntropy),
+    /// A chunk of the sender's member list, sent when member digests differ.
+    MemberSync {
+        /// Members (the sender included).
+        members: Vec<MemberUpdate>,
+        /// Whether the receiver should answer with its own list.
+        reply: bool,
+    },
 }
 
 /// The encoded size of a value in bytes (bincode, as the transport encodes it).

@@ -108,6 +108,7 @@ pub struct GossipCore {
     seeds: Vec<NodeId>,
     urgent_pending: bool,
     shared_peers: Option<Arc<[NodeId]>>,
+    next_member_sync_tick: u64,
 }
 
 /// Bound on member states sent back to correct one stale message.
@@ -149,6 +150,7 @@ impl GossipCore {
             seeds: Vec::new(),
             urgent_pending: false,
             shared_peers: None,
+            next_member_sync_tick: 0,
             tick: 0,
             rng,
             config,
@@ -468,7 +470,12 @@ impl GossipCore {
         known: Option<&HashSet<u64>>,
         digest: bool,
     ) -> Exchange {
-        let mut exchange = Exchange { wants_reply, root: self.store.tree().root(), ..Exchange::default() };
+        let mut exchange = Exchange {
+            wants_reply,
+            root: self.store.tree().root(),
+            members_digest: self.members_digest(),
+            ..Exchange::default()
+        };
         let mut budget = self.config.message_size_max.saturating_sub(MESSAGE_OVERHEAD_BYTES);
         let transmissions_max = self.config.transmissions_max(self.cluster_size());
         if rumors != Rumors::None {
@@ -585,6 +592,14 @@ impl GossipCore {
                 self.anti_entropy_with = Some(from);
             }
             Message::AntiEntropy(step) => self.anti_entropy(from, step),
+            Message::MemberSync { members, reply } => {
+                for update in members {
+                    self.apply_member(update, true);
+                }
+                if reply {
+                    self.send_member_list(from, false);
+                }
+            }
         }
         self.push_urgent();
     }
@@ -604,7 +619,43 @@ impl GossipCore {
         self.send(target, Message::Gossip(exchange));
     }
 
+    /// The order-independent hash of the (member, incarnation) pairs held
+    /// up, ourselves included (see [`Exchange::members_digest`]); 0 for a
+    /// dissemination-only node, whose member list is shared.
+    pub fn members_digest(&self) -> u64 {
+        if self.shared_peers.is_some() {
+            return 0;
+        }
+        let pair = |node: NodeId, incarnation: u64| mix(mix(node.0 ^ 0x6c69_7374) ^ incarnation);
+        let me = self.membership.me();
+        let mut digest = pair(me.node, me.incarnation);
+        for member in self.membership.members().values() {
+            if matches!(member.state.status, MemberStatus::Alive | MemberStatus::Suspect) {
+                digest ^= pair(member.state.node, member.state.incarnation);
+            }
+        }
+        digest.max(1)
+    }
+
+    /// Sends our whole member list (ourselves first) to `to`, in chunks
+    /// that fit `message_size_max`.
+    fn send_member_list(&mut self, to: NodeId, reply: bool) {
+        let mut list: Vec<MemberUpdate> = vec![self.membership.me().clone()];
+        list.extend(self.membership.members().values().map(|m| m.state.clone()));
+        let budget = self.config.message_size_max.saturating_sub(MESSAGE_OVERHEAD_BYTES);
+        let (chunks, oversized) = crate::wire::chunk(list, budget);
+        self.metrics.oversized_dropped += oversized as u64;
+        for members in chunks {
+            self.send(to, Message::MemberSync { members, reply });
+        }
+    }
+
     fn absorb(&mut self, from: NodeId, exchange: Exchange) {
+        let differs = exchange.members_digest != 0 && exchange.members_digest != self.members_digest();
+        if differs && self.tick >= self.next_member_sync_tick && !self.has_left() {
+            self.next_member_sync_tick = self.tick + self.config.member_sync_interval_ticks.max(1);
+            self.send_member_list(from, true);
+        }
         let sender_dead =
             self.membership.members().get(&from).is_some_and(|m| m.state.status == MemberStatus::Dead);
         if sender_dead && !exchange.members.iter().any(|m| m.node == from) {

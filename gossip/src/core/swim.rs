@@ -327,7 +327,9 @@ impl Membership {
     /// accusation to an existing suspicion.
     fn probe_missed(&mut self, target: NodeId, tick: u64, config: &GossipConfig) -> Vec<Change> {
         let Some(member) = self.members.get(&target) else { return Vec::new() };
-        if !is_live(member.state.status) {
+        let fresh = member.state.status == MemberStatus::Alive
+            && tick < member.changed_tick + config.probe_grace_ticks;
+        if !is_live(member.state.status) || fresh {
             return Vec::new();
         }
         let accusation =
@@ -571,7 +573,7 @@ mod tests {
 
     #[test]
     fn unanswered_probe_goes_indirect_then_suspects_and_missing_nacks_raise_local_health() {
-        let config = GossipConfig::default();
+        let config = GossipConfig { probe_grace_ticks: 0, ..GossipConfig::default() };
         let mut rng = StdRng::seed_from_u64(1);
         let mut me = Membership::new(NodeId(1), MemberMeta::default());
         for node in 2..=5 {
@@ -602,7 +604,7 @@ mod tests {
 
     #[test]
     fn every_helper_nacking_means_the_target_is_down_not_us() {
-        let config = GossipConfig::default();
+        let config = GossipConfig { probe_grace_ticks: 0, ..GossipConfig::default() };
         let mut rng = StdRng::seed_from_u64(1);
         let mut me = Membership::new(NodeId(1), MemberMeta::default());
         for node in 2..=5 {
@@ -664,6 +666,24 @@ mod tests {
         assert_eq!(me.accuse(accuse(7), 12, &config), vec![], "k + 1 accusers are enough");
         me.tick(13, &config, &mut rng, &mut out);
         assert_eq!(me.members()[&NodeId(2)].state.status, MemberStatus::Dead, "k confirmations: min timeout");
+    }
+
+    #[test]
+    fn a_member_just_learned_is_not_accused_by_a_missed_probe() {
+        let config = GossipConfig::default();
+        let mut rng = StdRng::seed_from_u64(1);
+        let mut me = Membership::new(NodeId(1), MemberMeta::default());
+        me.apply_test(update(2, 0, MemberStatus::Alive), 0);
+        let mut out = Vec::new();
+        for tick in 1..config.probe_grace_ticks {
+            me.tick(tick, &config, &mut rng, &mut out);
+        }
+        assert!(out.iter().any(|(_, m)| matches!(m, Message::Ping { .. })), "probed: {out:?}");
+        assert_eq!(me.members()[&NodeId(2)].state.status, MemberStatus::Alive, "within the grace");
+        for tick in config.probe_grace_ticks..config.probe_grace_ticks + 4 {
+            me.tick(tick, &config, &mut rng, &mut out);
+        }
+        assert_eq!(me.members()[&NodeId(2)].state.status, MemberStatus::Suspect, "after the grace");
     }
 
     #[test]
