@@ -20,6 +20,11 @@ use rand::SeedableRng;
 use std::sync::Arc;
 
 /// A gossip core as a simulated node. Events are kept until the harness takes them.
+///
+/// Gossip state is soft: a crash loses all of it. On restart the node comes
+/// back as a new, empty core (incarnation 0, a fresh seeded RNG) and joins
+/// through `rejoin_seeds`; its state returns by anti-entropy, and its old
+/// incarnation by the refutation of what the cluster says of it.
 pub struct SimGossipNode {
     /// The core.
     pub core: GossipCore,
@@ -27,12 +32,15 @@ pub struct SimGossipNode {
     pub events: Vec<(Time, Event)>,
     /// Whether to keep events (large runs turn it off to save memory).
     pub keep_events: bool,
+    /// Members to join through after a restart.
+    pub rejoin_seeds: Vec<NodeId>,
+    restarts: u64,
 }
 
 impl SimGossipNode {
     /// Wraps a core.
     pub fn new(core: GossipCore) -> SimGossipNode {
-        SimGossipNode { core, events: Vec::new(), keep_events: true }
+        SimGossipNode { core, events: Vec::new(), keep_events: true, rejoin_seeds: Vec::new(), restarts: 0 }
     }
 
     fn flush(&mut self, now: Time, out: &mut Outbox<Message>) {
@@ -69,6 +77,18 @@ impl SimNode for SimGossipNode {
     fn receive(&mut self, now: Time, from: NodeId, message: Message, out: &mut Outbox<Message>) {
         self.core.receive(from, message);
         self.flush(now, out);
+    }
+
+    fn crash(&mut self) {
+        self.restarts += 1;
+        let id = self.core.id();
+        let rng = StdRng::seed_from_u64(id.0.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ self.restarts);
+        self.core = GossipCore::new(id, self.core.me().meta.clone(), self.core.config().clone(), rng);
+    }
+
+    fn restart(&mut self, now: Time, out: &mut Outbox<Message>) {
+        let seeds = self.rejoin_seeds.clone();
+        self.with_core(now, out, |core| core.join(&seeds));
     }
 }
 

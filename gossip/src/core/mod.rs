@@ -575,8 +575,17 @@ impl GossipCore {
             }
             Message::Join { member } => {
                 let joiner = member.node;
+                // A member that restarted empty joins at incarnation 0; if
+                // we reaped it at a higher one, we tell it so it can refute
+                // (its list below carries any other record of it).
+                let reaped = self.membership.reaped_incarnation(joiner).map(|incarnation| MemberUpdate {
+                    status: MemberStatus::Dead,
+                    incarnation,
+                    ..member.clone()
+                });
                 self.apply_member(member, true);
                 let mut list: Vec<MemberUpdate> = vec![self.membership.me().clone()];
+                list.extend(reaped);
                 list.extend(self.membership.members().values().map(|m| m.state.clone()));
                 let budget = self.config.message_size_max.saturating_sub(MESSAGE_OVERHEAD_BYTES);
                 let (chunks, oversized) = crate::wire::chunk(list, budget);

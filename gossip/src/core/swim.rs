@@ -500,6 +500,11 @@ impl Membership {
         self.relays.retain(|r| !(r.requester == requester && r.sequence == sequence));
     }
 
+    /// The incarnation a reaped member had when it was forgotten.
+    pub fn reaped_incarnation(&self, node: NodeId) -> Option<u64> {
+        self.reaped.get(&node).copied()
+    }
+
     /// Whether we hold `node` dead.
     pub fn holds_dead(&self, node: NodeId) -> bool {
         self.members.get(&node).is_some_and(|m| m.state.status == MemberStatus::Dead)
