@@ -389,8 +389,15 @@ impl Membership {
                 }
             }
             if tick >= probe.sent_tick + config.probe_interval_ticks * stretch {
+                let fresh = self.members.get(&probe.target).is_some_and(|m| {
+                    m.state.status == MemberStatus::Alive && tick < m.changed_tick + config.probe_grace_ticks
+                });
                 if let Some(missed) = self.probe.take() {
-                    self.missed = Some((missed, tick + NACK_GRACE_TICKS));
+                    // A miss on a member in its grace says little about us
+                    // either (a join storm): local health is left alone.
+                    if !fresh {
+                        self.missed = Some((missed, tick + NACK_GRACE_TICKS));
+                    }
                 }
                 changes.extend(self.probe_missed(probe.target, tick, config));
             }
