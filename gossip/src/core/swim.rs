@@ -224,6 +224,12 @@ impl Membership {
                     update.node,
                     Member { state: update.clone(), changed_tick: tick, accusers: Vec::new() },
                 );
+                if is_live(update.status) && !self.probe_order.is_empty() {
+                    // Into the current probe cycle at a pseudo-random place
+                    // (as memberlist does), not only into the next cycle.
+                    let at = mix(update.node.0 ^ mix(self.me.node.0)) % (self.probe_order.len() as u64 + 1);
+                    self.probe_order.insert(at as usize, update.node);
+                }
                 Some(Change::Member(update))
             }
         }
@@ -400,6 +406,12 @@ impl Membership {
                     }
                 }
                 changes.extend(self.probe_missed(probe.target, tick, config));
+                if fresh {
+                    // Probed again next, so that a member that died just
+                    // after it arrived is accused as soon as its grace ends.
+                    self.probe_order.retain(|n| *n != probe.target);
+                    self.probe_order.push(probe.target);
+                }
             }
         }
         if self.probe.is_none() && tick >= self.next_probe_tick {
