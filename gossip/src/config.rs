@@ -43,13 +43,30 @@ pub struct GossipConfig {
     /// Ticks between two probes of the failure detector (times the local
     /// health multiplier).
     pub probe_interval_ticks: u64,
-    /// Ticks to wait for a direct ack before asking `indirect_probes` members.
+    /// Ticks to wait for a direct ack before asking `indirect_probes` members;
+    /// also how long a member probing for another waits before it answers
+    /// with a nack.
     pub probe_timeout_ticks: u64,
+    /// A member learned (or back alive) less than this many ticks ago is not
+    /// accused when a probe of it goes unanswered: a join storm (new
+    /// connections, every node busy) is not mistaken for failures.
+    pub probe_grace_ticks: u64,
     /// Members asked to probe on our behalf when a direct probe times out.
     pub indirect_probes: usize,
-    /// A suspect is declared dead after
-    /// `suspicion_multiplier * max(1, ceil(log10(members))) * probe_interval_ticks` ticks.
+    /// Bound on indirect probes this node runs for others at once (oldest
+    /// dropped first, unanswered).
+    pub relayed_probes_max: usize,
+    /// Lifeguard's minimum suspicion timeout, reached once
+    /// `suspicion_confirmations` independent accusations arrive:
+    /// `suspicion_multiplier * max(1, log10(members)) * probe_interval_ticks`
+    /// ticks, rounded up.
     pub suspicion_multiplier: u64,
+    /// Lifeguard's maximum suspicion timeout, the one a suspicion starts
+    /// with, as a multiple of the minimum.
+    pub suspicion_max_multiplier: u64,
+    /// Independent accusations (besides the first) after which the suspicion
+    /// timeout has shrunk to its minimum (Lifeguard's `k`).
+    pub suspicion_confirmations: usize,
     /// Upper bound of the Lifeguard local health multiplier.
     pub local_health_max: u64,
     /// Ticks a dead or left member is kept (so stale gossip cannot revive it)
@@ -60,6 +77,9 @@ pub struct GossipConfig {
     /// Every this many ticks, gossip once with a dead member, so that a
     /// partition that heals is noticed by both sides.
     pub dead_gossip_interval_ticks: u64,
+    /// At most one member list exchange per this many ticks, when a peer's
+    /// member digest differs from ours.
+    pub member_sync_interval_ticks: u64,
     /// While no member is known, the join is sent again every this many ticks.
     pub join_retry_interval_ticks: u64,
     /// Enter read-only degraded mode while a partition is suspected.
@@ -79,14 +99,19 @@ impl Default for GossipConfig {
             conflict_history_len_max: 256,
             tracked_updates_max: 64,
             convergence_threshold: 0.95,
-            probe_interval_ticks: 4,
-            probe_timeout_ticks: 2,
+            probe_interval_ticks: 2,
+            probe_timeout_ticks: 1,
+            probe_grace_ticks: 10,
             indirect_probes: 3,
-            suspicion_multiplier: 4,
+            relayed_probes_max: 64,
+            suspicion_multiplier: 1,
+            suspicion_max_multiplier: 6,
+            suspicion_confirmations: 3,
             local_health_max: 8,
             member_reap_ticks: 600,
             reaped_len_max: 4096,
             dead_gossip_interval_ticks: 10,
+            member_sync_interval_ticks: 10,
             join_retry_interval_ticks: 10,
             degraded_mode_on_partition: false,
         }
@@ -100,9 +125,27 @@ impl GossipConfig {
         self.retransmit_multiplier.max(1) * log
     }
 
-    /// Ticks a member stays suspect before it is declared dead.
-    pub fn suspicion_ticks(&self, members: usize) -> u64 {
-        let log = (members.max(1) as f64).log10().ceil().max(1.0) as u64;
-        self.suspicion_multiplier.max(1) * log * self.probe_interval_ticks.max(1)
+    /// The (minimum, maximum) ticks a member stays suspect before it is
+    /// declared dead, in a cluster of `members`.
+    pub fn suspicion_bounds_ticks(&self, members: usize) -> (u64, u64) {
+        let scale = (members.max(1) as f64).log10().max(1.0);
+        let min = (self.suspicion_multiplier.max(1) as f64 * scale * self.probe_interval_ticks.max(1) as f64)
+            .ceil() as u64;
+        (min, min * self.suspicion_max_multiplier.max(1))
+    }
+
+    /// Lifeguard's suspicion timeout in ticks after `confirmations`
+    /// independent accusations besides the first: it starts at the maximum
+    /// and falls logarithmically to the minimum at `suspicion_confirmations`
+    /// (memberlist's `suspicion.go`).
+    pub fn suspicion_timeout_ticks(&self, members: usize, confirmations: usize) -> u64 {
+        let (min, max) = self.suspicion_bounds_ticks(members);
+        let k = self.suspicion_confirmations;
+        if k == 0 {
+            return min;
+        }
+        let fraction = ((confirmations as f64) + 1.0).ln() / ((k as f64) + 1.0).ln();
+        let raw = max as f64 - fraction * (max - min) as f64;
+        (raw.floor() as u64).max(min)
     }
 }

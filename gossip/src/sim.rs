@@ -2,7 +2,9 @@
 //!
 //! [`SimGossipNode`] adapts a [`GossipCore`] to [`SimNode`]; [`formed_cluster`]
 //! builds `n` nodes that already know each other (as after a join), so
-//! simulations of thousands of nodes start without join traffic. The
+//! simulations of thousands of nodes start without join traffic;
+//! [`dissemination_cluster`] shares one preloaded peer list among all nodes
+//! so that 10,000 fit in memory. The
 //! measurement functions ([`spread_rounds`], [`detection_ms`],
 //! [`steady_state_bytes_per_second`]) are shared by tests and benchmarks.
 
@@ -15,8 +17,14 @@ use concord_transport::NodeId;
 use crdts::Dot;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
+use std::sync::Arc;
 
 /// A gossip core as a simulated node. Events are kept until the harness takes them.
+///
+/// Gossip state is soft: a crash loses all of it. On restart the node comes
+/// back as a new, empty core (incarnation 0, a fresh seeded RNG) and joins
+/// through `rejoin_seeds`; its state returns by anti-entropy, and its old
+/// incarnation by the refutation of what the cluster says of it.
 pub struct SimGossipNode {
     /// The core.
     pub core: GossipCore,
@@ -24,12 +32,15 @@ pub struct SimGossipNode {
     pub events: Vec<(Time, Event)>,
     /// Whether to keep events (large runs turn it off to save memory).
     pub keep_events: bool,
+    /// Members to join through after a restart.
+    pub rejoin_seeds: Vec<NodeId>,
+    restarts: u64,
 }
 
 impl SimGossipNode {
     /// Wraps a core.
     pub fn new(core: GossipCore) -> SimGossipNode {
-        SimGossipNode { core, events: Vec::new(), keep_events: true }
+        SimGossipNode { core, events: Vec::new(), keep_events: true, rejoin_seeds: Vec::new(), restarts: 0 }
     }
 
     fn flush(&mut self, now: Time, out: &mut Outbox<Message>) {
@@ -67,6 +78,18 @@ impl SimNode for SimGossipNode {
         self.core.receive(from, message);
         self.flush(now, out);
     }
+
+    fn crash(&mut self) {
+        self.restarts += 1;
+        let id = self.core.id();
+        let rng = StdRng::seed_from_u64(id.0.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ self.restarts);
+        self.core = GossipCore::new(id, self.core.me().meta.clone(), self.core.config().clone(), rng);
+    }
+
+    fn restart(&mut self, now: Time, out: &mut Outbox<Message>) {
+        let seeds = self.rejoin_seeds.clone();
+        self.with_core(now, out, |core| core.join(&seeds));
+    }
 }
 
 /// The member update of node `id` alive at incarnation 0.
@@ -88,6 +111,34 @@ pub fn formed_cluster(n: u64, config: &GossipConfig, seed: u64) -> Vec<(NodeId, 
         })
         .collect()
 }
+
+/// `n` dissemination-only nodes with ids `1..=n` sharing one preloaded
+/// peer list ([`GossipCore::with_shared_peers`]): memory grows linearly
+/// with `n` (a few KiB per node) instead of quadratically, at the price of
+/// no failure detection.
+pub fn dissemination_cluster(n: u64, config: &GossipConfig, seed: u64) -> Vec<(NodeId, SimGossipNode)> {
+    let peers: Arc<[NodeId]> = (1..=n).map(NodeId).collect();
+    (1..=n)
+        .map(|i| {
+            let id = NodeId(i);
+            let rng = StdRng::seed_from_u64(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ i);
+            let core = GossipCore::with_shared_peers(
+                id,
+                MemberMeta::default(),
+                config.clone(),
+                rng,
+                Arc::clone(&peers),
+            );
+            let mut node = SimGossipNode::new(core);
+            node.keep_events = false;
+            (id, node)
+        })
+        .collect()
+}
+
+/// Above this many nodes, [`spread_rounds`] runs a [`dissemination_cluster`]:
+/// 3,000 full member lists take about 1 GB, 10,000 about 11 GB.
+pub const FULL_MEMBER_LISTS_NODES_MAX: u64 = 3_000;
 
 /// Virtual milliseconds per tick in the measurements below.
 pub const TICK_MS: u64 = 100;
@@ -122,9 +173,15 @@ pub struct Spread {
 /// Writes one update at node 1 of a formed cluster of `n` and counts the
 /// gossip rounds (ticks) until 95% and all nodes hold it, up to `rounds_max`.
 /// Anti-entropy is pushed out of the window, so this measures rumors alone.
+/// Above [`FULL_MEMBER_LISTS_NODES_MAX`] nodes the cluster is a
+/// [`dissemination_cluster`] (same rumors, no member lists).
 pub fn spread_rounds(mode: Mode, n: u64, seed: u64, rounds_max: u64) -> Result<Spread, String> {
     let config = GossipConfig { mode, anti_entropy_interval_ticks: 1_000_000, ..GossipConfig::default() };
-    let mut sim = simulation(n, &config, seed, SimConfig::default());
+    let mut sim = if n > FULL_MEMBER_LISTS_NODES_MAX {
+        Simulation::new(seed, SimConfig::default(), TICK_MS, dissemination_cluster(n, &config, seed))
+    } else {
+        simulation(n, &config, seed, SimConfig::default())
+    };
     let dot = sim
         .with_node(NodeId(1), |node, now, out| {
             node.with_core(now, out, |core| {

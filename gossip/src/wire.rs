@@ -160,6 +160,19 @@ pub struct MemberUpdate {
     pub meta: MemberMeta,
 }
 
+/// One member's independent accusation of another (Lifeguard): `accuser`
+/// probed `node` at `incarnation` and got no ack, directly or indirectly.
+/// Distinct accusers shorten the suspicion timeout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Suspicion {
+    /// The suspected member.
+    pub node: NodeId,
+    /// Its incarnation when accused.
+    pub incarnation: u64,
+    /// Who accuses it.
+    pub accuser: NodeId,
+}
+
 /// A gossip exchange's content. Fields are filled in order of urgency when a
 /// message is cut to `message_size_max`: membership, then state rumors (the
 /// least transmitted first), then the digest.
@@ -169,6 +182,8 @@ pub struct Exchange {
     pub wants_reply: bool,
     /// Membership rumors.
     pub members: Vec<MemberUpdate>,
+    /// Accusations of suspects (confirmations of a suspicion).
+    pub suspicions: Vec<Suspicion>,
     /// State rumors: keys' current versions.
     pub entries: Vec<WireEntry>,
     /// Ids of the rumors the sender holds (a summary of recent updates, bounded
@@ -176,6 +191,12 @@ pub struct Exchange {
     pub digest: Vec<u64>,
     /// The sender's Merkle root.
     pub root: u64,
+    /// An order-independent hash of the (member, incarnation) pairs the
+    /// sender holds up, itself included; 0 when not comparable. Two nodes
+    /// whose digests differ exchange member lists (at most once per
+    /// `member_sync_interval_ticks` each), so a member whose arrival rumor
+    /// missed a node is not missed for ever.
+    pub members_digest: u64,
 }
 
 /// Anti-entropy steps.
@@ -227,6 +248,13 @@ pub enum Message {
         /// The original prober, for an indirect probe.
         on_behalf_of: Option<NodeId>,
     },
+    /// Sent by a member probing for another when the target did not answer
+    /// within its probe timeout: the prober learns that its helper is
+    /// reachable, so the missing ack is not its own slowness (Lifeguard).
+    Nack {
+        /// The original prober's sequence number.
+        sequence: u64,
+    },
     /// Asks the receiver to probe `target` for the sender.
     PingRequest {
         /// The sender's probe sequence number.
@@ -246,6 +274,13 @@ pub enum Message {
     },
     /// An anti-entropy step.
     AntiEntropy(AntiEntropy),
+    /// A chunk of the sender's member list, sent when member digests differ.
+    MemberSync {
+        /// Members (the sender included).
+        members: Vec<MemberUpdate>,
+        /// Whether the receiver should answer with its own list.
+        reply: bool,
+    },
 }
 
 /// The encoded size of a value in bytes (bincode, as the transport encodes it).

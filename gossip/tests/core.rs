@@ -277,3 +277,63 @@ fn a_join_whose_seed_does_not_answer_is_sent_again() {
         assert_eq!(joins(&core.take_output().messages), 0, "joined: no more retries");
     }
 }
+
+#[test]
+fn a_stale_accusation_is_answered_with_the_newer_state_so_a_missed_refutation_is_repaired() {
+    let mut core = core(GossipConfig::default(), 5);
+    let refuted = concord_gossip::MemberUpdate { incarnation: 1, ..alive(NodeId(2)) };
+    core.receive(
+        NodeId(3),
+        Message::Gossip(Exchange { members: vec![refuted.clone()], ..Exchange::default() }),
+    );
+    core.take_output();
+    let stale_dead = concord_gossip::MemberUpdate { status: MemberStatus::Dead, ..alive(NodeId(2)) };
+    let stale_me = concord_gossip::MemberUpdate { status: MemberStatus::Suspect, ..alive(NodeId(1)) };
+    // We refute the accusation of ourselves first (incarnation 1)...
+    core.receive(
+        NodeId(4),
+        Message::Gossip(Exchange { members: vec![stale_me.clone()], ..Exchange::default() }),
+    );
+    core.take_output();
+    // ...then a late node repeats both old accusations.
+    core.receive(
+        NodeId(5),
+        Message::Gossip(Exchange { members: vec![stale_dead, stale_me], ..Exchange::default() }),
+    );
+    let output = core.take_output();
+    let answers = gossip(&output.messages);
+    let to_sender: Vec<&Exchange> =
+        answers.iter().filter(|(to, _)| *to == NodeId(5)).map(|(_, e)| *e).collect();
+    let Some(answer) = to_sender.first() else { panic!("no answer to the stale sender: {output:?}") };
+    assert_eq!(
+        answer.members,
+        vec![refuted, concord_gossip::MemberUpdate { incarnation: 1, ..alive(NodeId(1)) }]
+    );
+    assert!(core.members().all(|m| m.state.status == MemberStatus::Alive), "the stale rumor changed nothing");
+}
+
+#[test]
+fn differing_member_digests_trigger_one_member_list_exchange_that_repairs_a_missed_arrival() {
+    let mut a = core(GossipConfig::default(), 3);
+    let mut b =
+        GossipCore::new(NodeId(2), MemberMeta::default(), GossipConfig::default(), StdRng::seed_from_u64(2));
+    b.add_members([alive(NodeId(1))]);
+    b.take_output();
+    assert_ne!(a.members_digest(), b.members_digest());
+    let exchange = Exchange { members_digest: a.members_digest(), ..Exchange::default() };
+    b.receive(NodeId(1), Message::Gossip(exchange.clone()));
+    let sync: Vec<Message> = b.take_output().messages.into_iter().map(|(_, m)| m).collect();
+    let [Message::MemberSync { reply: true, .. }] = sync.as_slice() else {
+        panic!("one sync asked: {sync:?}")
+    };
+    b.receive(NodeId(1), Message::Gossip(exchange));
+    assert!(b.take_output().messages.is_empty(), "at most one sync per member_sync_interval_ticks");
+    a.receive(NodeId(2), sync[0].clone());
+    let answer: Vec<Message> = a.take_output().messages.into_iter().map(|(_, m)| m).collect();
+    for message in answer {
+        assert!(matches!(message, Message::MemberSync { reply: false, .. }), "{message:?}");
+        b.receive(NodeId(1), message);
+    }
+    assert!(b.members().any(|m| m.state.node == NodeId(3)), "the missed member is learned");
+    assert_eq!(a.members_digest(), b.members_digest());
+}

@@ -1,10 +1,26 @@
 //! Rounds for one update to reach 95% and 100% of a 1,000-node cluster, for
 //! push, pull and push-pull, over several seeds (CONCORD_SIM_SEEDS, default 5).
-//! CONCORD_GOSSIP_NODES changes the cluster size.
+//! CONCORD_GOSSIP_NODES changes the cluster size; above 3,000 nodes the
+//! cluster is dissemination-only with one shared, preloaded peer list
+//! (`sim::dissemination_cluster`), so `CONCORD_GOSSIP_NODES=10000` runs in
+//! well under a GB. The peak resident memory is printed.
 
-use concord_gossip::sim::{median, spread_rounds};
-use concord_gossip::Mode;
-use concord_transport::sim::{run_seeds, seeds};
+use concord_gossip::sim::{dissemination_cluster, holders, median, spread_rounds, TICK_MS};
+use concord_gossip::{GossipConfig, Mode, Operation};
+use concord_transport::sim::{run_seeds, seeds, SimConfig, Simulation};
+use concord_transport::NodeId;
+
+/// Peak resident memory of this process (Linux), for the printout.
+fn peak_memory() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(|l| l.split_whitespace().skip(1).collect::<Vec<_>>().join(" "))
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
 
 const ROUNDS_MAX: u64 = 60;
 
@@ -30,10 +46,11 @@ fn measure(mode: Mode, name: &str) -> (u64, u64) {
     });
     let result = (median(&threshold), median(&all));
     println!(
-        "{mode:?} n={n} seeds={}: rounds to 95% {threshold:?} (median {}), to 100% {all:?} (median {})",
+        "{mode:?} n={n} seeds={}: rounds to 95% {threshold:?} (median {}), to 100% {all:?} (median {}); peak memory {}",
         seeds(5).len(),
         result.0,
-        result.1
+        result.1,
+        peak_memory()
     );
     result
 }
@@ -59,4 +76,34 @@ fn push_spreads_to_every_node() {
 fn pull_spreads_to_every_node() {
     let (to_threshold, to_all) = measure(Mode::Pull, "pull_spreads_to_every_node");
     assert!(to_threshold <= to_all);
+}
+
+#[test]
+fn a_dissemination_cluster_shares_its_peer_list_and_still_spreads_to_all() {
+    run_seeds("a_dissemination_cluster_shares_its_peer_list_and_still_spreads_to_all", 2, |seed| {
+        let n = 300;
+        let config = GossipConfig { anti_entropy_interval_ticks: 1_000_000, ..GossipConfig::default() };
+        let mut sim =
+            Simulation::new(seed, SimConfig::default(), TICK_MS, dissemination_cluster(n, &config, seed));
+        let dot = sim
+            .with_node(NodeId(7), |node, now, out| {
+                node.with_core(now, out, |core| core.update("k", Operation::Grow { by: 1 }))
+            })
+            .ok_or("node 7 is down")?
+            .map_err(|e| e.to_string())?;
+        sim.run_until(20 * TICK_MS, |_| Ok(()))?;
+        let node = &sim.nodes()[&NodeId(1)].core;
+        if node.members().count() != 0 || node.cluster_size() != n as usize {
+            return Err(format!(
+                "{} members held, cluster size {}",
+                node.members().count(),
+                node.cluster_size()
+            ));
+        }
+        let have = holders(&sim, "k", &dot);
+        if have != n as usize {
+            return Err(format!("{have} of {n} hold the update after 20 rounds"));
+        }
+        Ok(())
+    });
 }

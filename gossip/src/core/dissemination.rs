@@ -6,6 +6,7 @@
 //! rumor at most `transmissions_max` times (which scales with log(cluster
 //! size)), then leaves it to anti-entropy.
 
+use crate::wire::Suspicion;
 use concord_transport::NodeId;
 use std::collections::{HashMap, HashSet};
 
@@ -16,6 +17,8 @@ pub enum RumorItem {
     Member(NodeId),
     /// A key's latest version.
     Key(String),
+    /// An accusation of a suspect (self-contained: it never changes).
+    Suspicion(Suspicion),
 }
 
 /// One rumor.
@@ -27,13 +30,17 @@ pub struct Rumor {
     pub transmissions: u32,
     /// Insertion order, to send the freshest first among equals.
     pub sequence: u64,
+    /// Liveness news (suspicions, deaths, refutations): sent before anything else.
+    pub urgent: bool,
 }
 
-/// The sort key of a rumor: least transmitted first, then freshest, then by
+/// The sort key of a rumor: urgent first, then least transmitted, then freshest, then by
 /// item so the order is total and deterministic. Borrowed, so sorting and
 /// eviction do not allocate.
-fn urgency<'a>((item, rumor): &(&'a RumorItem, &'a Rumor)) -> (u32, std::cmp::Reverse<u64>, &'a RumorItem) {
-    (rumor.transmissions, std::cmp::Reverse(rumor.sequence), item)
+fn urgency<'a>(
+    (item, rumor): &(&'a RumorItem, &'a Rumor),
+) -> (bool, u32, std::cmp::Reverse<u64>, &'a RumorItem) {
+    (!rumor.urgent, rumor.transmissions, std::cmp::Reverse(rumor.sequence), item)
 }
 
 /// Rumors waiting to be spread, bounded by `len_max`.
@@ -52,13 +59,13 @@ impl RumorQueue {
 
     /// Queues (or refreshes) a rumor about `item` at version `id`. A new
     /// version restarts its transmission count. Past `len_max`, the most
-    /// transmitted rumor is dropped.
-    pub fn push(&mut self, item: RumorItem, id: u64) {
+    /// transmitted rumor is dropped. `urgent` rumors go first.
+    pub fn push(&mut self, item: RumorItem, id: u64, urgent: bool) {
         self.sequence += 1;
         let sequence = self.sequence;
         match self.rumors.get_mut(&item) {
             Some(rumor) if rumor.id == id => {}
-            Some(rumor) => *rumor = Rumor { id, transmissions: 0, sequence },
+            Some(rumor) => *rumor = Rumor { id, transmissions: 0, sequence, urgent },
             None => {
                 if self.rumors.len() >= self.len_max {
                     let worst = self
@@ -70,12 +77,12 @@ impl RumorQueue {
                         self.rumors.remove(&worst);
                     }
                 }
-                self.rumors.insert(item, Rumor { id, transmissions: 0, sequence });
+                self.rumors.insert(item, Rumor { id, transmissions: 0, sequence, urgent });
             }
         }
     }
 
-    /// Rumors in order of urgency (least transmitted, then freshest), leaving
+    /// Rumors in order of urgency (urgent, least transmitted, then freshest), leaving
     /// out those whose id is in `known`.
     pub fn by_urgency(&self, known: Option<&HashSet<u64>>) -> Vec<RumorItem> {
         let mut rumors: Vec<(&RumorItem, &Rumor)> =
@@ -128,14 +135,14 @@ mod tests {
     #[test]
     fn rumors_retire_after_transmissions_max_and_refresh_on_new_versions() {
         let mut queue = RumorQueue::new(8);
-        queue.push(key("a"), 1);
+        queue.push(key("a"), 1, false);
         for _ in 0..2 {
             queue.sent(&key("a"), 3);
         }
         assert_eq!(queue.get(&key("a")).map(|r| r.transmissions), Some(2));
-        queue.push(key("a"), 1);
+        queue.push(key("a"), 1, false);
         assert_eq!(queue.get(&key("a")).map(|r| r.transmissions), Some(2), "same version keeps its count");
-        queue.push(key("a"), 2);
+        queue.push(key("a"), 2, false);
         assert_eq!(queue.get(&key("a")).map(|r| r.transmissions), Some(0), "new version restarts");
         for _ in 0..3 {
             queue.sent(&key("a"), 3);
@@ -146,15 +153,25 @@ mod tests {
     #[test]
     fn urgency_puts_least_sent_and_freshest_first_and_bound_evicts_most_sent() {
         let mut queue = RumorQueue::new(3);
-        queue.push(key("old"), 1);
+        queue.push(key("old"), 1, false);
         queue.sent(&key("old"), 10);
-        queue.push(key("mid"), 2);
-        queue.push(key("new"), 3);
+        queue.push(key("mid"), 2, false);
+        queue.push(key("new"), 3, false);
         assert_eq!(queue.by_urgency(None), vec![key("new"), key("mid"), key("old")]);
         let known = HashSet::from([3]);
         assert_eq!(queue.by_urgency(Some(&known)), vec![key("mid"), key("old")]);
-        queue.push(key("newest"), 4);
+        queue.push(key("newest"), 4, false);
         assert_eq!(queue.len(), 3);
         assert!(queue.get(&key("old")).is_none(), "the most transmitted is evicted");
+    }
+
+    #[test]
+    fn urgent_rumors_go_first_even_when_sent_more() {
+        let mut queue = RumorQueue::new(8);
+        queue.push(key("dead"), 1, true);
+        queue.sent(&key("dead"), 10);
+        queue.sent(&key("dead"), 10);
+        queue.push(key("fresh"), 2, false);
+        assert_eq!(queue.by_urgency(None), vec![key("dead"), key("fresh")]);
     }
 }

@@ -19,7 +19,7 @@ use crate::error::GossipError;
 use crate::state::{Conflict, MergeOutcome, Operation, ReadValue, Store};
 use crate::wire::{
     encoded_len, AntiEntropy, Exchange, GossipWire, MemberMeta, MemberStatus, MemberUpdate, Message,
-    WireEntry, MESSAGE_OVERHEAD_BYTES,
+    Suspicion, WireEntry, MESSAGE_OVERHEAD_BYTES,
 };
 use concord_transport::NodeId;
 use convergence::{ConvergenceReport, Tracked};
@@ -30,6 +30,7 @@ use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::Rng;
 use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
 use swim::{Change, Member, Membership};
 
 /// Something the host may want to know about.
@@ -105,10 +106,28 @@ pub struct GossipCore {
     partition_suspected: bool,
     degraded: bool,
     seeds: Vec<NodeId>,
+    urgent_pending: bool,
+    shared_peers: Option<Arc<[NodeId]>>,
+    next_member_sync_tick: u64,
+}
+
+/// Bound on member states sent back to correct one stale message.
+pub const CORRECTIONS_LEN_MAX: usize = 16;
+
+/// Which rumors an exchange carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Rumors {
+    None,
+    Membership,
+    All,
 }
 
 fn member_rumor_id(update: &MemberUpdate) -> u64 {
     mix(mix(update.node.0 ^ 0x6d65_6d62) ^ mix(update.incarnation) ^ update.status as u64)
+}
+
+fn suspicion_rumor_id(suspicion: &Suspicion) -> u64 {
+    mix(mix(suspicion.node.0 ^ 0x7375_7370) ^ mix(suspicion.incarnation) ^ mix(suspicion.accuser.0 ^ 0x61))
 }
 
 impl GossipCore {
@@ -129,9 +148,53 @@ impl GossipCore {
             partition_suspected: false,
             degraded: false,
             seeds: Vec::new(),
+            urgent_pending: false,
+            shared_peers: None,
+            next_member_sync_tick: 0,
             tick: 0,
             rng,
             config,
+        }
+    }
+
+    /// A node of a dissemination-only cluster: its peers are the shared,
+    /// preloaded `peers` (every node of the cluster, ourselves included,
+    /// held once for all nodes), its member list stays empty and the
+    /// failure detector idle. For simulations of very large clusters, where
+    /// a member list per node would take memory quadratic in the cluster
+    /// size; rumors, pulls and anti-entropy behave as in a full node.
+    pub fn with_shared_peers(
+        id: NodeId,
+        meta: MemberMeta,
+        config: GossipConfig,
+        rng: StdRng,
+        peers: Arc<[NodeId]>,
+    ) -> GossipCore {
+        let mut core = GossipCore::new(id, meta, config, rng);
+        core.shared_peers = Some(peers);
+        core
+    }
+
+    /// Cluster size as seen here (ourselves included).
+    pub fn cluster_size(&self) -> usize {
+        match &self.shared_peers {
+            Some(peers) => peers.len().max(1),
+            None => self.membership.cluster_size(),
+        }
+    }
+
+    /// Up to `count` distinct live peers, chosen at random.
+    fn random_peers(&mut self, count: usize) -> Vec<NodeId> {
+        match &self.shared_peers {
+            Some(peers) => {
+                let own = self.id;
+                let picked = peers.choose_multiple(&mut self.rng, count + 1);
+                picked.copied().filter(|p| *p != own).take(count).collect()
+            }
+            None => {
+                let live: Vec<NodeId> = self.membership.live().collect();
+                live.choose_multiple(&mut self.rng, count).copied().collect()
+            }
         }
     }
 
@@ -177,7 +240,7 @@ impl GossipCore {
         self.seeds = seeds.iter().copied().filter(|s| *s != self.id).collect();
         let me = self.membership.me().clone();
         // We spread our own arrival too, in case the seed's rumor misses someone.
-        self.member_rumors.push(RumorItem::Member(self.id), member_rumor_id(&me));
+        self.member_rumors.push(RumorItem::Member(self.id), member_rumor_id(&me), false);
         let own = self.id;
         for seed in seeds.iter().filter(|s| **s != own) {
             self.send(*seed, Message::Join { member: me.clone() });
@@ -195,13 +258,11 @@ impl GossipCore {
     /// Leaves the cluster: the leave is spread as a rumor; writes are then refused.
     pub fn leave(&mut self) {
         let me = self.membership.leave();
-        self.member_rumors.push(RumorItem::Member(self.id), member_rumor_id(&me));
+        self.member_rumors.push(RumorItem::Member(self.id), member_rumor_id(&me), true);
         // A leave is spread eagerly to more peers than one round's fanout.
-        let peers: Vec<NodeId> = self.membership.live().collect();
-        let chosen: Vec<NodeId> =
-            peers.choose_multiple(&mut self.rng, self.config.fanout * 3).copied().collect();
+        let chosen = self.random_peers(self.config.fanout * 3);
         for peer in chosen {
-            let exchange = self.build_exchange(false, true, None, false);
+            let exchange = self.build_exchange(false, Rumors::Membership, None, false);
             self.send(peer, Message::Gossip(exchange));
         }
     }
@@ -238,7 +299,7 @@ impl GossipCore {
 
     fn key_changed(&mut self, key: &str) {
         if let Some(entry) = self.store.get(key) {
-            self.key_rumors.push(RumorItem::Key(key.to_string()), version_hash(key, &entry.clock));
+            self.key_rumors.push(RumorItem::Key(key.to_string()), version_hash(key, &entry.clock), false);
         }
         self.output.events.push(Event::KeyChanged(key.to_string()));
     }
@@ -303,7 +364,7 @@ impl GossipCore {
 
     /// The convergence estimate of one of our updates, if still tracked.
     pub fn convergence(&self, key: &str, dot: &Dot<NodeId>) -> Option<ConvergenceReport> {
-        let size = self.membership.cluster_size();
+        let size = self.cluster_size();
         self.tracked
             .iter()
             .find(|t| t.key == key && &t.dot == dot)
@@ -312,7 +373,7 @@ impl GossipCore {
 
     /// Convergence estimates of every tracked update, oldest first.
     pub fn convergence_all(&self) -> Vec<ConvergenceReport> {
-        let size = self.membership.cluster_size();
+        let size = self.cluster_size();
         self.tracked.iter().map(|t| t.report(size, self.config.tick_ms)).collect()
     }
 
@@ -327,8 +388,10 @@ impl GossipCore {
         for change in changes {
             self.spread_change(change, None);
         }
+        // This tick's gossip round carries the urgent rumors.
+        self.urgent_pending = false;
         self.check_partition();
-        let alone = self.membership.cluster_size() == 1;
+        let alone = self.cluster_size() == 1;
         if alone && !self.seeds.is_empty() && self.tick % self.config.join_retry_interval_ticks.max(1) == 0 {
             // No seed answered yet (lost message, seed not up): ask again.
             let seeds = self.seeds.clone();
@@ -342,8 +405,7 @@ impl GossipCore {
             Some(peer) => Some(peer),
             None if self.tick >= self.next_anti_entropy_tick => {
                 self.next_anti_entropy_tick = self.tick + self.config.anti_entropy_interval_ticks.max(1);
-                let live: Vec<NodeId> = self.membership.live().collect();
-                live.choose(&mut self.rng).copied()
+                self.random_peers(1).first().copied()
             }
             None => None,
         };
@@ -355,8 +417,7 @@ impl GossipCore {
     }
 
     fn gossip_round(&mut self) {
-        let live: Vec<NodeId> = self.membership.live().collect();
-        let targets: Vec<NodeId> = live.choose_multiple(&mut self.rng, self.config.fanout).copied().collect();
+        let targets = self.random_peers(self.config.fanout);
         if self.config.dead_gossip_interval_ticks > 0
             && self.tick % self.config.dead_gossip_interval_ticks == 0
         {
@@ -370,8 +431,9 @@ impl GossipCore {
             Mode::Pull => (false, true),
             Mode::PushPull => (true, true),
         };
+        let rumors = if push { Rumors::All } else { Rumors::None };
         for target in targets {
-            let exchange = self.build_exchange(pull, push, None, pull);
+            let exchange = self.build_exchange(pull, rumors, None, pull);
             if !pull && exchange.members.is_empty() && exchange.entries.is_empty() {
                 continue;
             }
@@ -379,22 +441,59 @@ impl GossipCore {
         }
     }
 
-    /// Builds one exchange, most urgent first: membership rumors, state
-    /// rumors (least transmitted first), then the digest. Rumors whose ids
-    /// are in `known` are left out.
+    /// Sends the urgent membership rumors at once to `fanout` live peers,
+    /// instead of waiting for the next round: liveness news (a suspicion,
+    /// an accusation, a death, a refutation) then spreads at network speed,
+    /// each node forwarding it once when it first learns it.
+    fn push_urgent(&mut self) {
+        if !self.urgent_pending {
+            return;
+        }
+        self.urgent_pending = false;
+        let targets = self.random_peers(self.config.fanout);
+        for target in targets {
+            let exchange = self.build_exchange(false, Rumors::Membership, None, false);
+            if exchange.members.is_empty() && exchange.suspicions.is_empty() {
+                break;
+            }
+            self.send(target, Message::Gossip(exchange));
+        }
+    }
+
+    /// Builds one exchange, most urgent first: membership rumors (liveness
+    /// news first), state rumors (least transmitted first), then the digest.
+    /// Rumors whose ids are in `known` are left out.
     fn build_exchange(
         &mut self,
         wants_reply: bool,
-        rumors: bool,
+        rumors: Rumors,
         known: Option<&HashSet<u64>>,
         digest: bool,
     ) -> Exchange {
-        let mut exchange = Exchange { wants_reply, root: self.store.tree().root(), ..Exchange::default() };
+        let mut exchange = Exchange {
+            wants_reply,
+            root: self.store.tree().root(),
+            members_digest: self.members_digest(),
+            ..Exchange::default()
+        };
         let mut budget = self.config.message_size_max.saturating_sub(MESSAGE_OVERHEAD_BYTES);
-        let transmissions_max = self.config.transmissions_max(self.membership.cluster_size());
-        if rumors {
+        let transmissions_max = self.config.transmissions_max(self.cluster_size());
+        if rumors != Rumors::None {
             for item in self.member_rumors.by_urgency(known) {
-                let RumorItem::Member(node) = &item else { continue };
+                let node = match &item {
+                    RumorItem::Member(node) => node,
+                    RumorItem::Suspicion(suspicion) => {
+                        let size = encoded_len(suspicion);
+                        if size > budget {
+                            break;
+                        }
+                        budget -= size;
+                        exchange.suspicions.push(*suspicion);
+                        self.member_rumors.sent(&item, transmissions_max);
+                        continue;
+                    }
+                    RumorItem::Key(_) => continue,
+                };
                 let update = if *node == self.id {
                     self.membership.me().clone()
                 } else {
@@ -411,6 +510,8 @@ impl GossipCore {
                 exchange.members.push(update);
                 self.member_rumors.sent(&item, transmissions_max);
             }
+        }
+        if rumors == Rumors::All {
             for item in self.key_rumors.by_urgency(known) {
                 let RumorItem::Key(key) = &item else { continue };
                 let Some(entry) = self.store.get(key) else { continue };
@@ -454,7 +555,7 @@ impl GossipCore {
                 let known: HashSet<u64> = exchange.digest.iter().copied().collect();
                 self.absorb(from, exchange);
                 if reply {
-                    let answer = self.build_exchange(false, true, Some(&known), true);
+                    let answer = self.build_exchange(false, Rumors::All, Some(&known), true);
                     self.send(from, Message::GossipReply(answer));
                 }
             }
@@ -463,16 +564,28 @@ impl GossipCore {
                 self.send(from, Message::Ack { sequence, on_behalf_of })
             }
             Message::Ack { sequence, on_behalf_of: Some(requester) } => {
+                self.membership.relay_answered(requester, sequence);
                 self.send(requester, Message::Ack { sequence, on_behalf_of: None })
             }
             Message::Ack { sequence, on_behalf_of: None } => self.membership.acked(sequence),
+            Message::Nack { sequence } => self.membership.nacked(sequence),
             Message::PingRequest { sequence, target } => {
+                self.membership.relay(from, sequence, self.tick, &self.config);
                 self.send(target, Message::Ping { sequence, on_behalf_of: Some(from) })
             }
             Message::Join { member } => {
                 let joiner = member.node;
+                // A member that restarted empty joins at incarnation 0; if
+                // we reaped it at a higher one, we tell it so it can refute
+                // (its list below carries any other record of it).
+                let reaped = self.membership.reaped_incarnation(joiner).map(|incarnation| MemberUpdate {
+                    status: MemberStatus::Dead,
+                    incarnation,
+                    ..member.clone()
+                });
                 self.apply_member(member, true);
                 let mut list: Vec<MemberUpdate> = vec![self.membership.me().clone()];
+                list.extend(reaped);
                 list.extend(self.membership.members().values().map(|m| m.state.clone()));
                 let budget = self.config.message_size_max.saturating_sub(MESSAGE_OVERHEAD_BYTES);
                 let (chunks, oversized) = crate::wire::chunk(list, budget);
@@ -488,7 +601,16 @@ impl GossipCore {
                 self.anti_entropy_with = Some(from);
             }
             Message::AntiEntropy(step) => self.anti_entropy(from, step),
+            Message::MemberSync { members, reply } => {
+                for update in members {
+                    self.apply_member(update, true);
+                }
+                if reply {
+                    self.send_member_list(from, false);
+                }
+            }
         }
+        self.push_urgent();
     }
 
     /// Tells a member we hold dead that we do, and how we are: if it is in
@@ -506,19 +628,100 @@ impl GossipCore {
         self.send(target, Message::Gossip(exchange));
     }
 
+    /// The order-independent hash of the (member, incarnation) pairs held
+    /// up, ourselves included (see [`Exchange::members_digest`]); 0 for a
+    /// dissemination-only node, whose member list is shared.
+    pub fn members_digest(&self) -> u64 {
+        if self.shared_peers.is_some() {
+            return 0;
+        }
+        let pair = |node: NodeId, incarnation: u64| mix(mix(node.0 ^ 0x6c69_7374) ^ incarnation);
+        let me = self.membership.me();
+        let mut digest = pair(me.node, me.incarnation);
+        for member in self.membership.members().values() {
+            if matches!(member.state.status, MemberStatus::Alive | MemberStatus::Suspect) {
+                digest ^= pair(member.state.node, member.state.incarnation);
+            }
+        }
+        digest.max(1)
+    }
+
+    /// Sends our whole member list (ourselves first) to `to`, in chunks
+    /// that fit `message_size_max`.
+    fn send_member_list(&mut self, to: NodeId, reply: bool) {
+        let mut list: Vec<MemberUpdate> = vec![self.membership.me().clone()];
+        list.extend(self.membership.members().values().map(|m| m.state.clone()));
+        let budget = self.config.message_size_max.saturating_sub(MESSAGE_OVERHEAD_BYTES);
+        let (chunks, oversized) = crate::wire::chunk(list, budget);
+        self.metrics.oversized_dropped += oversized as u64;
+        for members in chunks {
+            self.send(to, Message::MemberSync { members, reply });
+        }
+    }
+
     fn absorb(&mut self, from: NodeId, exchange: Exchange) {
+        let differs = exchange.members_digest != 0 && exchange.members_digest != self.members_digest();
+        if differs && self.tick >= self.next_member_sync_tick && !self.has_left() {
+            self.next_member_sync_tick = self.tick + self.config.member_sync_interval_ticks.max(1);
+            self.send_member_list(from, true);
+        }
         let sender_dead =
             self.membership.members().get(&from).is_some_and(|m| m.state.status == MemberStatus::Dead);
         if sender_dead && !exchange.members.iter().any(|m| m.node == from) {
             self.tell_dead(from);
         }
+        let corrections = self.corrections(&exchange);
+        if !corrections.is_empty() {
+            let members = corrections.into_iter().take(CORRECTIONS_LEN_MAX).collect();
+            let exchange = Exchange { members, root: self.store.tree().root(), ..Exchange::default() };
+            self.send(from, Message::Gossip(exchange));
+        }
         for update in exchange.members {
             self.apply_member(update, true);
+        }
+        for suspicion in exchange.suspicions {
+            let previous = self.membership.members().get(&suspicion.node).map(|m| m.state.status);
+            let changes = self.membership.accuse(suspicion, self.tick, &self.config);
+            for change in changes {
+                self.spread_change(change, previous);
+            }
         }
         for wire in &exchange.entries {
             self.merge_entry(wire);
         }
         self.sample_convergence(&exchange.entries, &exchange.digest, exchange.root);
+    }
+
+    /// Newer states of members that `exchange` calls suspect, dead or gone
+    /// at an older incarnation (ourselves included): the sender missed a
+    /// refutation, and the rumor of it may have stopped spreading, so we
+    /// answer it directly. It does not loop: the answer supersedes what the
+    /// sender holds.
+    fn corrections(&self, exchange: &Exchange) -> Vec<MemberUpdate> {
+        let newer = |node: NodeId, incarnation: u64| -> Option<MemberUpdate> {
+            let current = if node == self.id {
+                self.membership.me()
+            } else {
+                &self.membership.members().get(&node)?.state
+            };
+            (current.status == MemberStatus::Alive && current.incarnation > incarnation)
+                .then(|| current.clone())
+        };
+        let mut out: Vec<MemberUpdate> = Vec::new();
+        let accused = exchange
+            .members
+            .iter()
+            .filter(|m| m.status != MemberStatus::Alive)
+            .map(|m| (m.node, m.incarnation))
+            .chain(exchange.suspicions.iter().map(|s| (s.node, s.incarnation)));
+        for (node, incarnation) in accused {
+            if let Some(update) = newer(node, incarnation) {
+                if !out.iter().any(|m| m.node == update.node) {
+                    out.push(update);
+                }
+            }
+        }
+        out
     }
 
     fn sample_convergence(&mut self, entries: &[WireEntry], digest: &[u64], root: u64) {
@@ -566,25 +769,34 @@ impl GossipCore {
 
     fn apply_member(&mut self, update: MemberUpdate, spread: bool) {
         let previous = self.membership.members().get(&update.node).map(|m| m.state.status);
-        match self.membership.apply(update, self.tick) {
+        match self.membership.apply(update, self.tick, &self.config) {
             Some(change) if spread => self.spread_change(change, previous),
             Some(Change::Member(update)) => self.output.events.push(Event::Member(update)),
-            Some(Change::Refuted(_)) | None => {}
+            Some(Change::Refuted(_) | Change::Accused(_)) | None => {}
         }
     }
 
     fn spread_change(&mut self, change: Change, previous: Option<MemberStatus>) {
+        let urgent = change.is_urgent(previous);
+        self.urgent_pending |= urgent;
         match change {
             Change::Member(update) => {
                 let revived = previous == Some(MemberStatus::Dead) && update.status == MemberStatus::Alive;
                 if revived && self.anti_entropy_with.is_none() {
                     self.anti_entropy_with = Some(update.node);
                 }
-                self.member_rumors.push(RumorItem::Member(update.node), member_rumor_id(&update));
+                self.member_rumors.push(RumorItem::Member(update.node), member_rumor_id(&update), urgent);
                 self.output.events.push(Event::Member(update));
             }
             Change::Refuted(me) => {
-                self.member_rumors.push(RumorItem::Member(me.node), member_rumor_id(&me));
+                self.member_rumors.push(RumorItem::Member(me.node), member_rumor_id(&me), urgent);
+            }
+            Change::Accused(suspicion) => {
+                self.member_rumors.push(
+                    RumorItem::Suspicion(suspicion),
+                    suspicion_rumor_id(&suspicion),
+                    urgent,
+                );
             }
         }
     }
