@@ -4,6 +4,8 @@
 #   puts/s and p50/p99 latency with 1, 16 and 64 clients writing 256-byte
 #   values for a fixed time, then failover time after SIGKILL of the leader.
 #
+# Both snapshot every 100,000 entries (etcd 3.4's default --snapshot-count).
+#
 # Usage: bench/compare.sh [--seconds S] [--failovers N] [--only etcd|concord]
 # Installs Debian's etcd-server and protobuf-compiler when missing (as root).
 set -euo pipefail
@@ -100,6 +102,7 @@ start_concord_node() {
   for j in 1 2 3; do [ "$j" = "$i" ] || peers+=(--peer "$j=127.0.0.1:2480$j"); done
   "$root/target/release/concord" node --id "$i" --listen "127.0.0.1:2480$i" --http "127.0.0.1:2479$i" \
     --data-dir "$work/concord$i" --heartbeat-ms 30 --election-timeout-min-ms 150 --election-timeout-max-ms 300 \
+    --snapshot-entries 100000 --max-log-entries 200000 \
     "${peers[@]}" >"$work/concord$i.log" 2>&1 &
   concord_pid[$i]=$!
   pids+=($!)

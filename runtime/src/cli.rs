@@ -114,6 +114,12 @@ pub struct NodeArgs {
     /// Proposals batched into one append [default: 100].
     #[arg(long)]
     pub batch_size: Option<usize>,
+    /// Entries after which a snapshot is taken [default: 1000].
+    #[arg(long)]
+    pub snapshot_entries: Option<u64>,
+    /// Bound on the entries kept in the log [default: 10000].
+    #[arg(long)]
+    pub max_log_entries: Option<u64>,
     /// Log format; the level comes from RUST_LOG [default: human].
     #[arg(long, value_enum, default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,
@@ -140,6 +146,8 @@ impl NodeArgs {
         set(&mut config.raft.election_timeout_min_ms, &self.election_timeout_min_ms);
         set(&mut config.raft.election_timeout_max_ms, &self.election_timeout_max_ms);
         set(&mut config.raft.batch_size, &self.batch_size);
+        set(&mut config.raft.snapshot_entries, &self.snapshot_entries);
+        set(&mut config.raft.max_log_entries, &self.max_log_entries);
         if !self.peers.is_empty() {
             config.peers = self.peers.clone();
         }

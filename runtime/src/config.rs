@@ -53,6 +53,11 @@ pub struct RaftTiming {
     pub election_timeout_max_ms: u64,
     /// Proposals batched into one append.
     pub batch_size: usize,
+    /// A snapshot is taken once this many entries follow the last one
+    /// (etcd's `--snapshot-count`).
+    pub snapshot_entries: u64,
+    /// Bound on the entries kept in the log; more than `snapshot_entries`.
+    pub max_log_entries: u64,
 }
 
 impl Default for RaftTiming {
@@ -62,6 +67,8 @@ impl Default for RaftTiming {
             election_timeout_min_ms: 150,
             election_timeout_max_ms: 300,
             batch_size: 100,
+            snapshot_entries: 1_000,
+            max_log_entries: 10_000,
         }
     }
 }
@@ -263,6 +270,12 @@ impl NodeConfig {
         if timing.batch_size == 0 {
             return Err(ConfigError::Invalid("raft.batch_size must be positive".into()));
         }
+        if timing.snapshot_entries == 0 || timing.max_log_entries <= timing.snapshot_entries {
+            return Err(ConfigError::Invalid(format!(
+                "raft.snapshot_entries ({}) must be positive and below raft.max_log_entries ({})",
+                timing.snapshot_entries, timing.max_log_entries
+            )));
+        }
         if self.groups.is_empty() {
             return Err(ConfigError::Invalid("at least one group is needed".into()));
         }
@@ -338,9 +351,12 @@ mod tests {
             peers = ["1=127.0.0.1:7401", "2=127.0.0.1:7402"]
             [raft]
             heartbeat_ms = 30
+            snapshot_entries = 100000
+            max_log_entries = 200000
             "#,
         )
         .unwrap();
+        assert_eq!((config.raft.snapshot_entries, config.raft.max_log_entries), (100_000, 200_000));
         assert_eq!(config.id, 3);
         assert_eq!(config.peers.len(), 2);
         assert_eq!(config.raft.heartbeat_ms, 30);
@@ -362,6 +378,10 @@ mod tests {
         );
         let config = NodeConfig { peers: vec!["1=127.0.0.1:1".parse().unwrap()], ..NodeConfig::default() };
         assert!(config.validate().unwrap_err().to_string().contains("own id 1"));
+        let mut config = NodeConfig::default();
+        config.raft.snapshot_entries = config.raft.max_log_entries;
+        let error = config.validate().unwrap_err().to_string();
+        assert!(error.contains("raft.snapshot_entries (10000) must be positive and below"), "{error}");
         let error = NodeConfig::from_toml(r#"peers = ["2:127.0.0.1:1"]"#).unwrap_err();
         assert!(error.contains("is not ID=ADDRESS"), "{error}");
     }

@@ -161,6 +161,8 @@ fn actor_config(group: GroupId, timing: &RaftTiming) -> ActorConfig {
         timing.heartbeat_ms,
     );
     config.core.batch_size = timing.batch_size;
+    config.core.snapshot_threshold_entries = timing.snapshot_entries;
+    config.core.max_log_entries = timing.max_log_entries;
     config
 }
 

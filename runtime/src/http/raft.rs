@@ -84,6 +84,8 @@ struct ConfigChange {
     election_timeout_min_ms: Option<u64>,
     election_timeout_max_ms: Option<u64>,
     batch_size: Option<usize>,
+    snapshot_entries: Option<u64>,
+    max_log_entries: Option<u64>,
 }
 
 async fn config_set(node: web::Data<Node>, change: web::Json<ConfigChange>) -> Result {
@@ -93,6 +95,8 @@ async fn config_set(node: web::Data<Node>, change: web::Json<ConfigChange>) -> R
         election_timeout_min_ms: change.election_timeout_min_ms.unwrap_or(current.election_timeout_min_ms),
         election_timeout_max_ms: change.election_timeout_max_ms.unwrap_or(current.election_timeout_max_ms),
         batch_size: change.batch_size.unwrap_or(current.batch_size),
+        snapshot_entries: change.snapshot_entries.unwrap_or(current.snapshot_entries),
+        max_log_entries: change.max_log_entries.unwrap_or(current.max_log_entries),
     };
     node.set_timing(timing).await?;
     Ok(HttpResponse::Ok().json(timing))
