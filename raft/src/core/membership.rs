@@ -45,8 +45,15 @@ impl Raft {
 
     pub(crate) fn on_commit_advanced(&mut self) {
         // A leader removed from the configuration leads until the removal
-        // commits, without counting itself, then steps down (thesis §4.2.2).
+        // commits, without counting itself, then steps down (thesis §4.2.2),
+        // handing leadership to an up-to-date voter with TimeoutNow
+        // (§3.10) so the group does not wait out an election timeout.
         if !self.is_voter() && self.log.membership_index() <= self.log.commit {
+            if self.role == Role::Leader {
+                if let Some(successor) = self.caught_up_voter() {
+                    self.send(successor, Body::TimeoutNow);
+                }
+            }
             self.become_follower(self.term, None);
             return;
         }
@@ -55,6 +62,18 @@ impl Raft {
                 self.push_read(id);
             }
         }
+    }
+
+    /// The lowest-numbered voter whose log matches the leader's to its last
+    /// entry, if any: the successor a removed leader hands over to.
+    fn caught_up_voter(&self) -> Option<NodeId> {
+        let last = self.log.last_index();
+        let membership = self.log.membership();
+        self.progress
+            .iter()
+            .filter(|(id, p)| **id != self.id && membership.is_voter(**id) && p.match_index == last)
+            .map(|(id, _)| *id)
+            .min()
     }
 
     /// Hands leadership to `target`: proposals are refused meanwhile; once
