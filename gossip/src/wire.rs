@@ -381,6 +381,22 @@ mod tests {
     }
 
     #[test]
+    fn tracked_marks_and_acknowledgements_round_trip_and_version_1_is_recognised() {
+        let mut store = Store::new(8);
+        store.apply(NodeId(1), "k", Operation::Grow { by: 1 }).unwrap();
+        let wire = WireEntry::encode("k", store.get("k").unwrap()).with_tracked(vec![(NodeId(1), 1)]);
+        for message in [
+            Message::AntiEntropy(AntiEntropy::Entries { entries: vec![wire.clone()] }),
+            Message::Held { key: "k".into(), counter: 1 },
+        ] {
+            let body = GossipWire::V2(message.clone()).to_body().unwrap();
+            assert_eq!(GossipWire::from_body(&body).unwrap(), GossipWire::V2(message));
+        }
+        let retired = GossipWire::V1(Retired).to_body().unwrap();
+        assert_eq!(GossipWire::from_body(&retired).unwrap(), GossipWire::V1(Retired));
+    }
+
+    #[test]
     fn garbage_gives_typed_errors() {
         assert!(GossipWire::from_body(&[0xff, 0x13, 0x07]).is_err());
         let bad = WireValue { kind: ValueKind::Set, format: ValueFormat::Crdts7Bincode, payload: vec![9; 3] };
