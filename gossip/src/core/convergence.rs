@@ -40,6 +40,9 @@ pub struct Tracked {
     pub started_tick: u64,
     /// Nodes that acknowledged holding it (ourselves excluded).
     holders: HashSet<NodeId>,
+    /// Holders among the live members at the last count (kept up to date
+    /// per acknowledgement, recounted when the live members are refreshed).
+    live_holders: usize,
     /// First tick the live holders reached the threshold of the live members.
     pub threshold_tick: Option<u64>,
     /// First tick every live member held it.
@@ -78,6 +81,7 @@ impl Tracked {
             dot,
             started_tick: tick,
             holders: HashSet::new(),
+            live_holders: 0,
             threshold_tick: None,
             all_tick: None,
         }
@@ -88,11 +92,20 @@ impl Tracked {
         self.key == key && self.dot.actor == origin && self.dot.counter <= counter
     }
 
-    /// Records that `node` holds the update.
-    pub fn held_by(&mut self, node: NodeId) {
-        if node != self.dot.actor && self.holders.len() < HOLDERS_LEN_MAX {
-            self.holders.insert(node);
+    /// Records that `node` holds the update; `live` are the live members.
+    pub fn held_by(&mut self, node: NodeId, live: &HashSet<NodeId>) {
+        if node != self.dot.actor
+            && self.holders.len() < HOLDERS_LEN_MAX
+            && self.holders.insert(node)
+            && live.contains(&node)
+        {
+            self.live_holders += 1;
         }
+    }
+
+    /// Recounts the holders among new `live` members.
+    pub fn recount(&mut self, live: &HashSet<NodeId>) {
+        self.live_holders = self.holders.iter().filter(|node| live.contains(node)).count();
     }
 
     /// (holders, members) among the `live` members (the origin excluded from
@@ -102,12 +115,13 @@ impl Tracked {
         (nodes, live.len() + 1)
     }
 
-    /// Records the ticks at which the threshold and all are first reached.
+    /// Records the ticks at which the threshold and all are first reached
+    /// (among the `live` members of the last [`Tracked::recount`]).
     pub fn progress(&mut self, live: &HashSet<NodeId>, tick: u64, threshold: f64) {
         if self.all_tick.is_some() {
             return;
         }
-        let (nodes, members) = self.count(live);
+        let (nodes, members) = (1 + self.live_holders, live.len() + 1);
         if self.threshold_tick.is_none() && nodes as f64 >= threshold * members as f64 {
             self.threshold_tick = Some(tick);
         }
@@ -207,18 +221,23 @@ mod tests {
         assert!(!tracked.covered_by("k", origin, 1) && !tracked.covered_by("k", NodeId(2), 9));
         let live: HashSet<NodeId> = (2..=20).map(NodeId).collect();
         for node in 2..=19 {
-            tracked.held_by(NodeId(node));
+            tracked.held_by(NodeId(node), &live);
         }
-        tracked.held_by(NodeId(99)); // not a live member: not counted
+        tracked.held_by(NodeId(2), &live); // counted once
+        tracked.held_by(NodeId(99), &live); // not a live member: not counted
         tracked.progress(&live, 12, 0.95);
         assert_eq!(tracked.count(&live), (19, 20));
         assert_eq!((tracked.threshold_tick, tracked.all_tick), (Some(12), None));
-        tracked.held_by(NodeId(20));
+        tracked.held_by(NodeId(20), &live);
         tracked.progress(&live, 13, 0.95);
         tracked.progress(&live, 14, 0.95);
         let report = tracked.report(&live, 100);
         assert_eq!((report.nodes, report.members, report.fraction), (20, 20, 1.0));
         assert_eq!((report.ticks_to_threshold, report.ticks_to_all), (Some(2), Some(3)));
         assert_eq!((report.ms_to_threshold, report.ms_to_all), (Some(200), Some(300)));
+        // Node 99 joins: recounted, it is a holder already.
+        let joined: HashSet<NodeId> = live.iter().copied().chain([NodeId(99)]).collect();
+        tracked.recount(&joined);
+        assert_eq!(tracked.count(&joined), (21, 21));
     }
 }

@@ -409,6 +409,7 @@ impl GossipCore {
         self.live = self.live_members();
         let (tick, threshold) = (self.tick, self.config.convergence_threshold);
         for tracked in self.tracked.iter_mut() {
+            tracked.recount(&self.live);
             tracked.progress(&self.live, tick, threshold);
         }
     }
@@ -419,7 +420,7 @@ impl GossipCore {
         let (tick, threshold, me) = (self.tick, self.config.convergence_threshold, self.id);
         let mut counted = false;
         for tracked in self.tracked.iter_mut().filter(|t| t.covered_by(key, me, counter)) {
-            tracked.held_by(from);
+            tracked.held_by(from, &self.live);
             tracked.progress(&self.live, tick, threshold);
             counted = true;
         }
