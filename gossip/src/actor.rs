@@ -46,7 +46,7 @@ impl GossipActor {
         }
         let from = self.core.id();
         for (to, body) in output.messages {
-            let sent = Envelope::wrap(from, to, GroupId(0), &GossipWire::V1(body))
+            let sent = Envelope::wrap(from, to, GroupId(0), &GossipWire::V2(body))
                 .map_err(|e| e.to_string())
                 .and_then(|envelope| self.transport.send(envelope).map_err(|e| e.to_string()));
             if let Err(error) = sent {
@@ -83,9 +83,13 @@ impl Handler<Inbound> for GossipActor {
 
     fn handle(&mut self, Inbound(envelope): Inbound, _: &mut Context<Self>) {
         match GossipWire::from_body(&envelope.body) {
-            Ok(GossipWire::V1(body)) => {
+            Ok(GossipWire::V2(body)) => {
                 self.core.receive(envelope.from, body);
                 self.drive();
+            }
+            Ok(GossipWire::V1(_)) => {
+                self.bad_messages += 1;
+                tracing::warn!(from = %envelope.from, "gossip wire version 1 is no longer spoken; message dropped");
             }
             Err(error) => {
                 self.bad_messages += 1;
@@ -155,7 +159,9 @@ impl Handler<Members> for GossipActor {
     }
 }
 
-/// Convergence estimates of this node's recent updates (or of one update).
+/// Exact convergence of this node's recent tracked updates (or of one
+/// update): holders among the live members, rounds and time to the
+/// threshold and to all.
 #[derive(Debug, Message)]
 #[rtype(result = "Vec<ConvergenceReport>")]
 pub struct Convergence {

@@ -5,6 +5,9 @@
 //! its kind and the format of its payload, and clocks travel as Concord's own
 //! [`WireClock`]. A new layout is a new [`ValueFormat`] or a new
 //! [`GossipWire`] version, never a silent change.
+//!
+//! Version 2 added [`WireEntry::tracked`] and [`Message::Held`] (exact
+//! convergence monitoring); a version 1 message is recognised and refused.
 
 use crate::error::GossipError;
 use crate::state::{Entry, MapField, Value, ValueKind};
@@ -17,9 +20,16 @@ use std::net::SocketAddr;
 /// Every gossip message, by wire version.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum GossipWire {
-    /// Version 1.
-    V1(Message),
+    /// Version 1, no longer spoken: its body is not decoded, and the
+    /// receiver drops the message as bad.
+    V1(Retired),
+    /// Version 2.
+    V2(Message),
 }
+
+/// The place of a retired wire version (its body is left undecoded).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retired;
 
 impl WireMessage for GossipWire {
     const PROTOCOL: Protocol = Protocol::Gossip;
@@ -107,6 +117,11 @@ pub struct WireEntry {
     pub clock: WireClock,
     /// Its value.
     pub value: WireValue,
+    /// Updates of this version whose origins track their convergence:
+    /// (origin, counter), each origin's latest tracked one, at most
+    /// [`MARKS_PER_KEY_MAX`](crate::core::convergence::MARKS_PER_KEY_MAX).
+    /// A node whose merge first covers one acknowledges it with [`Message::Held`].
+    pub tracked: Vec<(NodeId, u64)>,
 }
 
 impl WireEntry {
@@ -116,7 +131,14 @@ impl WireEntry {
             key: key.to_string(),
             clock: (&entry.clock).into(),
             value: WireValue::encode(&entry.value),
+            tracked: Vec::new(),
         }
+    }
+
+    /// The same entry carrying `tracked` marks.
+    pub fn with_tracked(mut self, tracked: Vec<(NodeId, u64)>) -> WireEntry {
+        self.tracked = tracked;
+        self
     }
 
     /// Decodes an entry received from a peer.
@@ -281,6 +303,15 @@ pub enum Message {
         /// Whether the receiver should answer with its own list.
         reply: bool,
     },
+    /// Tells the origin of a tracked update that the sender now holds it
+    /// (and every earlier update of the key by the origin): sent once, when
+    /// a merge first covers the update.
+    Held {
+        /// The key.
+        key: String,
+        /// The origin's (the receiver's) counter of the update.
+        counter: u64,
+    },
 }
 
 /// The encoded size of a value in bytes (bincode, as the transport encodes it).
@@ -339,14 +370,30 @@ mod tests {
             let entry = store.get(key).unwrap();
             let wire = WireEntry::encode(key, entry);
             let body =
-                GossipWire::V1(Message::Gossip(Exchange { entries: vec![wire], ..Exchange::default() }))
+                GossipWire::V2(Message::Gossip(Exchange { entries: vec![wire], ..Exchange::default() }))
                     .to_body()
                     .unwrap();
-            let GossipWire::V1(Message::Gossip(exchange)) = GossipWire::from_body(&body).unwrap() else {
+            let GossipWire::V2(Message::Gossip(exchange)) = GossipWire::from_body(&body).unwrap() else {
                 panic!("wrong message")
             };
             assert_eq!(&exchange.entries[0].decode().unwrap(), entry, "{key}");
         }
+    }
+
+    #[test]
+    fn tracked_marks_and_acknowledgements_round_trip_and_version_1_is_recognised() {
+        let mut store = Store::new(8);
+        store.apply(NodeId(1), "k", Operation::Grow { by: 1 }).unwrap();
+        let wire = WireEntry::encode("k", store.get("k").unwrap()).with_tracked(vec![(NodeId(1), 1)]);
+        for message in [
+            Message::AntiEntropy(AntiEntropy::Entries { entries: vec![wire.clone()] }),
+            Message::Held { key: "k".into(), counter: 1 },
+        ] {
+            let body = GossipWire::V2(message.clone()).to_body().unwrap();
+            assert_eq!(GossipWire::from_body(&body).unwrap(), GossipWire::V2(message));
+        }
+        let retired = GossipWire::V1(Retired).to_body().unwrap();
+        assert_eq!(GossipWire::from_body(&retired).unwrap(), GossipWire::V1(Retired));
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! actix integration over TCP loopback: 20 gossip actors (CONCORD_GOSSIP_TCP_NODES
-//! to change it) join through one seed, converge, detect a killed member and
-//! reconcile after a partition.
+//! to change it) join through one seed, converge (the origin counts every
+//! node as a holder of its update), detect a killed member and reconcile
+//! after a partition.
 
 use actix::{Actor, Addr, Arbiter};
-use concord_gossip::actor::{Members, Metrics, QueryState, StateUpdate};
+use concord_gossip::actor::{Convergence, Members, Metrics, QueryState, StateUpdate};
 use concord_gossip::{GossipActor, GossipConfig, GossipCore, MemberMeta, MemberStatus, Operation, ReadValue};
 use concord_transport::fault::{FaultConfig, Faults};
 use concord_transport::{ClusterId, NodeId, TcpConfig, TcpTransport, Transport};
@@ -87,7 +88,7 @@ async fn twenty_actors_over_tcp_join_converge_detect_and_reconcile() {
     .await;
     println!("{nodes} actors joined through one seed in {joined:?}");
 
-    actors[4].send(StateUpdate::assign("greeting", b"hello".to_vec())).await.unwrap().unwrap();
+    let dot = actors[4].send(StateUpdate::assign("greeting", b"hello".to_vec())).await.unwrap().unwrap();
     let expected = Some(ReadValue::Register(b"hello".to_vec()));
     let spread = eventually("update spread", Duration::from_secs(60), || async {
         for actor in &actors {
@@ -99,6 +100,19 @@ async fn twenty_actors_over_tcp_join_converge_detect_and_reconcile() {
     })
     .await;
     println!("one update reached all {nodes} in {spread:?}");
+    let update = Some(("greeting".to_string(), dot));
+    let counted = eventually("origin counts every holder", Duration::from_secs(60), || async {
+        let reports = actors[4].send(Convergence { update: update.clone() }).await.unwrap();
+        reports
+            .first()
+            .is_some_and(|r| r.nodes as u64 == nodes && r.members as u64 == nodes && r.ticks_to_all.is_some())
+    })
+    .await;
+    let report = actors[4].send(Convergence { update: None }).await.unwrap();
+    assert_eq!(report.len(), 1, "one tracked update: {report:?}");
+    assert_eq!((report[0].nodes as u64, report[0].fraction), (nodes, 1.0));
+    assert!(report[0].ticks_to_threshold <= report[0].ticks_to_all, "{report:?}");
+    println!("origin counted all {nodes} holders {counted:?} later: {:?}", report[0]);
 
     // Kill the last node: its actor stops and its transport closes.
     let victim = NodeId(nodes);
@@ -122,7 +136,8 @@ async fn twenty_actors_over_tcp_join_converge_detect_and_reconcile() {
     let right: Vec<NodeId> = (half + 1..nodes).map(NodeId).collect();
     faults.partition(&left, &right);
     eventually("partition noticed", Duration::from_secs(60), || async {
-        statuses(&live[0]).await.iter().filter(|(n, s)| n.0 > half && *s == MemberStatus::Dead).count()
+        // The right half only: the killed member, dead already, is not in it.
+        statuses(&live[0]).await.iter().filter(|(n, s)| right.contains(n) && *s == MemberStatus::Dead).count()
             == right.len()
     })
     .await;

@@ -4,7 +4,7 @@ use concord_gossip::core::merkle::version_hash;
 use concord_gossip::sim::{alive, formed_cluster, steady_state_bytes_per_second, SimGossipNode, TICK_MS};
 use concord_gossip::wire::{encoded_len, Exchange, GossipWire};
 use concord_gossip::{
-    Event, GossipConfig, GossipCore, GossipError, MemberMeta, MemberStatus, Message, Mode, Operation,
+    Event, GossipConfig, GossipCore, GossipError, MemberMeta, MemberStatus, Message, Mode, Operation, Output,
     ReadValue,
 };
 use concord_transport::sim::{SimConfig, Simulation};
@@ -103,7 +103,7 @@ fn messages_are_cut_to_message_size_max_with_membership_first() {
         core.tick();
         let output = core.take_output();
         for (_, message) in &output.messages {
-            assert!(encoded_len(&GossipWire::V1(message.clone())) <= config.message_size_max);
+            assert!(encoded_len(&GossipWire::V2(message.clone())) <= config.message_size_max);
         }
         for (_, exchange) in gossip(&output.messages) {
             if round == 0 {
@@ -225,19 +225,59 @@ fn a_leave_is_broadcast_and_the_member_is_reaped_without_coming_back() {
 }
 
 #[test]
-fn the_origin_estimates_its_update_has_converged() {
+fn a_node_acknowledges_a_tracked_update_once_and_the_origin_counts_it_exactly() {
     let config = GossipConfig::default();
-    let mut sim = Simulation::new(4, SimConfig::default(), TICK_MS, formed_cluster(50, &config, 4));
-    let dot = sim
-        .with_node(NodeId(1), |n, now, out| n.with_core(now, out, |core| core.update("k", assign(b"v"))))
-        .unwrap()
-        .unwrap();
-    sim.run_until(5_000, |_| Ok(())).unwrap();
-    let report = sim.nodes()[&NodeId(1)].core.convergence("k", &dot).unwrap();
-    assert!(report.ticks_to_threshold.is_some(), "{report:?}");
-    assert_eq!(report.fraction_estimate, 1.0, "{report:?}");
-    assert_eq!(report.ms_to_threshold, report.ticks_to_threshold.map(|t| t * TICK_MS));
-    assert!(report.ticks_to_threshold <= report.ticks_to_all || report.ticks_to_all.is_none());
+    let mut origin = core(config.clone(), 3);
+    let dot = origin.update("k", assign(b"v")).unwrap();
+    origin.tick();
+    let output = origin.take_output();
+    let rumors = gossip(&output.messages);
+    let entry = rumors.iter().flat_map(|(_, e)| e.entries.iter()).next().expect("a rumor of k").clone();
+    assert_eq!(entry.tracked, vec![(NodeId(1), dot.counter)], "the mark travels with the entry");
+
+    let mut peer = GossipCore::new(NodeId(2), MemberMeta::default(), config, StdRng::seed_from_u64(2));
+    peer.add_members([alive(NodeId(1)), alive(NodeId(3))]);
+    peer.take_output();
+    let held = |output: Output| -> Vec<(NodeId, Message)> {
+        output.messages.into_iter().filter(|(_, m)| matches!(m, Message::Held { .. })).collect()
+    };
+    let exchange = Exchange { entries: vec![entry.clone()], ..Exchange::default() };
+    peer.receive(NodeId(1), Message::Gossip(exchange.clone()));
+    let ack = Message::Held { key: "k".into(), counter: dot.counter };
+    assert_eq!(held(peer.take_output()), vec![(NodeId(1), ack.clone())]);
+    peer.receive(NodeId(3), Message::Gossip(exchange));
+    assert_eq!(held(peer.take_output()), vec![], "once per update");
+    assert_eq!(peer.metrics().held_sent, 1);
+    // The peer forwards the mark with the entry.
+    peer.tick();
+    let forwarded = peer.take_output();
+    assert!(gossip(&forwarded.messages)
+        .iter()
+        .flat_map(|(_, e)| e.entries.iter())
+        .all(|e| e.tracked == entry.tracked));
+
+    // An unmarked entry is not acknowledged.
+    let mut other =
+        GossipCore::new(NodeId(3), MemberMeta::default(), GossipConfig::default(), StdRng::seed_from_u64(3));
+    let unmarked = Exchange { entries: vec![entry.clone().with_tracked(Vec::new())], ..Exchange::default() };
+    other.receive(NodeId(1), Message::Gossip(unmarked));
+    assert_eq!(held(other.take_output()), vec![]);
+
+    // The origin counts distinct holders among its 3 live members (itself included).
+    let report = origin.convergence("k", &dot).unwrap();
+    assert_eq!((report.nodes, report.members, report.ticks_to_threshold), (1, 3, None));
+    origin.receive(NodeId(2), ack.clone());
+    origin.receive(NodeId(2), ack.clone());
+    let report = origin.convergence("k", &dot).unwrap();
+    assert_eq!((report.nodes, report.members, report.ticks_to_all), (2, 3, None));
+    origin.receive(NodeId(3), ack);
+    let report = origin.convergence("k", &dot).unwrap();
+    assert_eq!((report.nodes, report.members, report.fraction), (3, 3, 1.0));
+    assert_eq!((report.ticks_to_threshold, report.ticks_to_all), (Some(1), Some(1)));
+    assert_eq!((report.ms_to_threshold, report.ms_to_all), (Some(TICK_MS), Some(TICK_MS)));
+    // Acknowledgements of untracked updates are dropped.
+    origin.receive(NodeId(3), Message::Held { key: "other".into(), counter: 1 });
+    assert_eq!(origin.metrics().held_dropped, 1);
 }
 
 #[test]
@@ -251,7 +291,7 @@ fn a_member_with_metadata_larger_than_a_message_is_not_sent_and_nothing_panics()
         core.tick();
     }
     let output = core.take_output();
-    assert!(output.messages.iter().all(|(_, m)| encoded_len(&GossipWire::V1(m.clone())) <= 512));
+    assert!(output.messages.iter().all(|(_, m)| encoded_len(&GossipWire::V2(m.clone())) <= 512));
     assert!(core.metrics().oversized_dropped > 0);
 }
 

@@ -8,6 +8,7 @@
 //! the entries the lister lacks or holds differently and requests those it
 //! lacks itself. Every message is cut to `message_size_max`.
 
+use crate::core::convergence::Marks;
 use crate::core::merkle::{children, version_hash, DEPTH};
 use crate::state::Store;
 use crate::wire::{chunk, AntiEntropy, WireEntry, MESSAGE_OVERHEAD_BYTES};
@@ -31,8 +32,9 @@ pub struct Answer {
     pub oversized: usize,
 }
 
-/// Answers one anti-entropy message from a peer.
-pub fn answer(store: &Store, message: AntiEntropy, message_size_max: usize) -> Answer {
+/// Answers one anti-entropy message from a peer; entries sent carry their
+/// tracked `marks`.
+pub fn answer(store: &Store, marks: &Marks, message: AntiEntropy, message_size_max: usize) -> Answer {
     let budget = message_size_max.saturating_sub(MESSAGE_OVERHEAD_BYTES);
     let mut answer = Answer::default();
     match message {
@@ -75,7 +77,7 @@ pub fn answer(store: &Store, message: AntiEntropy, message_size_max: usize) -> A
                 .iter()
                 .flat_map(|bucket| store.bucket(*bucket))
                 .filter(|(key, entry)| theirs.get(*key) != Some(&version_hash(key, &entry.clock)))
-                .map(|(key, entry)| WireEntry::encode(key, entry))
+                .map(|(key, entry)| WireEntry::encode(key, entry).with_tracked(marks.of(key)))
                 .collect();
             let request: Vec<String> = theirs
                 .into_iter()
@@ -91,7 +93,9 @@ pub fn answer(store: &Store, message: AntiEntropy, message_size_max: usize) -> A
         AntiEntropy::Request { keys } => {
             let send: Vec<WireEntry> = keys
                 .iter()
-                .filter_map(|key| store.get(key).map(|entry| WireEntry::encode(key, entry)))
+                .filter_map(|key| {
+                    store.get(key).map(|entry| WireEntry::encode(key, entry).with_tracked(marks.of(key)))
+                })
                 .collect();
             answer.entries_sent += send.len();
             push_entries(&mut answer, send, budget);

@@ -6,7 +6,7 @@
 //! - [`swim`]: membership and failure detection.
 //! - [`merkle`]: the Merkle tree over the key space.
 //! - [`anti_entropy`]: the Merkle comparison protocol between two nodes.
-//! - [`convergence`]: the local estimate of an update's spread.
+//! - [`convergence`]: exact convergence of our recent updates, from acknowledgements.
 
 pub mod anti_entropy;
 pub mod convergence;
@@ -22,7 +22,7 @@ use crate::wire::{
     Suspicion, WireEntry, MESSAGE_OVERHEAD_BYTES,
 };
 use concord_transport::NodeId;
-use convergence::{ConvergenceReport, Tracked};
+use convergence::{ConvergenceReport, Marks, Tracked, MARKS_PER_KEY_MAX};
 use crdts::Dot;
 use dissemination::{RumorItem, RumorQueue};
 use merkle::{hash_bytes, mix, version_hash};
@@ -86,6 +86,11 @@ pub struct Metrics {
     pub oversized_dropped: u64,
     /// Conflicts detected.
     pub conflicts: u64,
+    /// Acknowledgements of tracked updates sent ([`Message::Held`]).
+    pub held_sent: u64,
+    /// Acknowledgements received that matched no tracked update (expired
+    /// or unknown), dropped.
+    pub held_dropped: u64,
 }
 
 /// The gossip state machine of one node.
@@ -99,6 +104,8 @@ pub struct GossipCore {
     member_rumors: RumorQueue,
     key_rumors: RumorQueue,
     tracked: VecDeque<Tracked>,
+    marks: Marks,
+    live: HashSet<NodeId>,
     output: Output,
     metrics: Metrics,
     next_anti_entropy_tick: u64,
@@ -141,6 +148,8 @@ impl GossipCore {
             member_rumors: RumorQueue::new(config.rumor_queue_len_max),
             key_rumors: RumorQueue::new(config.rumor_queue_len_max),
             tracked: VecDeque::new(),
+            marks: Marks::default(),
+            live: HashSet::new(),
             output: Output::default(),
             metrics: Metrics::default(),
             next_anti_entropy_tick,
@@ -219,7 +228,7 @@ impl GossipCore {
     }
 
     fn send(&mut self, to: NodeId, message: Message) {
-        let wire = GossipWire::V1(message);
+        let wire = GossipWire::V2(message);
         let size = encoded_len(&wire);
         if size > self.config.message_size_max {
             // Builders cut to the budget; only metadata larger than a whole
@@ -230,7 +239,7 @@ impl GossipCore {
         }
         self.metrics.messages_sent += 1;
         self.metrics.bytes_sent += size as u64;
-        let GossipWire::V1(message) = wire;
+        let GossipWire::V2(message) = wire else { unreachable!("wrapped as version 2 above") };
         self.output.messages.push((to, message));
     }
 
@@ -294,6 +303,8 @@ impl GossipCore {
             self.tracked.pop_front();
         }
         self.tracked.push_back(Tracked::new(key.to_string(), dot, self.tick));
+        self.marks.add(key, self.id, dot.counter);
+        self.refresh_live();
         Ok(dot)
     }
 
@@ -362,19 +373,60 @@ impl GossipCore {
         self.next_anti_entropy_tick = self.tick + 1;
     }
 
-    /// The convergence estimate of one of our updates, if still tracked.
+    /// The exact convergence of one of our updates, if still tracked: its
+    /// holders among the members held live now.
     pub fn convergence(&self, key: &str, dot: &Dot<NodeId>) -> Option<ConvergenceReport> {
-        let size = self.cluster_size();
+        let live = self.live_members();
         self.tracked
             .iter()
             .find(|t| t.key == key && &t.dot == dot)
-            .map(|t| t.report(size, self.config.tick_ms))
+            .map(|t| t.report(&live, self.config.tick_ms))
     }
 
-    /// Convergence estimates of every tracked update, oldest first.
+    /// The exact convergence of every tracked update, oldest first.
     pub fn convergence_all(&self) -> Vec<ConvergenceReport> {
-        let size = self.cluster_size();
-        self.tracked.iter().map(|t| t.report(size, self.config.tick_ms)).collect()
+        let live = self.live_members();
+        self.tracked.iter().map(|t| t.report(&live, self.config.tick_ms)).collect()
+    }
+
+    /// The members held live (alive or suspect), ourselves excluded.
+    fn live_members(&self) -> HashSet<NodeId> {
+        match &self.shared_peers {
+            Some(peers) => peers.iter().copied().filter(|p| *p != self.id).collect(),
+            None => self.membership.live().collect(),
+        }
+    }
+
+    /// Refreshes the live members that acknowledgements are counted among,
+    /// while some tracked update has not reached every member (the set is
+    /// rebuilt at most once per tick, not per acknowledgement), and records
+    /// the progress a membership change made.
+    fn refresh_live(&mut self) {
+        if self.tracked.iter().all(|t| t.all_tick.is_some()) {
+            self.live.clear();
+            return;
+        }
+        self.live = self.live_members();
+        let (tick, threshold) = (self.tick, self.config.convergence_threshold);
+        for tracked in self.tracked.iter_mut() {
+            tracked.recount(&self.live);
+            tracked.progress(&self.live, tick, threshold);
+        }
+    }
+
+    /// `from` holds our update of `key` numbered `counter` (and our earlier
+    /// updates of it).
+    fn held(&mut self, from: NodeId, key: &str, counter: u64) {
+        let (tick, threshold, me) = (self.tick, self.config.convergence_threshold, self.id);
+        let mut counted = false;
+        for tracked in self.tracked.iter_mut().filter(|t| t.covered_by(key, me, counter)) {
+            tracked.held_by(from, &self.live);
+            tracked.progress(&self.live, tick, threshold);
+            counted = true;
+        }
+        if !counted {
+            self.metrics.held_dropped += 1;
+        }
     }
 
     /// One tick: failure detection, a gossip round, anti-entropy when due.
@@ -388,6 +440,7 @@ impl GossipCore {
         for change in changes {
             self.spread_change(change, None);
         }
+        self.refresh_live();
         // This tick's gossip round carries the urgent rumors.
         self.urgent_pending = false;
         self.check_partition();
@@ -515,7 +568,7 @@ impl GossipCore {
             for item in self.key_rumors.by_urgency(known) {
                 let RumorItem::Key(key) = &item else { continue };
                 let Some(entry) = self.store.get(key) else { continue };
-                let wire = WireEntry::encode(key, entry);
+                let wire = WireEntry::encode(key, entry).with_tracked(self.marks.of(key));
                 let size = encoded_len(&wire);
                 if size > budget {
                     break;
@@ -543,9 +596,9 @@ impl GossipCore {
     /// Handles one message from `from`.
     pub fn receive(&mut self, from: NodeId, message: Message) {
         self.metrics.messages_received += 1;
-        let wire = GossipWire::V1(message);
+        let wire = GossipWire::V2(message);
         self.metrics.bytes_received += encoded_len(&wire) as u64;
-        let GossipWire::V1(message) = wire;
+        let GossipWire::V2(message) = wire else { unreachable!("wrapped as version 2 above") };
         if self.has_left() {
             return;
         }
@@ -601,6 +654,7 @@ impl GossipCore {
                 self.anti_entropy_with = Some(from);
             }
             Message::AntiEntropy(step) => self.anti_entropy(from, step),
+            Message::Held { key, counter } => self.held(from, &key, counter),
             Message::MemberSync { members, reply } => {
                 for update in members {
                     self.apply_member(update, true);
@@ -689,7 +743,6 @@ impl GossipCore {
         for wire in &exchange.entries {
             self.merge_entry(wire);
         }
-        self.sample_convergence(&exchange.entries, &exchange.digest, exchange.root);
     }
 
     /// Newer states of members that `exchange` calls suspect, dead or gone
@@ -724,29 +777,6 @@ impl GossipCore {
         out
     }
 
-    fn sample_convergence(&mut self, entries: &[WireEntry], digest: &[u64], root: u64) {
-        if self.tracked.is_empty() {
-            return;
-        }
-        let same_root = root == self.store.tree().root();
-        let tick = self.tick;
-        let threshold = self.config.convergence_threshold;
-        for tracked in self.tracked.iter_mut() {
-            let sent = entries.iter().any(|e| {
-                e.key == tracked.key
-                    && e.clock
-                        .0
-                        .iter()
-                        .any(|(node, counter)| *node == tracked.dot.actor && *counter >= tracked.dot.counter)
-            });
-            let listed = self
-                .store
-                .get(&tracked.key)
-                .is_some_and(|entry| digest.contains(&version_hash(&tracked.key, &entry.clock)));
-            tracked.sample(same_root || sent || listed, tick, threshold);
-        }
-    }
-
     fn merge_entry(&mut self, wire: &WireEntry) {
         let entry = match wire.decode() {
             Ok(entry) => entry,
@@ -756,6 +786,10 @@ impl GossipCore {
                 return;
             }
         };
+        let marks = &wire.tracked[..wire.tracked.len().min(MARKS_PER_KEY_MAX)];
+        let counter =
+            |store: &Store, origin: &NodeId| store.get(&wire.key).map_or(0, |e| e.clock.get(origin));
+        let before: Vec<u64> = marks.iter().map(|(origin, _)| counter(&self.store, origin)).collect();
         match self.store.merge(&wire.key, entry, self.tick) {
             MergeOutcome::Unchanged => {}
             MergeOutcome::Advanced => self.key_changed(&wire.key),
@@ -763,6 +797,17 @@ impl GossipCore {
                 self.metrics.conflicts += 1;
                 self.output.events.push(Event::Conflict(wire.key.clone()));
                 self.key_changed(&wire.key);
+            }
+        }
+        for ((origin, marked), before) in marks.iter().zip(before) {
+            if counter(&self.store, origin) < *marked {
+                continue; // a mark the entry does not cover: ignored
+            }
+            self.marks.add(&wire.key, *origin, *marked);
+            // Once per update: only the merge that first covers it acknowledges.
+            if before < *marked && *origin != self.id {
+                self.metrics.held_sent += 1;
+                self.send(*origin, Message::Held { key: wire.key.clone(), counter: *marked });
             }
         }
     }
@@ -822,7 +867,7 @@ impl GossipCore {
     }
 
     fn anti_entropy(&mut self, from: NodeId, step: AntiEntropy) {
-        let answer = anti_entropy::answer(&self.store, step, self.config.message_size_max);
+        let answer = anti_entropy::answer(&self.store, &self.marks, step, self.config.message_size_max);
         self.metrics.anti_entropy_entries_sent += answer.entries_sent as u64;
         self.metrics.oversized_dropped += answer.oversized as u64;
         for wire in &answer.received {

@@ -85,8 +85,11 @@ async fn convergence(node: web::Data<Node>) -> Result {
                 "key": r.key,
                 "origin": r.dot.actor.0,
                 "counter": r.dot.counter,
-                "fraction_estimate": r.fraction_estimate,
-                "nodes_estimate": r.nodes_estimate,
+                "nodes": r.nodes,
+                "members": r.members,
+                "fraction": r.fraction,
+                "ticks_to_threshold": r.ticks_to_threshold,
+                "ticks_to_all": r.ticks_to_all,
                 "ms_to_threshold": r.ms_to_threshold,
                 "ms_to_all": r.ms_to_all,
             })
