@@ -5,7 +5,9 @@
 //! proposes nothing, and recovery after a partition heals; the health and replacement scenarios again over TCP
 //! on 127.0.0.1. Waits poll the actors' answers against a deadline.
 
-use actix::{Actor, Addr, Handler, Message, MessageResult};
+mod support;
+
+use actix::{Actor, Addr};
 use bytes::Bytes;
 use concord_membership::actor::{
     ManagerConfig, ManagerError, MemberLiveness, Notice, QuorumManager, Subscribe,
@@ -14,80 +16,16 @@ use concord_membership::core::{Event, HistoryRecord, Outcome, RequestError};
 use concord_membership::health::{ClusterHealth, HealthStatus, Liveness};
 use concord_membership::messages::{AddNode, Health, History, RemoveNode, VerifyQuorum};
 use concord_raft::actor::{bootstrap_snapshot, ActorConfig, GetStatus, Propose, RaftActor, Shutdown, Status};
-use concord_raft::core::{Index, Membership, Role};
-use concord_raft::machine::StateMachine;
+use concord_raft::core::{Membership, Role};
 use concord_raft::storage::memory::MemoryStore;
 use concord_transport::fault::{FaultConfig, Faults};
 use concord_transport::{ClusterId, GroupId, MemoryNetwork, NodeId, TcpConfig, TcpTransport, Transport};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// Counts applied commands. The manager verifies with Raft's own empty
-/// entries, which never reach the machine: an empty command here is a bug.
-#[derive(Default)]
-struct Tally {
-    applied: u64,
-}
-
-impl StateMachine for Tally {
-    fn apply(&mut self, _: Index, command: &[u8]) -> Bytes {
-        assert!(!command.is_empty(), "a verification entry reached the state machine");
-        self.applied += 1;
-        self.snapshot()
-    }
-
-    fn query(&self, _: &[u8]) -> Bytes {
-        self.snapshot()
-    }
-
-    fn snapshot(&self) -> Bytes {
-        Bytes::copy_from_slice(&self.applied.to_le_bytes())
-    }
-
-    fn restore(&mut self, data: &[u8]) -> Result<(), String> {
-        let bytes: [u8; 8] = data.try_into().map_err(|_| format!("{} bytes, not 8", data.len()))?;
-        self.applied = u64::from_le_bytes(bytes);
-        Ok(())
-    }
-
-    fn digest(&self) -> u64 {
-        self.applied
-    }
-}
+use support::{Collected, Collector, Tally};
 
 type Raft = Addr<RaftActor<MemoryStore, Tally>>;
-
-/// Keeps every notice a manager sends it.
-#[derive(Default)]
-struct Collector {
-    notices: Vec<Notice>,
-}
-
-impl Actor for Collector {
-    type Context = actix::Context<Self>;
-}
-
-impl Handler<Notice> for Collector {
-    type Result = ();
-
-    fn handle(&mut self, notice: Notice, _: &mut Self::Context) {
-        self.notices.push(notice);
-    }
-}
-
-/// Asks a [`Collector`] for what it kept.
-#[derive(Message)]
-#[rtype(result = "Vec<Notice>")]
-struct Collected;
-
-impl Handler<Collected> for Collector {
-    type Result = MessageResult<Collected>;
-
-    fn handle(&mut self, _: Collected, _: &mut Self::Context) -> Self::Result {
-        MessageResult(self.notices.clone())
-    }
-}
 
 /// Longest wait for any expected outcome.
 const DEADLINE: Duration = Duration::from_secs(20);

@@ -11,7 +11,9 @@
 //!
 //! Waits poll the actors' answers against a deadline.
 
-use actix::{Actor, Addr, Handler, Message, MessageResult};
+mod support;
+
+use actix::{Actor, Addr};
 use bytes::Bytes;
 use concord_gossip::actor::Members;
 use concord_gossip::{GossipActor, GossipConfig, GossipCore, MemberMeta, MemberStatus};
@@ -20,8 +22,7 @@ use concord_membership::core::{Event, HistoryRecord, Outcome};
 use concord_membership::health::{HealthStatus, Liveness};
 use concord_membership::messages::{Health, History};
 use concord_raft::actor::{bootstrap_snapshot, ActorConfig, GetStatus, Propose, RaftActor, Shutdown, Status};
-use concord_raft::core::{Index, Membership, Role};
-use concord_raft::machine::StateMachine;
+use concord_raft::core::{Membership, Role};
 use concord_raft::storage::memory::MemoryStore;
 use concord_transport::{ClusterId, GroupId, NodeId, TcpConfig, TcpTransport, Transport};
 use rand::rngs::StdRng;
@@ -29,72 +30,9 @@ use rand::SeedableRng;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// Counts applied commands; the manager's verification (empty) is a no-op.
-#[derive(Default)]
-struct Tally {
-    applied: u64,
-}
-
-impl StateMachine for Tally {
-    fn apply(&mut self, _: Index, command: &[u8]) -> Bytes {
-        if !command.is_empty() {
-            self.applied += 1;
-        }
-        self.snapshot()
-    }
-
-    fn query(&self, _: &[u8]) -> Bytes {
-        self.snapshot()
-    }
-
-    fn snapshot(&self) -> Bytes {
-        Bytes::copy_from_slice(&self.applied.to_le_bytes())
-    }
-
-    fn restore(&mut self, data: &[u8]) -> Result<(), String> {
-        let bytes: [u8; 8] = data.try_into().map_err(|_| format!("{} bytes, not 8", data.len()))?;
-        self.applied = u64::from_le_bytes(bytes);
-        Ok(())
-    }
-
-    fn digest(&self) -> u64 {
-        self.applied
-    }
-}
+use support::{Collected, Collector, Tally};
 
 type Raft = Addr<RaftActor<MemoryStore, Tally>>;
-
-/// Keeps every notice a manager sends it.
-#[derive(Default)]
-struct Collector {
-    notices: Vec<Notice>,
-}
-
-impl Actor for Collector {
-    type Context = actix::Context<Self>;
-}
-
-impl Handler<Notice> for Collector {
-    type Result = ();
-
-    fn handle(&mut self, notice: Notice, _: &mut Self::Context) {
-        self.notices.push(notice);
-    }
-}
-
-/// Asks a [`Collector`] for what it kept.
-#[derive(Message)]
-#[rtype(result = "Vec<Notice>")]
-struct Collected;
-
-impl Handler<Collected> for Collector {
-    type Result = MessageResult<Collected>;
-
-    fn handle(&mut self, _: Collected, _: &mut Self::Context) -> Self::Result {
-        MessageResult(self.notices.clone())
-    }
-}
 
 /// Longest wait for any expected outcome.
 const DEADLINE: Duration = Duration::from_secs(30);
