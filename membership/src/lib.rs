@@ -47,7 +47,7 @@
 //!   (`ProposeEmpty`: the state machine never sees it) →
 //!   [`Input::Verified`] (a change that removes the local leader is its
 //!   own verification: Raft commits it with the new configuration's quorum,
-//!   then steps the leader down);
+//!   then hands leadership to an up-to-date voter and steps down);
 //! - [`Output::Reply`] answers the operator request of the same id;
 //!   [`Output::Health`], [`Output::Event`] and [`Output::Audit`] go to
 //!   the log and to subscribers ([`actor::Subscribe`]).

@@ -20,7 +20,8 @@
 //!   [`Input::Failed`].
 //! - `Reply` → the waiting requester. A request that removes the local
 //!   leader is answered by this manager too: Raft keeps the leader until
-//!   its removal commits, then the others elect a new one.
+//!   its removal commits, then hands leadership to an up-to-date voter
+//!   (TimeoutNow) and steps down, so no election timeout is waited out.
 //! - `Health`, `Event`, `Audit` → the log (`tracing`) and every
 //!   [`Subscribe`]d recipient, as a [`Notice`].
 
