@@ -11,6 +11,9 @@ use std::path::{Path, PathBuf};
 pub const DEFAULT_GROUP: &str = "default";
 /// Default bound on an HTTP request body.
 pub const HTTP_BODY_BYTES_MAX_DEFAULT: usize = 1024 * 1024;
+/// Default number of HTTP worker threads: two measured best on a 2-core
+/// machine under 16 and 64 clients (bench/compare.sh).
+pub const HTTP_WORKERS_DEFAULT: usize = 2;
 
 /// A node's configuration.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -39,6 +42,9 @@ pub struct NodeConfig {
     pub raft: RaftTiming,
     /// Bound on an HTTP request body.
     pub http_body_bytes_max: usize,
+    /// HTTP worker threads (parsing, JSON); Raft and the transport keep
+    /// the main thread.
+    pub http_workers: usize,
 }
 
 /// Raft timing, changeable at run time through `config set`.
@@ -86,6 +92,7 @@ impl Default for NodeConfig {
             groups: vec![GroupSpec::everywhere(DEFAULT_GROUP)],
             raft: RaftTiming::default(),
             http_body_bytes_max: HTTP_BODY_BYTES_MAX_DEFAULT,
+            http_workers: HTTP_WORKERS_DEFAULT,
         }
     }
 }
@@ -270,6 +277,9 @@ impl NodeConfig {
         if timing.batch_size == 0 {
             return Err(ConfigError::Invalid("raft.batch_size must be positive".into()));
         }
+        if self.http_workers == 0 {
+            return Err(ConfigError::Invalid("http_workers must be positive".into()));
+        }
         if timing.snapshot_entries == 0 || timing.max_log_entries <= timing.snapshot_entries {
             return Err(ConfigError::Invalid(format!(
                 "raft.snapshot_entries ({}) must be positive and below raft.max_log_entries ({})",
@@ -378,6 +388,8 @@ mod tests {
         );
         let config = NodeConfig { peers: vec!["1=127.0.0.1:1".parse().unwrap()], ..NodeConfig::default() };
         assert!(config.validate().unwrap_err().to_string().contains("own id 1"));
+        let config = NodeConfig { http_workers: 0, ..NodeConfig::default() };
+        assert!(config.validate().unwrap_err().to_string().contains("http_workers must be positive"));
         let mut config = NodeConfig::default();
         config.raft.snapshot_entries = config.raft.max_log_entries;
         let error = config.validate().unwrap_err().to_string();

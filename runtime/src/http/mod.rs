@@ -94,6 +94,7 @@ pub fn routes(config: &mut web::ServiceConfig) {
 /// await or stop) and the address bound.
 pub fn serve(node: Node, address: SocketAddr) -> std::io::Result<(actix_web::dev::Server, SocketAddr)> {
     let body_bytes_max = node.config().http_body_bytes_max;
+    let workers = node.config().http_workers.max(1);
     let server = HttpServer::new(move || {
         let (json, payload) = errors::extractor_configs(body_bytes_max);
         let (path, query) = errors::path_and_query_configs();
@@ -106,7 +107,7 @@ pub fn serve(node: Node, address: SocketAddr) -> std::io::Result<(actix_web::dev
             .configure(routes)
             .default_service(web::to(errors::not_found))
     })
-    .workers(1)
+    .workers(workers)
     .disable_signals()
     .bind(address)?;
     let bound = server.addrs().first().copied().unwrap_or(address);
