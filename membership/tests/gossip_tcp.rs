@@ -15,11 +15,11 @@ mod support;
 
 use actix::{Actor, Addr};
 use bytes::Bytes;
-use concord_gossip::actor::Members;
-use concord_gossip::{GossipActor, GossipConfig, GossipCore, MemberMeta, MemberStatus};
-use concord_membership::actor::{ManagerConfig, MemberLiveness, Notice, QuorumManager, Subscribe};
+use concord_gossip::{GossipActor, GossipConfig, GossipCore, MemberMeta};
+use concord_membership::actor::gossip::bridge_gossip;
+use concord_membership::actor::{ManagerConfig, Notice, QuorumManager, Subscribe};
 use concord_membership::core::{Event, HistoryRecord, Outcome};
-use concord_membership::health::{HealthStatus, Liveness};
+use concord_membership::health::HealthStatus;
 use concord_membership::messages::{Health, History};
 use concord_raft::actor::{bootstrap_snapshot, ActorConfig, GetStatus, Propose, RaftActor, Shutdown, Status};
 use concord_raft::core::{Membership, Role};
@@ -27,7 +27,7 @@ use concord_raft::storage::memory::MemoryStore;
 use concord_transport::{ClusterId, GroupId, NodeId, TcpConfig, TcpTransport, Transport};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::{Collected, Collector, Tally};
@@ -55,31 +55,6 @@ async fn eventually<T>(what: &str, mut check: impl AsyncFnMut() -> Option<T>) ->
         assert!(start.elapsed() < DEADLINE, "timed out waiting for {what}");
         actix_rt::time::sleep(Duration::from_millis(10)).await;
     }
-}
-
-/// Feeds a gossip actor's view of each member to a manager, on every change
-/// of state, until either actor stops.
-fn bridge(gossip: Addr<GossipActor>, manager: Addr<QuorumManager>) {
-    actix_rt::spawn(async move {
-        let mut known: HashMap<NodeId, MemberStatus> = HashMap::new();
-        while let Ok(members) = gossip.send(Members).await {
-            for member in members {
-                if known.insert(member.node, member.status) == Some(member.status) {
-                    continue;
-                }
-                let state = match member.status {
-                    MemberStatus::Alive => Liveness::Alive,
-                    MemberStatus::Suspect => Liveness::Suspect,
-                    MemberStatus::Dead => Liveness::Dead,
-                    MemberStatus::Left => Liveness::Left,
-                };
-                if manager.try_send(MemberLiveness { node: member.node, state }).is_err() {
-                    return;
-                }
-            }
-            actix_rt::time::sleep(BRIDGE_POLL).await;
-        }
-    });
 }
 
 struct Node {
@@ -130,7 +105,7 @@ impl Cluster {
             let gossip_config = GossipConfig { tick_ms: GOSSIP_TICK_MS, ..GossipConfig::default() };
             let core = GossipCore::new(id, meta, gossip_config, StdRng::seed_from_u64(id.0));
             let gossip = GossipActor::new(core, shared, seeds.clone()).start();
-            bridge(gossip, manager.clone());
+            bridge_gossip(gossip, vec![manager.clone()], BRIDGE_POLL);
             nodes.insert(id, Node { transport, raft, manager });
         }
         Cluster { nodes }

@@ -8,9 +8,9 @@ use crate::latency::LatencyHistogram;
 use crate::machine::{decode, encode, Applied, ConcordMachine, Query, QueryAnswer};
 use crate::state::{Command, Response};
 use actix::prelude::*;
-use concord_gossip::{GossipActor, GossipConfig, GossipCore, MemberMeta, MemberStatus};
-use concord_membership::actor::{ManagerConfig, MemberLiveness, QuorumManager};
-use concord_membership::health::Liveness;
+use concord_gossip::{GossipActor, GossipConfig, GossipCore, MemberMeta};
+use concord_membership::actor::gossip::bridge_gossip;
+use concord_membership::actor::{ManagerConfig, QuorumManager};
 use concord_raft::actor::{bootstrap_store, ActorConfig, RaftActor, Read, ReadKind, Shutdown, UpdateConfig};
 use concord_raft::core::{ClientTag, Membership};
 use concord_raft::storage::redb::RedbStore;
@@ -262,7 +262,7 @@ impl BoundNode {
         seeds.dedup();
         let gossip = GossipActor::new(core, shared, seeds).start();
         let managers: Vec<Addr<QuorumManager>> = groups.values().map(|g| g.manager.clone()).collect();
-        bridge_liveness(gossip.clone(), managers);
+        bridge_gossip(gossip.clone(), managers, LIVENESS_POLL);
         let timing = Mutex::new(config.raft);
         let stopped = AtomicBool::new(false);
         let remote_leaders = Mutex::default();
@@ -528,31 +528,6 @@ impl Node {
 
 /// How often gossip's member list is read for the quorum managers.
 const LIVENESS_POLL: Duration = Duration::from_millis(200);
-
-/// Feeds gossip's view of each member to the quorum managers, on every
-/// change of state, until the gossip actor stops.
-fn bridge_liveness(gossip: Addr<GossipActor>, managers: Vec<Addr<QuorumManager>>) {
-    actix_rt::spawn(async move {
-        let mut known: HashMap<NodeId, MemberStatus> = HashMap::new();
-        while let Ok(members) = gossip.send(concord_gossip::actor::Members).await {
-            for member in members {
-                if known.insert(member.node, member.status) == Some(member.status) {
-                    continue;
-                }
-                let state = match member.status {
-                    MemberStatus::Alive => Liveness::Alive,
-                    MemberStatus::Suspect => Liveness::Suspect,
-                    MemberStatus::Dead => Liveness::Dead,
-                    MemberStatus::Left => Liveness::Left,
-                };
-                for manager in &managers {
-                    manager.do_send(MemberLiveness { node: member.node, state });
-                }
-            }
-            tokio::time::sleep(LIVENESS_POLL).await;
-        }
-    });
-}
 
 #[derive(Message)]
 #[rtype(result = "()")]

@@ -9,6 +9,8 @@
 //! - [`messages`]: the gossip-side facts ([`MemberLiveness`],
 //!   [`MemberDomain`], [`RttSample`]) and the actix form of the public
 //!   requests.
+//! - [`gossip`]: [`gossip::bridge_gossip`], which feeds a gossip actor's
+//!   member states to managers as [`MemberLiveness`].
 //!
 //! Outputs become Raft messages in batch order; sends to one actor keep
 //! their order in its mailbox, so Raft sees them as the core emitted them.
@@ -25,6 +27,7 @@
 //! - `Health`, `Event`, `Audit` → the log (`tracing`) and every
 //!   [`Subscribe`]d recipient, as a [`Notice`].
 
+pub mod gossip;
 pub mod messages;
 pub mod raft;
 
