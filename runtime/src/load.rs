@@ -68,10 +68,14 @@ pub async fn puts(
             while Instant::now() < deadline {
                 let url = format!("{base}/kv/bench-{client_index}-{}", n % 1_000);
                 let start = Instant::now();
-                let response = client.put(url).send_json(&body).await.map_err(|e| e.to_string())?;
+                let mut response = client.put(url).send_json(&body).await.map_err(|e| e.to_string())?;
                 if !response.status().is_success() {
                     return Err(format!("put answered {}", response.status()));
                 }
+                // Read the answer to its end: a connection with an unread
+                // body is closed rather than reused, and every put would then
+                // pay for a new TCP connection.
+                response.body().await.map_err(|e| e.to_string())?;
                 latencies.push(start.elapsed());
                 n += 1;
             }
