@@ -3,6 +3,7 @@
 
 use super::item_hash;
 use serde::{Deserialize, Serialize};
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 
 /// A key-value command.
@@ -62,33 +63,45 @@ pub struct KvStore {
 }
 
 impl KvStore {
-    /// Applies the command of log entry `index`.
+    /// Applies the command of log entry `index`, with one lookup of the key.
     pub fn apply(&mut self, index: u64, command: &KvCommand) -> KvResponse {
-        let (key, succeeded, new) = match command {
-            KvCommand::Put { key, value } => (key, true, Some(value)),
-            KvCommand::Delete { key } => (key, true, None),
-            KvCommand::CompareAndSwap { key, expected, new } => {
-                let current = self.entries.get(key).map(|v| &v.value);
-                (key, current == expected.as_ref(), new.as_ref())
-            }
+        // `expected`: `None` for an unconditional write; `Some(None)` means
+        // "the key must be absent".
+        let (key, expected, new) = match command {
+            KvCommand::Put { key, value } => (key, None, Some(value)),
+            KvCommand::Delete { key } => (key, None, None),
+            KvCommand::CompareAndSwap { key, expected, new } => (key, Some(expected.as_ref()), new.as_ref()),
         };
-        let previous = self.entries.get(key).cloned();
-        if succeeded {
-            if let Some(old) = &previous {
-                self.digest = self.digest.wrapping_sub(item_hash(key, old));
+        let versioned = |value: &String| Versioned { value: value.clone(), revision: index };
+        match self.entries.entry(key.clone()) {
+            Entry::Occupied(mut slot) => {
+                let previous = slot.get().clone();
+                let succeeded = expected.is_none_or(|e| e == Some(&previous.value));
+                if succeeded {
+                    self.digest = self.digest.wrapping_sub(item_hash(key, &previous));
+                    match new {
+                        Some(value) => {
+                            let value = versioned(value);
+                            self.digest = self.digest.wrapping_add(item_hash(key, &value));
+                            slot.insert(value);
+                        }
+                        None => {
+                            slot.remove();
+                        }
+                    }
+                }
+                KvResponse { succeeded, previous: Some(previous), revision: index }
             }
-            match new {
-                Some(value) => {
-                    let versioned = Versioned { value: value.clone(), revision: index };
-                    self.digest = self.digest.wrapping_add(item_hash(key, &versioned));
-                    self.entries.insert(key.clone(), versioned);
+            Entry::Vacant(slot) => {
+                let succeeded = expected.is_none_or(|e| e.is_none());
+                if let (true, Some(value)) = (succeeded, new) {
+                    let value = versioned(value);
+                    self.digest = self.digest.wrapping_add(item_hash(key, &value));
+                    slot.insert(value);
                 }
-                None => {
-                    self.entries.remove(key);
-                }
+                KvResponse { succeeded, previous: None, revision: index }
             }
         }
-        KvResponse { succeeded, previous, revision: index }
     }
 
     /// The order-independent digest of every entry, in O(1).
@@ -152,5 +165,34 @@ mod tests {
         let swap = KvCommand::CompareAndSwap { key: "k".into(), expected: Some("v1".into()), new: None };
         assert!(kv.apply(4, &swap).succeeded);
         assert!(kv.is_empty());
+    }
+
+    #[test]
+    fn the_running_digest_matches_one_recomputed_from_scratch() {
+        let mut kv = KvStore::default();
+        let cas = |key: &str, expected: Option<&str>, new: Option<&str>| KvCommand::CompareAndSwap {
+            key: key.into(),
+            expected: expected.map(Into::into),
+            new: new.map(Into::into),
+        };
+        let commands = [
+            put("a", "1"),
+            put("b", "2"),
+            put("a", "3"),
+            KvCommand::Delete { key: "b".into() },
+            KvCommand::Delete { key: "missing".into() },
+            cas("c", None, Some("4")),
+            cas("c", Some("wrong"), Some("5")),
+            cas("c", Some("4"), Some("6")),
+            cas("a", Some("3"), None),
+        ];
+        for (index, command) in commands.iter().enumerate() {
+            kv.apply(index as u64 + 1, command);
+            let mut recomputed = kv.clone();
+            recomputed.rehash();
+            assert_eq!(kv.digest(), recomputed.digest(), "after command {}", index + 1);
+        }
+        assert_eq!(kv.len(), 1);
+        assert_eq!(kv.get("c").map(|v| v.value.as_str()), Some("6"));
     }
 }
