@@ -50,7 +50,10 @@ async fn metrics_show_proposal_latency_gossip_rounds_members_and_quorum_health()
     };
     assert_eq!(first["concord_proposal_latency_seconds_count{group=\"default\"}"], writes as f64);
     assert_eq!(bucket(&first, "+Inf"), writes as f64);
-    let bounds = ["0.001", "0.002", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5"];
+    let bounds = [
+        "0.0001", "0.00025", "0.0005", "0.001", "0.002", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25",
+        "0.5", "1", "2.5", "5",
+    ];
     let counts: Vec<f64> = bounds.iter().map(|le| bucket(&first, le)).collect();
     assert!(counts.windows(2).all(|w| w[0] <= w[1]), "cumulative buckets: {counts:?}");
     // Each write went through Raft on three nodes over loopback: more than

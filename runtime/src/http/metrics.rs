@@ -90,15 +90,15 @@ pub async fn metrics(node: actix_web::web::Data<Node>) -> Result<HttpResponse, A
 }
 
 /// `concord_proposal_latency_seconds`: a histogram per group, buckets
-/// [`crate::latency::PROPOSAL_LATENCY_BUCKETS_MS`].
+/// [`crate::latency::PROPOSAL_LATENCY_BUCKETS_US`].
 fn proposal_latency(out: &mut String, node: &Node) {
     let name = "concord_proposal_latency_seconds";
     family(out, name, "histogram", "Proposals made through this node, submitted to applied.");
     for group in node.groups() {
         let snapshot = group.proposal_latency.snapshot();
         let g = &group.name;
-        for (bound_ms, count) in &snapshot.cumulative {
-            let le = *bound_ms as f64 / 1_000.0;
+        for (bound_us, count) in &snapshot.cumulative {
+            let le = *bound_us as f64 / 1_000_000.0;
             let _ = writeln!(out, "{name}_bucket{{group=\"{g}\",le=\"{le}\"}} {count}");
         }
         let _ = writeln!(out, "{name}_bucket{{group=\"{g}\",le=\"+Inf\"}} {}", snapshot.count);
