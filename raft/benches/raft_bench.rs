@@ -2,8 +2,10 @@
 //!
 //! 1. `memory`: 3 nodes in one process over the in-memory transport with the
 //!    in-memory store: proposals/s with 1, 64 and 256 concurrent proposers.
-//! 2. `tcp`: 3 nodes over TCP loopback with the redb store (fsync per
+//! 2. `tcp`: 3 nodes over TCP loopback with a durable store (fsync per
 //!    batch): proposals/s and p50/p99 commit latency with 1 and 64 proposers.
+//!    `CONCORD_BENCH_STORE` (default `wal,redb`) names the stores; their runs
+//!    alternate, so that both see the same machine load.
 //! 3. `failover`: 3 nodes, election timeout 150–300 ms, heartbeat 50 ms; the
 //!    leader is stopped; time to a new leader and to the first committed
 //!    write after it, over many trials.
@@ -13,7 +15,10 @@
 //! `CONCORD_BENCH_RUNS` (default 3) how many runs give the median, and
 //! `CONCORD_BENCH_TRIALS` (default 100) the failover trials and
 //! `CONCORD_BENCH_PROPOSERS` (e.g. `64,256`) the proposer counts. `storage`
-//! measures the fsync floor of the disk the benchmark runs on.
+//! measures the fsync floor of the disk the benchmark runs on: one-entry
+//! writes of each store, and raw writes + `fdatasync` into a file
+//! preallocated with written zeros, one extended with `set_len` (sparse), and
+//! one growing by appends.
 
 use actix::Addr;
 use bytes::Bytes;
@@ -24,6 +29,7 @@ use concord_raft::core::{Index, Membership, Role};
 use concord_raft::machine::StateMachine;
 use concord_raft::storage::memory::MemoryStore;
 use concord_raft::storage::redb::RedbStore;
+use concord_raft::storage::wal::WalStore;
 use concord_raft::storage::{LogStore, Storage, WriteBatch};
 use concord_transport::{ClusterId, GroupId, MemoryNetwork, NodeId, TcpConfig, TcpTransport, Transport};
 use std::collections::BTreeMap;
@@ -207,33 +213,70 @@ async fn tcp_cluster(size: u64) -> (Vec<Arc<dyn Transport>>, Vec<TcpTransport>) 
     (transports, tcp)
 }
 
+/// The durable stores section 2 runs, from `CONCORD_BENCH_STORE`.
+fn stores() -> Vec<String> {
+    std::env::var("CONCORD_BENCH_STORE")
+        .unwrap_or_else(|_| "wal,redb".to_string())
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// One run of section 2 on stores made by `open`: proposals/s, p50, p99.
+async fn tcp_run<S: Storage>(
+    proposers: usize,
+    open: impl Fn(&std::path::Path, NodeId) -> S,
+) -> (f64, Duration, Duration) {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (transports, tcp) = tcp_cluster(3).await;
+    let config = ActorConfig::new(GroupId(1));
+    let nodes = start(&transports, &config, |id, m| {
+        let mut store = open(dir.path(), id);
+        bootstrap_store(&mut store, m).expect("bootstrap");
+        store
+    });
+    let leader = wait_leader(&nodes).await;
+    let (rate, latencies) = load(nodes[&leader].clone(), proposers, Duration::from_secs_f64(seconds())).await;
+    for node in nodes.values() {
+        let _ = node.send(Shutdown).await;
+    }
+    for t in tcp {
+        t.shutdown();
+    }
+    (rate, percentile(&latencies, 0.5), percentile(&latencies, 0.99))
+}
+
 async fn bench_tcp() {
+    let stores = stores();
     println!(
-        "## 2. 3 nodes over TCP loopback, redb store (one fsync'd transaction per batch), 64-byte commands"
+        "## 2. 3 nodes over TCP loopback, durable stores {stores:?} (one fsync per batch), 64-byte commands"
     );
     for proposers in proposer_counts(&[1, 64]) {
-        let mut results = Vec::new();
+        let mut results: BTreeMap<&str, Vec<(f64, Duration, Duration)>> = BTreeMap::new();
         for _ in 0..runs() {
-            let dir = tempfile::tempdir().expect("temporary directory");
-            let (transports, tcp) = tcp_cluster(3).await;
-            let config = ActorConfig::new(GroupId(1));
-            let nodes = start(&transports, &config, |id, m| {
-                let mut store = RedbStore::open(dir.path().join(format!("{id}.redb"))).expect("open store");
-                bootstrap_store(&mut store, m).expect("bootstrap");
-                store
-            });
-            let leader = wait_leader(&nodes).await;
-            let (rate, latencies) =
-                load(nodes[&leader].clone(), proposers, Duration::from_secs_f64(seconds())).await;
-            results.push((rate, percentile(&latencies, 0.5), percentile(&latencies, 0.99)));
-            for node in nodes.values() {
-                let _ = node.send(Shutdown).await;
-            }
-            for t in tcp {
-                t.shutdown();
+            for store in &stores {
+                let result = match store.as_str() {
+                    "redb" => {
+                        tcp_run(proposers, |dir, id| {
+                            RedbStore::open(dir.join(format!("{id}.redb"))).expect("open store")
+                        })
+                        .await
+                    }
+                    "wal" => {
+                        tcp_run(proposers, |dir, id| {
+                            WalStore::open(dir.join(format!("{id}.wal"))).expect("open store")
+                        })
+                        .await
+                    }
+                    other => panic!("CONCORD_BENCH_STORE: unknown store {other} (redb or wal)"),
+                };
+                results.entry(store.as_str()).or_default().push(result);
             }
         }
-        report(&format!("proposers={proposers:>3}"), &mut results);
+        for (store, results) in &mut results {
+            report(&format!("{store:<4} proposers={proposers:>3}"), results);
+        }
     }
 }
 
@@ -283,38 +326,70 @@ async fn bench_failover() {
     }
 }
 
-/// The floor under benchmark 2: one redb write transaction of one entry,
-/// against one raw `fdatasync` of a small file in the same directory.
-fn bench_storage() {
-    println!("## 0. storage floor: one-entry redb transaction vs in-place write+fdatasync, 500 each");
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let mut store = RedbStore::open(dir.path().join("floor.redb")).expect("open");
-    let mut commits = Vec::new();
-    for index in 1..=500u64 {
-        let entry = concord_raft::storage::conformance::entry(index, 1);
-        let started = Instant::now();
-        store
-            .write(WriteBatch { entries: std::slice::from_ref(&entry), ..WriteBatch::default() })
-            .expect("write");
-        commits.push(started.elapsed());
-    }
-    // Overwrites in place in a preallocated file: an append that grows the
-    // file also commits filesystem metadata and costs far more.
-    let mut file = std::fs::File::create(dir.path().join("raw")).expect("create");
-    std::io::Write::write_all(&mut file, &vec![0u8; 1 << 20]).expect("preallocate");
-    file.sync_all().expect("fsync");
-    let mut syncs = Vec::new();
+/// Times `write` 500 times; returns p50 and p99.
+fn time_500(mut write: impl FnMut(u64)) -> (Duration, Duration) {
+    let mut times = Vec::new();
     for i in 0..500u64 {
         let started = Instant::now();
-        std::io::Seek::seek(&mut file, std::io::SeekFrom::Start((i * 128) % (1 << 20))).expect("seek");
-        std::io::Write::write_all(&mut file, &[1u8; 128]).expect("write");
-        file.sync_data().expect("fdatasync");
-        syncs.push(started.elapsed());
+        write(i);
+        times.push(started.elapsed());
     }
-    commits.sort();
-    syncs.sort();
-    println!("redb commit  p50={:?} p99={:?}", percentile(&commits, 0.5), percentile(&commits, 0.99));
-    println!("fdatasync    p50={:?} p99={:?}", percentile(&syncs, 0.5), percentile(&syncs, 0.99));
+    times.sort();
+    (percentile(&times, 0.5), percentile(&times, 0.99))
+}
+
+/// 256-byte writes + `fdatasync` at increasing offsets of a file prepared by `prepare`.
+fn raw_syncs(path: &std::path::Path, prepare: impl FnOnce(&std::fs::File)) -> (Duration, Duration) {
+    use std::os::unix::fs::FileExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+        .expect("create");
+    prepare(&file);
+    file.sync_all().expect("fsync");
+    std::fs::File::open(path.parent().expect("a directory")).and_then(|d| d.sync_all()).expect("sync dir");
+    time_500(|i| {
+        file.write_all_at(&[1u8; 256], i * 256).expect("write");
+        file.sync_data().expect("fdatasync");
+    })
+}
+
+/// The floor under benchmark 2: one-entry writes of each store, against
+/// raw writes + `fdatasync` of a small file in the same directory.
+fn bench_storage() {
+    println!("## 0. storage floor: one-entry write of each store vs raw 256-byte write+fdatasync, 500 each");
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let entry = |index| concord_raft::storage::conformance::entry(index, 1);
+    let mut redb = RedbStore::open(dir.path().join("floor.redb")).expect("open");
+    let (p50, p99) = time_500(|i| {
+        let entry = entry(i + 1);
+        redb.write(WriteBatch { entries: std::slice::from_ref(&entry), ..WriteBatch::default() })
+            .expect("write");
+    });
+    println!("redb commit                 p50={p50:?} p99={p99:?}");
+    let mut wal = WalStore::open(dir.path().join("floor.wal")).expect("open");
+    let (p50, p99) = time_500(|i| {
+        let entry = entry(i + 1);
+        wal.write(WriteBatch { entries: std::slice::from_ref(&entry), ..WriteBatch::default() })
+            .expect("write");
+    });
+    println!("wal write                   p50={p50:?} p99={p99:?}");
+    const FILE_BYTES: usize = 1 << 20;
+    type Prepare = fn(&std::fs::File);
+    let preallocations: [(&str, Prepare); 3] = [
+        ("written zeros", |file| {
+            std::io::Write::write_all(&mut &*file, &vec![0u8; FILE_BYTES]).expect("zeros")
+        }),
+        ("set_len (sparse)", |file| file.set_len(FILE_BYTES as u64).expect("set_len")),
+        ("append (growing)", |_| {}),
+    ];
+    for (name, prepare) in preallocations {
+        let (p50, p99) = raw_syncs(&dir.path().join("raw"), prepare);
+        println!("fdatasync, {name:<16} p50={p50:?} p99={p99:?}");
+    }
 }
 
 fn main() {

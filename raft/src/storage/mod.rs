@@ -3,12 +3,15 @@
 //! batch with one [`LogStore::write`] — one durable transaction (group
 //! commit) — and recovers with [`Storage::recover`].
 //!
-//! Implementations: [`memory`] (tests, simulation), [`redb`] (durable).
+//! Implementations: [`memory`] (tests, simulation), [`redb`] (durable, one
+//! file) and [`wal`] (durable, a segmented write-ahead log: one `fdatasync`
+//! per batch).
 //! [`conformance`] is the test suite every implementation must pass.
 
 pub mod conformance;
 pub mod memory;
 pub mod redb;
+pub mod wal;
 
 use crate::core::types::{Entry, HardState, Index, Snapshot};
 use crate::core::Recovered;

@@ -282,7 +282,7 @@ impl Checker {
     pub fn check<'a>(&mut self, nodes: impl IntoIterator<Item = &'a TestNode>) -> Result<(), String> {
         self.steps += 1;
         let nodes: Vec<&TestNode> = nodes.into_iter().collect();
-        let full = self.steps % 64 == 0;
+        let full = self.steps.is_multiple_of(64);
         for node in &nodes {
             self.check_node(node, full)?;
         }
