@@ -18,8 +18,9 @@
 //!   client sessions.
 //! - [`session`]: client sessions for exactly-once commands.
 //! - [`consistency`]: comparing replicas' state digests.
-//! - [`storage`]: the `LogStore` / `StateStore` interface, in-memory and
-//!   redb implementations, and the conformance suite.
+//! - [`storage`]: the `LogStore` / `StateStore` interface, in-memory,
+//!   write-ahead-log (`storage::wal`) and redb implementations, and the
+//!   conformance suite.
 //! - [`linearizability`]: a checker for client histories, used by the
 //!   simulation tests.
 //! - [`error`]: typed errors.

@@ -7,7 +7,7 @@
 //! - [`ctl`]: `concord ctl`, one HTTP request per verb.
 //! - [`config`]: the node configuration (TOML file and flags).
 //! - [`demo`]: `concord demo`, the reference scenario in one process.
-//! - [`node`]: one node — transport, a Raft actor per group on redb, the forwarder.
+//! - [`node`]: one node — transport, a Raft actor per group on its write-ahead log, the forwarder.
 //! - [`forward`]: proposals forwarded to the leader over the shared transport.
 //! - [`latency`]: the proposal-latency histogram behind `/metrics`.
 //! - [`load`]: `concord load`, the benchmark load generator.

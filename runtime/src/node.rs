@@ -1,5 +1,5 @@
 //! One Concord node: the TCP transport, one Raft actor per group over a
-//! durable redb store, the proposal forwarder, and the gossip actor (joined
+//! durable write-ahead log (`WalStore`), the proposal forwarder, and the gossip actor (joined
 //! through the Raft peers and the configured seeds).
 
 use crate::config::{NodeConfig, Peer, RaftTiming};
@@ -13,7 +13,7 @@ use concord_membership::actor::gossip::bridge_gossip;
 use concord_membership::actor::{ManagerConfig, QuorumManager};
 use concord_raft::actor::{bootstrap_store, ActorConfig, RaftActor, Read, ReadKind, Shutdown, UpdateConfig};
 use concord_raft::core::{ClientTag, Membership};
-use concord_raft::storage::redb::RedbStore;
+use concord_raft::storage::wal::WalStore;
 use concord_raft::storage::StorageError;
 use concord_transport::{GroupId, NodeId, TcpConfig, TcpTransport, Transport};
 use rand::rngs::StdRng;
@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The Raft actor of a group on a node.
-pub type GroupActor = RaftActor<RedbStore, ConcordMachine>;
+pub type GroupActor = RaftActor<WalStore, ConcordMachine>;
 
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -234,7 +234,7 @@ impl BoundNode {
             }
             let storage_error = |source| NodeError::Storage { group: name.clone(), source };
             let mut store =
-                RedbStore::open(config.data_dir.join(format!("{name}.redb"))).map_err(storage_error)?;
+                WalStore::open(config.data_dir.join(format!("{name}.wal"))).map_err(storage_error)?;
             // A new cluster starts from the members as voters; an existing store recovers.
             bootstrap_store(&mut store, Membership::with_voters(members)).map_err(storage_error)?;
             let actor_config = actor_config(id, &config.raft);
