@@ -433,7 +433,14 @@ impl WalStore {
     /// Replays every segment into the model; returns whether the last one
     /// is sealed.
     fn replay(&mut self) -> Result<bool, StorageError> {
-        let (seqs, _) = self.list()?;
+        let (seqs, snapshots) = self.list()?;
+        if seqs.is_empty() && !snapshots.is_empty() {
+            // The first segment is created before any snapshot can be.
+            return Err(StorageError::Corrupted(format!(
+                "{} holds snapshot files and no log segment",
+                self.dir.display()
+            )));
+        }
         for pair in seqs.windows(2) {
             if pair[1] != pair[0] + 1 {
                 return Err(StorageError::Corrupted(format!(
@@ -932,8 +939,9 @@ impl LogStore for WalStore {
         }
         let base = self.model.missing_through + 1;
         let slot = |index: Index| {
-            usize::try_from(index - base)
-                .ok()
+            index
+                .checked_sub(base)
+                .and_then(|i| usize::try_from(i).ok())
                 .and_then(|i| self.model.slots.get(i))
                 .copied()
                 .ok_or(StorageError::Unavailable(index))
@@ -1300,6 +1308,20 @@ mod tests {
         let (dir, segments) = build();
         edit(&segments[1], |bytes| bytes[200] ^= 0x04);
         refused(dir.path());
+    }
+
+    #[test]
+    fn snapshot_files_without_their_log_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut store = WalStore::open(dir.path()).unwrap();
+            fill(&mut store, 2);
+            store.save_snapshot(&snapshot(10, 3)).unwrap();
+        }
+        for segment in segment_files(dir.path()) {
+            std::fs::remove_file(segment).unwrap();
+        }
+        assert!(refused(dir.path()).contains("no log segment"));
     }
 
     #[test]
