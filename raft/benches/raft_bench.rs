@@ -16,9 +16,9 @@
 //! `CONCORD_BENCH_TRIALS` (default 100) the failover trials and
 //! `CONCORD_BENCH_PROPOSERS` (e.g. `64,256`) the proposer counts. `storage`
 //! measures the fsync floor of the disk the benchmark runs on: one-entry
-//! writes of each store, and raw writes + `fdatasync` into a file
-//! preallocated with written zeros, one extended with `set_len` (sparse), and
-//! one growing by appends.
+//! writes of each store (the WAL with each [`Preallocation`]), and raw
+//! writes + `fdatasync` into a file preallocated with written zeros, one
+//! extended with `set_len` (sparse), and one growing by appends.
 
 use actix::Addr;
 use bytes::Bytes;
@@ -29,7 +29,7 @@ use concord_raft::core::{Index, Membership, Role};
 use concord_raft::machine::StateMachine;
 use concord_raft::storage::memory::MemoryStore;
 use concord_raft::storage::redb::RedbStore;
-use concord_raft::storage::wal::WalStore;
+use concord_raft::storage::wal::{Preallocation, WalOptions, WalStore};
 use concord_raft::storage::{LogStore, Storage, WriteBatch};
 use concord_transport::{ClusterId, GroupId, MemoryNetwork, NodeId, TcpConfig, TcpTransport, Transport};
 use std::collections::BTreeMap;
@@ -370,13 +370,19 @@ fn bench_storage() {
             .expect("write");
     });
     println!("redb commit                 p50={p50:?} p99={p99:?}");
-    let mut wal = WalStore::open(dir.path().join("floor.wal")).expect("open");
-    let (p50, p99) = time_500(|i| {
-        let entry = entry(i + 1);
-        wal.write(WriteBatch { entries: std::slice::from_ref(&entry), ..WriteBatch::default() })
-            .expect("write");
-    });
-    println!("wal write                   p50={p50:?} p99={p99:?}");
+    for (name, preallocation) in
+        [("set_len", Preallocation::SetLen), ("written zeros", Preallocation::WrittenZeros)]
+    {
+        let options = WalOptions { preallocation, ..WalOptions::default() };
+        let mut wal =
+            WalStore::open_with(dir.path().join(format!("floor-{name}.wal")), options).expect("open");
+        let (p50, p99) = time_500(|i| {
+            let entry = entry(i + 1);
+            wal.write(WriteBatch { entries: std::slice::from_ref(&entry), ..WriteBatch::default() })
+                .expect("write");
+        });
+        println!("wal write, {name:<16} p50={p50:?} p99={p99:?}");
+    }
     const FILE_BYTES: usize = 1 << 20;
     type Prepare = fn(&std::fs::File);
     let preallocations: [(&str, Prepare); 3] = [

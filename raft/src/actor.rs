@@ -1,9 +1,9 @@
 //! `RaftActor`: the actix shell around the pure core. It turns one timer
 //! into ticks, hands messages to the transport, persists each ready batch
-//! off the event loop (`spawn_blocking`, one batch at a time: a single
-//! writer, and the inputs that arrive meanwhile form the next batch — group
-//! commit), applies committed entries in order and answers its public
-//! messages. It holds no protocol logic.
+//! off the event loop (on the actor's own persistence thread, one batch at a
+//! time: a single writer, and the inputs that arrive meanwhile form the next
+//! batch — group commit), applies committed entries in order and answers its
+//! public messages. It holds no protocol logic.
 
 use crate::core::types::{ClientTag, Entry, Index, Payload, Snapshot, Term};
 use crate::core::{Config, ElectionRecord, Event, Membership, RaftWire, ReadState, Ready, Role};
@@ -330,13 +330,57 @@ type SnapshotReply = oneshot::Sender<Result<Index, RaftError>>;
 /// one build answers them all.
 pub const SNAPSHOT_REQUESTS_WAITING_MAX: usize = 1_024;
 
+/// Jobs queued to an actor's persistence thread. A job owns the store, so
+/// only one (a batch or a snapshot save) is ever outstanding.
+pub const PERSIST_JOBS_MAX: usize = 1;
+
+type PersistJob = Box<dyn FnOnce() + Send>;
+
+/// The thread that runs one actor's blocking store writes, in order. A
+/// thread of its own is woken faster than the blocking pool's. It ends once
+/// the actor (the sender) is gone and its last job is done.
+struct PersistThread {
+    jobs: std::sync::mpsc::SyncSender<PersistJob>,
+}
+
+impl PersistThread {
+    fn spawn(name: String) -> Result<PersistThread, StorageError> {
+        let (jobs, queue) = std::sync::mpsc::sync_channel::<PersistJob>(PERSIST_JOBS_MAX);
+        std::thread::Builder::new()
+            .name(name)
+            .spawn(move || {
+                for job in queue {
+                    job();
+                }
+            })
+            .map_err(|e| StorageError::Engine(format!("start the persistence thread: {e}")))?;
+        Ok(PersistThread { jobs })
+    }
+
+    /// Runs `job` on the thread; the receiver gets its result.
+    fn run<T: Send + 'static>(
+        &self,
+        job: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<oneshot::Receiver<T>, StorageError> {
+        let (reply, result) = oneshot::channel();
+        self.jobs
+            .try_send(Box::new(move || {
+                let _ = reply.send(job());
+            }))
+            .map_err(|e| StorageError::Engine(format!("queue a persistence job: {e}")))?;
+        Ok(result)
+    }
+}
+
 /// The Raft actor of one group on one node.
 pub struct RaftActor<S: Storage, M: StateMachine> {
     config: ActorConfig,
     core: Raft,
     transport: Arc<dyn Transport>,
-    /// `None` while a batch is being persisted on the blocking pool.
+    /// `None` while a batch is being persisted on the persistence thread.
     storage: Option<S>,
+    /// Started at the first blocking write.
+    persist_thread: Option<PersistThread>,
     machine: Sessioned<M>,
     applied: Index,
     waiters: BTreeMap<Index, Waiter>,
@@ -399,6 +443,7 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
             core,
             transport,
             storage: Some(storage),
+            persist_thread: None,
             machine,
             applied,
             waiters: BTreeMap::new(),
@@ -502,18 +547,38 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
         }
     }
 
-    /// Persists a batch on the blocking pool; the actor keeps taking inputs,
-    /// which form the next batch (group commit).
+    /// Runs `job` with the store on the persistence thread (started on first
+    /// use), off the event loop.
+    fn on_persist_thread<T: Send + 'static>(
+        &mut self,
+        job: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<oneshot::Receiver<T>, StorageError> {
+        if self.persist_thread.is_none() {
+            let name = format!("raft-persist-{}", self.config.group);
+            self.persist_thread = Some(PersistThread::spawn(name)?);
+        }
+        match &self.persist_thread {
+            Some(thread) => thread.run(job),
+            None => Err(StorageError::Engine("no persistence thread".into())),
+        }
+    }
+
+    /// Persists a batch on the persistence thread; the actor keeps taking
+    /// inputs, which form the next batch (group commit).
     fn persist_off_loop(&mut self, mut ready: Ready, ctx: &mut Context<Self>) {
         let mut storage = self.storage.take().expect("the caller checked");
         let snapshot = ready.snapshot.clone();
         let entries = std::mem::take(&mut ready.entries);
         let hard_state = ready.hard_state;
-        let job = actix_rt::task::spawn_blocking(move || {
+        let job = self.on_persist_thread(move || {
             let result =
                 storage.write(WriteBatch { snapshot: snapshot.as_ref(), entries: &entries, hard_state });
             (storage, result)
         });
+        let job = match job {
+            Ok(job) => job,
+            Err(e) => return self.fail(e, ctx),
+        };
         job.into_actor(self)
             .map(move |joined, actor, ctx| match joined {
                 Ok((storage, Ok(()))) => {
@@ -522,7 +587,7 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
                     actor.drive(ctx);
                 }
                 Ok((_, Err(e))) => actor.fail(e, ctx),
-                Err(e) => actor.fail(StorageError::Engine(format!("persist task: {e}")), ctx),
+                Err(e) => actor.fail(StorageError::Engine(format!("persistence thread: {e}")), ctx),
             })
             .spawn(ctx);
     }
@@ -687,10 +752,14 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
             self.snapshot_unsaved = Some(snapshot);
             return;
         };
-        let job = actix_rt::task::spawn_blocking(move || {
+        let job = self.on_persist_thread(move || {
             let result = storage.save_snapshot(&snapshot);
             (storage, result)
         });
+        let job = match job {
+            Ok(job) => job,
+            Err(e) => return self.fail(e, ctx),
+        };
         job.into_actor(self)
             .map(|joined, actor, ctx| match joined {
                 Ok((storage, Ok(()))) => {
@@ -698,7 +767,7 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
                     actor.drive(ctx);
                 }
                 Ok((_, Err(e))) => actor.fail(e, ctx),
-                Err(e) => actor.fail(StorageError::Engine(format!("snapshot task: {e}")), ctx),
+                Err(e) => actor.fail(StorageError::Engine(format!("persistence thread: {e}")), ctx),
             })
             .spawn(ctx);
     }

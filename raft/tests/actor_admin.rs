@@ -11,7 +11,8 @@ use concord_raft::error::RequestError;
 use concord_raft::machine::StateMachine;
 use concord_raft::storage::memory::MemoryStore;
 use concord_raft::storage::redb::RedbStore;
-use concord_raft::storage::{LogStore, Storage};
+use concord_raft::storage::wal::WalStore;
+use concord_raft::storage::{Storage, StorageError};
 use concord_transport::{GroupId, MemoryNetwork, NodeId, Transport};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -172,11 +173,23 @@ async fn a_learner_catches_up_and_is_promoted() {
 
 #[actix::test]
 async fn a_node_restarted_from_its_redb_file_recovers_and_catches_up() {
+    restarted_node_recovers_and_catches_up("redb", |path| RedbStore::open(path)).await;
+}
+
+#[actix::test]
+async fn a_node_restarted_from_its_wal_recovers_and_catches_up() {
+    restarted_node_recovers_and_catches_up("wal", |path| WalStore::open(path)).await;
+}
+
+async fn restarted_node_recovers_and_catches_up<S: Storage>(
+    kind: &str,
+    open_store: fn(&std::path::Path) -> Result<S, StorageError>,
+) {
     let dir = tempfile::tempdir().unwrap();
     let network = MemoryNetwork::new();
     let membership = Membership::with_voters([1, 2, 3].map(NodeId));
     let open = |id: u64| {
-        let mut store = RedbStore::open(dir.path().join(format!("{id}.redb"))).unwrap();
+        let mut store = open_store(&dir.path().join(format!("{id}.{kind}"))).unwrap();
         if store.last_index().unwrap() == 0
             && store.recover().unwrap().snapshot.meta.membership.voters.is_empty()
         {
@@ -184,7 +197,7 @@ async fn a_node_restarted_from_its_redb_file_recovers_and_catches_up() {
         }
         store
     };
-    let start = |id: u64, store: RedbStore| {
+    let start = |id: u64, store: S| {
         let transport: Arc<dyn Transport> = Arc::new(network.join(NodeId(id)));
         let actor = RaftActor::new(ActorConfig::new(GroupId(1)), transport, store, Sum::default()).unwrap();
         actix::Actor::start(actor)
@@ -201,6 +214,9 @@ async fn a_node_restarted_from_its_redb_file_recovers_and_catches_up() {
         (nodes[&victim].send(GetStatus).await.ok()?.applied >= 21).then_some(())
     })
     .await;
+    // The victim restarts from a snapshot of its own plus the log after it.
+    let snapshot = nodes[&victim].send(TakeSnapshot).await.unwrap().unwrap();
+    assert!(snapshot >= 21, "snapshot at {snapshot}");
     nodes[&victim].send(Shutdown).await.unwrap();
     network.leave(victim);
     nodes.remove(&victim);
@@ -208,8 +224,8 @@ async fn a_node_restarted_from_its_redb_file_recovers_and_catches_up() {
         nodes[&leader].send(command(v)).await.unwrap().unwrap().await.unwrap();
     }
     // The store is released once the stopped actor is dropped.
-    let store = eventually("the file to be released", async || {
-        RedbStore::open(dir.path().join(format!("{}.redb", victim.0))).ok()
+    let store = eventually("the store to be released", async || {
+        open_store(&dir.path().join(format!("{}.{kind}", victim.0))).ok()
     })
     .await;
     assert!(store.last_index().unwrap() >= 21, "acknowledged entries survived the stop");

@@ -7,7 +7,7 @@
 use concord_raft::core::HardState;
 use concord_raft::storage::conformance::entries;
 use concord_raft::storage::redb::RedbStore;
-use concord_raft::storage::wal::{WalOptions, WalStore};
+use concord_raft::storage::wal::{Preallocation, WalOptions, WalStore};
 use concord_raft::storage::{Storage, WriteBatch};
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -16,7 +16,11 @@ use std::process::{Command, Stdio};
 const CHILD_ENV: &str = "CONCORD_CRASH_CHILD_PATH";
 const CHILD_STORE_ENV: &str = "CONCORD_CRASH_CHILD_STORE";
 /// WAL segments small enough that the child rotates every few batches.
-const WAL_OPTIONS: WalOptions = WalOptions { segment_bytes_max: 8 * 1024, preallocate_bytes: 4 * 1024 };
+const WAL_OPTIONS: WalOptions = WalOptions {
+    segment_bytes_max: 8 * 1024,
+    preallocate_bytes: 4 * 1024,
+    preallocation: Preallocation::SetLen,
+};
 
 /// Opens the store the test names: `redb` (a file) or `wal` (a directory).
 fn open(kind: &str, path: &Path) -> Box<dyn Storage> {
