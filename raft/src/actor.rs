@@ -421,16 +421,11 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
 
     fn send_all(&mut self, messages: Vec<(NodeId, crate::core::Message)>) {
         for (to, message) in messages {
-            let wire = RaftWire::V1(message);
-            match Envelope::wrap(self.transport.local_id(), to, self.config.group, &wire) {
-                Ok(envelope) => match self.transport.send(envelope) {
-                    Ok(()) => self.metrics.messages_sent += 1,
-                    Err(_) => self.metrics.messages_refused += 1,
-                },
-                Err(e) => {
-                    tracing::error!(error = %e, "raft message failed to encode");
-                    self.metrics.messages_refused += 1;
-                }
+            let envelope =
+                Envelope::typed(self.transport.local_id(), to, self.config.group, RaftWire::V1(message));
+            match self.transport.send(envelope) {
+                Ok(()) => self.metrics.messages_sent += 1,
+                Err(_) => self.metrics.messages_refused += 1,
             }
         }
     }
@@ -769,14 +764,15 @@ impl<S: Storage, M: StateMachine> Handler<Inbound> for RaftActor<S, M> {
     type Result = ();
 
     fn handle(&mut self, Inbound(envelope): Inbound, ctx: &mut Context<Self>) {
-        match envelope.open::<RaftWire>() {
+        let from = envelope.from;
+        match envelope.into_message::<RaftWire>() {
             Ok(RaftWire::V1(message)) => {
-                self.core.step(envelope.from, message);
+                self.core.step(from, message);
                 self.drive_soon(ctx);
             }
             Err(e) => {
                 self.metrics.messages_undecodable += 1;
-                tracing::warn!(from = %envelope.from, error = %e, "undecodable raft message dropped");
+                tracing::warn!(%from, error = %e, "undecodable raft message dropped");
             }
         }
     }
