@@ -10,9 +10,7 @@ use crate::error::GossipError;
 use crate::state::{Conflict, Operation, ReadValue};
 use crate::wire::{GossipWire, MemberUpdate};
 use actix::{Actor, AsyncContext, Context, Handler, Message, MessageResult};
-use concord_transport::{
-    Channel, Envelope, GroupId, Inbound, NodeId, Protocol, Transport, TransportStats, WireMessage,
-};
+use concord_transport::{Channel, Envelope, GroupId, Inbound, NodeId, Protocol, Transport, TransportStats};
 use crdts::Dot;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -46,9 +44,8 @@ impl GossipActor {
         }
         let from = self.core.id();
         for (to, body) in output.messages {
-            let sent = Envelope::wrap(from, to, GroupId(0), &GossipWire::V2(body))
-                .map_err(|e| e.to_string())
-                .and_then(|envelope| self.transport.send(envelope).map_err(|e| e.to_string()));
+            let envelope = Envelope::typed(from, to, GroupId(0), GossipWire::V2(body));
+            let sent = self.transport.send(envelope).map_err(|e| e.to_string());
             if let Err(error) = sent {
                 // Gossip tolerates loss; a peer that stays unreachable is
                 // found out by the failure detector.
@@ -82,18 +79,19 @@ impl Handler<Inbound> for GossipActor {
     type Result = ();
 
     fn handle(&mut self, Inbound(envelope): Inbound, _: &mut Context<Self>) {
-        match GossipWire::from_body(&envelope.body) {
+        let from = envelope.from;
+        match envelope.into_message::<GossipWire>() {
             Ok(GossipWire::V2(body)) => {
-                self.core.receive(envelope.from, body);
+                self.core.receive(from, body);
                 self.drive();
             }
             Ok(GossipWire::V1(_)) => {
                 self.bad_messages += 1;
-                tracing::warn!(from = %envelope.from, "gossip wire version 1 is no longer spoken; message dropped");
+                tracing::warn!(from = %from, "gossip wire version 1 is no longer spoken; message dropped");
             }
             Err(error) => {
                 self.bad_messages += 1;
-                tracing::warn!(from = %envelope.from, %error, "undecodable gossip message dropped");
+                tracing::warn!(from = %from, %error, "undecodable gossip message dropped");
             }
         }
     }

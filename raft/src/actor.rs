@@ -11,6 +11,7 @@ use crate::core::{Raft, Recovered};
 use crate::error::RequestError;
 use crate::machine::{Applied, Sessioned, StateMachine};
 use crate::storage::{Storage, StorageError, WriteBatch};
+use crate::waiters::Waiters;
 use actix::prelude::*;
 use bytes::Bytes;
 use concord_transport::{Envelope, GroupId, Inbound, NodeId, Transport};
@@ -323,6 +324,19 @@ enum Waiter {
     Membership(Term, oneshot::Sender<Result<Index, RaftError>>),
 }
 
+impl Waiter {
+    fn fail(self, error: RaftError) {
+        match self {
+            Waiter::Proposal(_, reply) => {
+                let _ = reply.send(Err(error));
+            }
+            Waiter::Membership(_, reply) => {
+                let _ = reply.send(Err(error));
+            }
+        }
+    }
+}
+
 type ReadReply = oneshot::Sender<Result<Bytes, RaftError>>;
 type SnapshotReply = oneshot::Sender<Result<Index, RaftError>>;
 
@@ -383,7 +397,8 @@ pub struct RaftActor<S: Storage, M: StateMachine> {
     persist_thread: Option<PersistThread>,
     machine: Sessioned<M>,
     applied: Index,
-    waiters: BTreeMap<Index, Waiter>,
+    /// Bounded by `max_log_entries`: one per unapplied entry.
+    waiters: Waiters<Waiter>,
     reads: BTreeMap<u64, (Bytes, ReadReply)>,
     confirmed_reads: VecDeque<(ReadState, Bytes, ReadReply)>,
     next_read_id: u64,
@@ -446,7 +461,7 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
             persist_thread: None,
             machine,
             applied,
-            waiters: BTreeMap::new(),
+            waiters: Waiters::default(),
             reads: BTreeMap::new(),
             confirmed_reads: VecDeque::new(),
             next_read_id: 1,
@@ -466,16 +481,11 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
 
     fn send_all(&mut self, messages: Vec<(NodeId, crate::core::Message)>) {
         for (to, message) in messages {
-            let wire = RaftWire::V1(message);
-            match Envelope::wrap(self.transport.local_id(), to, self.config.group, &wire) {
-                Ok(envelope) => match self.transport.send(envelope) {
-                    Ok(()) => self.metrics.messages_sent += 1,
-                    Err(_) => self.metrics.messages_refused += 1,
-                },
-                Err(e) => {
-                    tracing::error!(error = %e, "raft message failed to encode");
-                    self.metrics.messages_refused += 1;
-                }
+            let envelope =
+                Envelope::typed(self.transport.local_id(), to, self.config.group, RaftWire::V1(message));
+            match self.transport.send(envelope) {
+                Ok(()) => self.metrics.messages_sent += 1,
+                Err(_) => self.metrics.messages_refused += 1,
             }
         }
     }
@@ -610,9 +620,8 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
                 return self.fail(StorageError::Corrupted(format!("snapshot from the leader: {e}")), ctx);
             }
             self.applied = snapshot.meta.index;
-            let later: Vec<Index> = self.waiters.range(..=self.applied).map(|(i, _)| *i).collect();
-            for index in later {
-                self.fail_waiter(index, RaftError::LeadershipLost);
+            for (_, waiter) in self.waiters.take_through(self.applied) {
+                waiter.fail(RaftError::LeadershipLost);
             }
         }
         for entry in &ready.committed_entries {
@@ -643,7 +652,7 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
             Payload::Empty => Some(Applied::Response(Bytes::new())),
             Payload::Membership(_) => None,
         };
-        let Some(waiter) = self.waiters.remove(&entry.index) else { return };
+        let Some(waiter) = self.waiters.remove(entry.index) else { return };
         match waiter {
             Waiter::Proposal(term, reply) => {
                 let result = match outcome {
@@ -670,25 +679,12 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
         }
     }
 
-    fn fail_waiter(&mut self, index: Index, error: RaftError) {
-        match self.waiters.remove(&index) {
-            Some(Waiter::Proposal(_, reply)) => {
-                let _ = reply.send(Err(error));
-            }
-            Some(Waiter::Membership(_, reply)) => {
-                let _ = reply.send(Err(error));
-            }
-            None => {}
-        }
-    }
-
     fn on_event(&mut self, event: Event) {
         match event {
             Event::BecameLeader(_) => self.metrics.leaderships += 1,
             Event::SteppedDown { .. } => {
-                let pending: Vec<Index> = self.waiters.keys().copied().collect();
-                for index in pending {
-                    self.fail_waiter(index, RaftError::LeadershipLost);
+                for (_, waiter) in self.waiters.take_all() {
+                    waiter.fail(RaftError::LeadershipLost);
                 }
             }
             Event::ReadsDropped(ids) => {
@@ -810,9 +806,8 @@ impl<S: Storage, M: StateMachine> Actor for RaftActor<S, M> {
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
         self.transport.unregister(concord_transport::Channel::raft(self.config.group));
-        let pending: Vec<Index> = self.waiters.keys().copied().collect();
-        for index in pending {
-            self.fail_waiter(index, RaftError::Stopped);
+        for (_, waiter) in self.waiters.take_all() {
+            waiter.fail(RaftError::Stopped);
         }
     }
 }
@@ -838,14 +833,15 @@ impl<S: Storage, M: StateMachine> Handler<Inbound> for RaftActor<S, M> {
     type Result = ();
 
     fn handle(&mut self, Inbound(envelope): Inbound, ctx: &mut Context<Self>) {
-        match envelope.open::<RaftWire>() {
+        let from = envelope.from;
+        match envelope.into_message::<RaftWire>() {
             Ok(RaftWire::V1(message)) => {
-                self.core.step(envelope.from, message);
+                self.core.step(from, message);
                 self.drive_soon(ctx);
             }
             Err(e) => {
                 self.metrics.messages_undecodable += 1;
-                tracing::warn!(from = %envelope.from, error = %e, "undecodable raft message dropped");
+                tracing::warn!(%from, error = %e, "undecodable raft message dropped");
             }
         }
     }

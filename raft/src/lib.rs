@@ -32,3 +32,4 @@ pub mod linearizability;
 pub mod machine;
 pub mod session;
 pub mod storage;
+mod waiters;

@@ -82,8 +82,12 @@ fn main() {
                 let start = Instant::now();
                 let mut sent = 0;
                 while sent < messages {
-                    let envelope =
-                        Envelope { from: NodeId(1), to: NodeId(2), channel: CHANNEL, body: body.clone() };
+                    let envelope = Envelope {
+                        from: NodeId(1),
+                        to: NodeId(2),
+                        channel: CHANNEL,
+                        body: body.clone().into(),
+                    };
                     match sender.send(envelope) {
                         Ok(()) => sent += 1,
                         Err(SendError::QueueFull(_)) => tokio::task::yield_now().await,

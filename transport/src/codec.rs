@@ -66,6 +66,22 @@ pub fn encode_value<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecEr
     bincode::serde::encode_to_vec(value, config()).map_err(|e| CodecError::Encode(e.to_string()))
 }
 
+/// Bytes [`encode_value`] would produce for `value`, counted without
+/// allocating.
+pub fn encoded_len<T: Serialize + ?Sized>(value: &T) -> Result<usize, CodecError> {
+    struct Counter(usize);
+    impl bincode::enc::write::Writer for Counter {
+        fn write(&mut self, bytes: &[u8]) -> Result<(), bincode::error::EncodeError> {
+            self.0 += bytes.len();
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    bincode::serde::encode_into_writer(value, &mut counter, config())
+        .map_err(|e| CodecError::Encode(e.to_string()))?;
+    Ok(counter.0)
+}
+
 /// Decodes one value that must fill `bytes` exactly.
 pub fn decode_value<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     let (value, used) = bincode::serde::decode_from_slice(bytes, config())
@@ -193,7 +209,7 @@ mod tests {
                 from: NodeId(from),
                 to: NodeId(to),
                 channel: Channel { protocol, group: GroupId(group) },
-                body: Bytes::from(body),
+                body: Bytes::from(body).into(),
             })
     }
 
@@ -250,7 +266,7 @@ mod tests {
             from: NodeId(1),
             to: NodeId(2),
             channel: Channel::single(Protocol::Gossip),
-            body: Bytes::from(vec![7u8; 100]),
+            body: Bytes::from(vec![7u8; 100]).into(),
         };
         let mut dst = BytesMut::new();
         assert!(matches!(

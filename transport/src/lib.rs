@@ -29,7 +29,7 @@ pub mod sim;
 pub mod tcp;
 pub mod transport;
 
-pub use envelope::{Channel, Envelope, Protocol, WireMessage};
+pub use envelope::{Channel, Envelope, EnvelopeBody, Protocol, WireMessage};
 pub use error::{CodecError, ConnectionError, SendError};
 pub use ids::{ClusterId, GroupId, NodeId};
 pub use memory::{MemoryNetwork, MemoryTransport};

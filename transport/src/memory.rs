@@ -1,6 +1,7 @@
 //! The in-memory transport: nodes in one process exchange envelopes through
-//! actix mailboxes, with no encoding. For tests and for embedding several nodes
-//! in one process.
+//! actix mailboxes. A typed body ([`crate::Envelope::typed`]) is handed to the
+//! receiver as it is, never encoded. For tests and for embedding several
+//! nodes in one process.
 
 use crate::envelope::{Channel, Envelope};
 use crate::error::SendError;

@@ -5,10 +5,13 @@ mod support;
 
 use actix::Addr;
 use concord_transport::fault::{FaultConfig, Faults};
-use concord_transport::{ClusterId, MemoryNetwork, NodeId, SendError, TcpConfig, TcpTransport, Transport};
+use concord_transport::{
+    ClusterId, Envelope, EnvelopeBody, GroupId, MemoryNetwork, NodeId, SendError, TcpConfig, TcpTransport,
+    Transport,
+};
 use std::collections::BTreeSet;
 use std::time::Duration;
-use support::{eventually, numbered, seq_of, Collector, Count, Take, CHANNEL};
+use support::{eventually, numbered, seq_of, Collector, Count, Note, Take, CHANNEL};
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
@@ -51,6 +54,25 @@ async fn memory_transport_delivers_in_order_and_reports_unknown_peers() {
     b.unregister(CHANNEL);
     a.send(numbered(1, 2, 0, 0)).unwrap();
     assert_eq!(b.stats().dropped_unroutable, 1);
+}
+
+#[actix::test]
+async fn memory_transport_hands_typed_bodies_over_without_encoding() {
+    let network = MemoryNetwork::new();
+    let a = network.join(NodeId(1));
+    let b = network.join(NodeId(2));
+    let inbox = Collector::spawn();
+    b.register(CHANNEL, inbox.clone().recipient());
+    let note = Note(42, "in process".into());
+    a.send(Envelope::typed(NodeId(1), NodeId(2), GroupId(0), note.clone())).unwrap();
+    eventually(DEADLINE, "one delivery", || {
+        let inbox = inbox.clone();
+        async move { inbox.send(Count).await.unwrap() == 1 }
+    })
+    .await;
+    let received = inbox.send(Take).await.unwrap().pop().unwrap();
+    assert!(matches!(received.body, EnvelopeBody::Value(_)), "never encoded");
+    assert_eq!(received.into_message::<Note>().unwrap(), note);
 }
 
 #[actix::test]

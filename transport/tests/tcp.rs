@@ -5,10 +5,12 @@ mod support;
 use actix::{Actor, Addr};
 use bytes::{BufMut, BytesMut};
 use concord_transport::codec::{Frame, FrameCodec, Hello, FRAME_SIZE_MAX_DEFAULT, MAGIC};
-use concord_transport::{ClusterId, Envelope, NodeId, SendError, TcpConfig, TcpTransport, Transport};
+use concord_transport::{
+    ClusterId, Envelope, EnvelopeBody, GroupId, NodeId, SendError, TcpConfig, TcpTransport, Transport,
+};
 use std::net::SocketAddr;
 use std::time::Duration;
-use support::{eventually, numbered, seq_of, Collector, Count, Take, CHANNEL};
+use support::{eventually, numbered, seq_of, Collector, Count, Note, Take, CHANNEL};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -59,6 +61,27 @@ async fn hundred_thousand_messages_arrive_in_order_with_none_lost() {
     assert_eq!(stats.dropped_write_failed, 0);
     assert_eq!(stats.connections_established, 1, "one connection carries everything");
     assert_eq!(b.stats().delivered, COUNT);
+}
+
+#[actix::test]
+async fn typed_bodies_are_encoded_on_the_wire_and_open_on_arrival() {
+    let (a, _) = node(1).await;
+    let (b, inbox) = node(2).await;
+    a.add_peer(NodeId(2), b.local_addr());
+    let notes: Vec<Note> = (0..100).map(|i| Note(i, format!("note {i}"))).collect();
+    send_all(&a, notes.iter().map(|n| Envelope::typed(NodeId(1), NodeId(2), GroupId(0), n.clone()))).await;
+    eventually(DEADLINE, "100 notes", || {
+        let inbox = inbox.clone();
+        async move { inbox.send(Count).await.unwrap() == 100 }
+    })
+    .await;
+    let received = inbox.send(Take).await.unwrap();
+    assert!(received.iter().all(|e| matches!(e.body, EnvelopeBody::Encoded(_))), "bytes from the socket");
+    let opened: Vec<Note> = received.into_iter().map(|e| e.into_message().unwrap()).collect();
+    assert_eq!(opened, notes);
+    let expected_bytes: usize =
+        notes.iter().map(|n| Envelope::wrap(NodeId(1), NodeId(2), GroupId(0), n).unwrap().size_bytes()).sum();
+    assert_eq!(b.stats().bytes_received, expected_bytes as u64);
 }
 
 #[actix::test]

@@ -73,13 +73,13 @@ pub const CHANNEL: Channel = Channel { protocol: Protocol::Application(7), group
 pub fn numbered(from: u64, to: u64, seq: u64, padding: usize) -> Envelope {
     let mut body = seq.to_be_bytes().to_vec();
     body.resize(8 + padding, 0);
-    Envelope { from: NodeId(from), to: NodeId(to), channel: CHANNEL, body: Bytes::from(body) }
+    Envelope { from: NodeId(from), to: NodeId(to), channel: CHANNEL, body: Bytes::from(body).into() }
 }
 
 /// The sequence number of a [`numbered`] envelope.
 pub fn seq_of(envelope: &Envelope) -> u64 {
     let mut bytes = [0u8; 8];
-    bytes.copy_from_slice(&envelope.body[..8]);
+    bytes.copy_from_slice(&envelope.body.encoded().expect("a byte body")[..8]);
     u64::from_be_bytes(bytes)
 }
 
@@ -95,4 +95,12 @@ where
         assert!(start.elapsed() < deadline, "timed out after {deadline:?} waiting for {what}");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+}
+
+/// A typed message on [`CHANNEL`]'s protocol.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Note(pub u64, pub String);
+
+impl concord_transport::WireMessage for Note {
+    const PROTOCOL: Protocol = Protocol::Application(7);
 }
