@@ -8,8 +8,8 @@
 //! - `LOCK`: held with an advisory lock while the store is open, so a second
 //!   process (or a second open in this one) is refused.
 //! - `wal-<seq>.log` (seq: 20 decimal digits): the segments, replayed in
-//!   order. Each starts with a 16-byte header, the magic `CONCWAL1` and the
-//!   seq (u64 LE), followed by batches, followed by zeros: a segment is
+//!   order. Each starts with a 24-byte header, the magic `CONCWAL1`, the
+//!   seq (u64 LE) and a random salt (u64 LE), followed by batches, followed by zeros: a segment is
 //!   preallocated [`PREALLOCATE_BYTES`] at a time (see [`Preallocation`];
 //!   its size is synced once when it grows, not per write), and a new batch
 //!   is written over the zeros.
@@ -23,7 +23,9 @@
 //! # Records
 //!
 //! `len: u32 LE | crc: u32 LE | kind: u8 | payload (len bytes)`, the CRC32
-//! covering the kind and the payload. Kinds: `BATCH` (payload: the batch's
+//! covering the kind and the payload, and for a `BATCH` record first the
+//! segment's salt: bytes a client wrote into a command can then never pass
+//! for a batch when recovery looks past damage (below). Kinds: `BATCH` (payload: the batch's
 //! length in bytes, u64 LE, counting this record), `CHECKPOINT`, `ENTRY`,
 //! `HARD_STATE`, `TRUNCATE` (u64 LE: the first index cut), `SNAPSHOT` (a
 //! reference to a snapshot file, with whether it replaced the whole log) and
@@ -82,7 +84,7 @@ pub enum Preallocation {
 
 const LOCK_FILE: &str = "LOCK";
 const SEGMENT_MAGIC: &[u8; 8] = b"CONCWAL1";
-const SEGMENT_HEADER_BYTES: u64 = 16;
+const SEGMENT_HEADER_BYTES: u64 = 24;
 const RECORD_HEADER_BYTES: usize = 9;
 const BATCH_RECORD_BYTES: usize = RECORD_HEADER_BYTES + 8;
 
@@ -218,6 +220,9 @@ impl Model {
 #[derive(Debug)]
 struct Segment {
     seq: u64,
+    /// Random, chosen when the segment is created: mixed into the CRC of
+    /// its `BATCH` records (see [`batch_crc_salt`]).
+    salt: u64,
     file: File,
     /// Bytes of the file that are preallocated (zeros past the data).
     allocated: u64,
@@ -242,8 +247,29 @@ enum BadRecord {
     Bad(String),
 }
 
+/// The CRC of a record: over the salt (only a `BATCH` record has one, its
+/// segment's), the kind and the payload.
+fn record_crc(salt: Option<u64>, kind: u8, payload: &[u8]) -> u32 {
+    let mut hasher = crc32fast::Hasher::new();
+    if let Some(salt) = salt {
+        hasher.update(&salt.to_le_bytes());
+    }
+    hasher.update(&[kind]);
+    hasher.update(payload);
+    hasher.finalize()
+}
+
+/// The salt of a record of `kind` in a segment salted `segment_salt`: a
+/// `BATCH` record's CRC covers the segment's secret salt, so bytes a client
+/// put in a command can never pass for a batch (the torn-tail check at open
+/// looks for intact batches after damage).
+fn batch_crc_salt(kind: u8, segment_salt: u64) -> Option<u64> {
+    (kind == KIND_BATCH).then_some(segment_salt)
+}
+
 /// Reads the record at `at` in `bytes`: its kind, payload and total length.
-fn read_record(bytes: &[u8], at: usize) -> Result<(Record<'_>, usize), BadRecord> {
+/// `salt`: the segment's, checked if the record is a `BATCH`.
+fn read_record(bytes: &[u8], at: usize, salt: u64) -> Result<(Record<'_>, usize), BadRecord> {
     let Some(header) = bytes.get(at..at + RECORD_HEADER_BYTES) else {
         return if bytes[at.min(bytes.len())..].iter().all(|b| *b == 0) {
             Err(BadRecord::Zero)
@@ -261,27 +287,27 @@ fn read_record(bytes: &[u8], at: usize) -> Result<(Record<'_>, usize), BadRecord
     let Some(payload) = start.checked_add(len).and_then(|end| bytes.get(start..end)) else {
         return Err(BadRecord::Bad(format!("a record of {len} bytes runs past the end of the file")));
     };
-    let mut hasher = crc32fast::Hasher::new();
-    hasher.update(&[kind]);
-    hasher.update(payload);
-    if hasher.finalize() != crc {
+    if record_crc(batch_crc_salt(kind, salt), kind, payload) != crc {
         return Err(BadRecord::Bad(format!("CRC mismatch in a record of kind {kind} and {len} bytes")));
     }
     Ok((Record { kind, payload }, RECORD_HEADER_BYTES + len))
 }
 
-/// Appends a record to `out`.
-fn push_record(out: &mut Vec<u8>, kind: u8, payload: &[u8]) -> Result<(), StorageError> {
+/// Appends a record to `out` (`salt`: the segment's, used if `kind` is
+/// `BATCH`).
+fn push_salted_record(out: &mut Vec<u8>, kind: u8, payload: &[u8], salt: u64) -> Result<(), StorageError> {
     let len = u32::try_from(payload.len())
         .map_err(|_| StorageError::Engine(format!("a record of {} bytes is too large", payload.len())))?;
-    let mut hasher = crc32fast::Hasher::new();
-    hasher.update(&[kind]);
-    hasher.update(payload);
     out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(&hasher.finalize().to_le_bytes());
+    out.extend_from_slice(&record_crc(batch_crc_salt(kind, salt), kind, payload).to_le_bytes());
     out.push(kind);
     out.extend_from_slice(payload);
     Ok(())
+}
+
+/// Appends a record that is not a `BATCH` (its CRC has no salt) to `out`.
+fn push_record(out: &mut Vec<u8>, kind: u8, payload: &[u8]) -> Result<(), StorageError> {
+    push_salted_record(out, kind, payload, 0)
 }
 
 fn io_error(what: impl std::fmt::Display) -> impl FnOnce(io::Error) -> StorageError {
@@ -521,13 +547,15 @@ impl WalStore {
         {
             return Err(corrupted(0, "not a segment header for this file"));
         }
-        let mut segment = Segment { seq, file, allocated: bytes.len() as u64, covers: 0, data_start: 0 };
+        let salt = decode_u64(&bytes[16..24], "segment salt").map_err(|why| corrupted(16, &why))?;
+        let mut segment =
+            Segment { seq, salt, file, allocated: bytes.len() as u64, covers: 0, data_start: 0 };
         let mut at = SEGMENT_HEADER_BYTES as usize;
         let mut batches = 0u64;
         let mut sealed = false;
         let mut items = Vec::new();
         loop {
-            let why = match self.read_batch(&bytes, at, seq, &mut items) {
+            let why = match self.read_batch(&bytes, at, seq, salt, &mut items) {
                 Ok(Some(len)) => {
                     if sealed {
                         return Err(corrupted(at, "data after the segment's seal"));
@@ -556,7 +584,7 @@ impl WalStore {
             if !last || batches == 0 {
                 return Err(corrupted(at, &why));
             }
-            if let Some(next) = self.intact_batch_after(&bytes, at, seq) {
+            if let Some(next) = self.intact_batch_after(&bytes, at, seq, salt) {
                 return Err(corrupted(at, &format!("{why}, and an intact batch follows at {next}")));
             }
             tracing::warn!(segment = %name, offset = at, reason = %why, "cutting a torn write off the WAL");
@@ -581,10 +609,11 @@ impl WalStore {
         bytes: &[u8],
         at: usize,
         seq: u64,
+        salt: u64,
         items: &mut Vec<Item>,
     ) -> Result<Option<usize>, String> {
         items.clear();
-        let (record, len) = match read_record(bytes, at) {
+        let (record, len) = match read_record(bytes, at, salt) {
             Ok(read) => read,
             Err(BadRecord::Zero) => return Ok(None),
             Err(BadRecord::Bad(why)) => return Err(why),
@@ -600,7 +629,7 @@ impl WalStore {
         };
         let mut pos = at + len;
         while pos < end {
-            let (record, len) = match read_record(&bytes[..end], pos) {
+            let (record, len) = match read_record(&bytes[..end], pos, salt) {
                 Ok(read) => read,
                 Err(BadRecord::Zero) => return Err("a batch ends early".into()),
                 Err(BadRecord::Bad(why)) => return Err(why),
@@ -614,12 +643,12 @@ impl WalStore {
 
     /// Where an intact batch starts after damage at `at`, if anywhere: then
     /// the damage is not a torn last write.
-    fn intact_batch_after(&self, bytes: &[u8], at: usize, seq: u64) -> Option<usize> {
+    fn intact_batch_after(&self, bytes: &[u8], at: usize, seq: u64, salt: u64) -> Option<usize> {
         let end = bytes.iter().rposition(|b| *b != 0)?;
         let mut items = Vec::new();
         (at + 1..end.saturating_sub(RECORD_HEADER_BYTES))
             .filter(|p| bytes[p + 8] == KIND_BATCH)
-            .find(|p| matches!(self.read_batch(bytes, *p, seq, &mut items), Ok(Some(_))))
+            .find(|p| matches!(self.read_batch(bytes, *p, seq, salt, &mut items), Ok(Some(_))))
     }
 
     /// Applies one replayed record to the model.
@@ -690,10 +719,12 @@ impl WalStore {
         let mut bytes = Vec::new();
         bytes.extend_from_slice(SEGMENT_MAGIC);
         bytes.extend_from_slice(&seq.to_le_bytes());
+        let salt: u64 = rand::random();
+        bytes.extend_from_slice(&salt.to_le_bytes());
         let checkpoint = self.model.checkpoint();
         let mut records = Vec::new();
         push_record(&mut records, KIND_CHECKPOINT, &encode(&checkpoint)?)?;
-        push_batch(&mut bytes, &records)?;
+        push_batch(&mut bytes, &records, salt)?;
         let data_end = bytes.len() as u64;
         let allocated =
             data_end.next_multiple_of(self.options.preallocate_bytes).max(self.options.preallocate_bytes);
@@ -703,6 +734,7 @@ impl WalStore {
         let file = write_atomically(&self.dir, &segment_name(seq), &bytes, allocated)?;
         self.segments.push(Segment {
             seq,
+            salt,
             file,
             allocated,
             covers: checkpoint.last_index,
@@ -723,7 +755,8 @@ impl WalStore {
         }
         let mut buffer = std::mem::take(&mut self.buffer);
         buffer.clear();
-        push_batch(&mut buffer, records)?;
+        let salt = self.segments.last().map_or(0, |s| s.salt);
+        push_batch(&mut buffer, records, salt)?;
         let result = self.write_at_end(&buffer);
         self.buffer = buffer;
         result.map(|at| at + BATCH_RECORD_BYTES as u64)
@@ -758,7 +791,8 @@ impl WalStore {
         let mut records = Vec::new();
         push_record(&mut records, KIND_SEAL, &[])?;
         let mut batch = Vec::new();
-        push_batch(&mut batch, &records)?;
+        let salt = self.segments.last().map_or(0, |s| s.salt);
+        push_batch(&mut batch, &records, salt)?;
         self.write_at_end(&batch)?;
         self.start_segment()
     }
@@ -883,10 +917,10 @@ impl WalStore {
     }
 }
 
-/// Frames `records` as one batch into `out`.
-fn push_batch(out: &mut Vec<u8>, records: &[u8]) -> Result<(), StorageError> {
+/// Frames `records` as one batch into `out`, for a segment salted `salt`.
+fn push_batch(out: &mut Vec<u8>, records: &[u8], salt: u64) -> Result<(), StorageError> {
     let len = (BATCH_RECORD_BYTES + records.len()) as u64;
-    push_record(out, KIND_BATCH, &len.to_le_bytes())?;
+    push_salted_record(out, KIND_BATCH, &len.to_le_bytes(), salt)?;
     out.extend_from_slice(records);
     Ok(())
 }
@@ -1013,7 +1047,7 @@ impl LogStore for WalStore {
                         slot.offset
                     ))
                 };
-                let (record, len) = read_record(&buffer, at).map_err(|bad| match bad {
+                let (record, len) = read_record(&buffer, at, 0).map_err(|bad| match bad {
                     BadRecord::Zero => corrupted("zeros".into()),
                     BadRecord::Bad(why) => corrupted(why),
                 })?;
@@ -1049,7 +1083,7 @@ impl StateStore for WalStore {
         let name = snapshot_name(gen);
         let bytes = std::fs::read(self.dir.join(&name)).map_err(io_error(format!("read {name}")))?;
         let corrupted = |why: String| StorageError::Corrupted(format!("{name}: {why}"));
-        let (record, len) = read_record(&bytes, 0).map_err(|bad| match bad {
+        let (record, len) = read_record(&bytes, 0, 0).map_err(|bad| match bad {
             BadRecord::Zero => corrupted("empty".into()),
             BadRecord::Bad(why) => corrupted(why),
         })?;
@@ -1307,6 +1341,41 @@ mod tests {
     }
 
     #[test]
+    fn a_command_that_looks_like_a_batch_does_not_stop_a_torn_write_being_cut() {
+        // What a client could put in a command: a well-formed batch of one
+        // entry, its CRCs computed without the segment's secret salt.
+        let mut inner = Vec::new();
+        push_record(&mut inner, KIND_ENTRY, &encode(&conformance::entry(92, 3)).unwrap()).unwrap();
+        let len = ((BATCH_RECORD_BYTES + inner.len()) as u64).to_le_bytes();
+        let mut forged = Vec::new();
+        forged.extend_from_slice(&8u32.to_le_bytes());
+        forged.extend_from_slice(&record_crc(None, KIND_BATCH, &len).to_le_bytes());
+        forged.push(KIND_BATCH);
+        forged.extend_from_slice(&len);
+        forged.extend_from_slice(&inner);
+
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = WalStore::open(dir.path()).unwrap();
+        fill(&mut store, 9);
+        let data = bytes::Bytes::from(forged);
+        let command = Entry {
+            index: 91,
+            term: 3,
+            payload: crate::core::types::Payload::Command { client: None, data },
+        };
+        let write = WriteBatch { entries: &[command], hard_state: Some(hard_state(91)), snapshot: None };
+        store.write(write).unwrap();
+        let end = store.write_offset;
+        let path = dir.path().join(segment_name(store.segments.last().unwrap().seq));
+        drop(store);
+        // A crash tears the end of that write; the forged batch inside it is whole.
+        edit(&path, |bytes| bytes[end as usize - 3] ^= 0x01);
+        let store = WalStore::open(dir.path()).unwrap_or_else(|e| panic!("a torn write was refused: {e}"));
+        assert_eq!(store.last_index().unwrap(), 90);
+        assert_eq!(store.hard_state().unwrap(), hard_state(90));
+    }
+
+    #[test]
     fn damage_before_the_last_write_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let (path, start, _) = ten_batches(dir.path());
@@ -1321,9 +1390,11 @@ mod tests {
         let (path, _, _) = ten_batches(dir.path());
         // The first batch after the checkpoint: its length field.
         let mut store_bytes = std::fs::read(&path).unwrap();
-        let (_, checkpoint_len) = read_record(&store_bytes, SEGMENT_HEADER_BYTES as usize).ok().unwrap();
+        let salt = decode_u64(&store_bytes[16..24], "salt").unwrap();
+        let (_, checkpoint_len) =
+            read_record(&store_bytes, SEGMENT_HEADER_BYTES as usize, salt).ok().unwrap();
         let checkpoint_batch = decode_u64(
-            read_record(&store_bytes, SEGMENT_HEADER_BYTES as usize).ok().unwrap().0.payload,
+            read_record(&store_bytes, SEGMENT_HEADER_BYTES as usize, salt).ok().unwrap().0.payload,
             "length",
         )
         .unwrap();
