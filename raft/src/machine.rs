@@ -83,7 +83,10 @@ pub struct Sessioned<M> {
 #[derive(Serialize, Deserialize)]
 struct SnapshotImage {
     sessions: Sessions,
-    machine: Vec<u8>,
+    /// `Bytes` serializes as one byte string (one copy), where a `Vec<u8>`
+    /// goes through serde one element at a time; bincode writes both the
+    /// same way (length, then the bytes), so stored snapshots still read.
+    machine: Bytes,
 }
 
 impl<M: StateMachine> Sessioned<M> {
@@ -121,7 +124,7 @@ impl<M: StateMachine> Sessioned<M> {
         let sessions = self.sessions.clone();
         let machine = self.machine.snapshot_job();
         Box::new(move || {
-            let image = SnapshotImage { sessions, machine: machine().to_vec() };
+            let image = SnapshotImage { sessions, machine: machine() };
             let encoded = bincode::serde::encode_to_vec(&image, bincode::config::standard());
             Bytes::from(encoded.expect("sessions and bytes always encode"))
         })
@@ -167,4 +170,29 @@ fn decode_image(data: &[u8]) -> Result<SnapshotImage, String> {
     let (image, _): (SnapshotImage, usize) =
         bincode::serde::decode_from_slice(data, bincode::config::standard()).map_err(|e| e.to_string())?;
     Ok(image)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_snapshot_image_encodes_as_its_earlier_vec_shape_did_and_reads_back() {
+        #[derive(Serialize)]
+        struct VecImage {
+            sessions: Sessions,
+            machine: Vec<u8>,
+        }
+        let data: Vec<u8> = (0..=255u8).cycle().take(1_000).collect();
+        let config = bincode::config::standard();
+        let image = SnapshotImage { sessions: Sessions::default(), machine: Bytes::from(data.clone()) };
+        let now = bincode::serde::encode_to_vec(&image, config).unwrap();
+        let before = bincode::serde::encode_to_vec(
+            VecImage { sessions: Sessions::default(), machine: data.clone() },
+            config,
+        )
+        .unwrap();
+        assert_eq!(now, before);
+        assert_eq!(&decode_image(&before).unwrap().machine[..], &data[..]);
+    }
 }
