@@ -15,6 +15,7 @@ use concord_raft::storage::wal::WalStore;
 use concord_raft::storage::{Storage, StorageError};
 use concord_transport::{GroupId, MemoryNetwork, NodeId, Transport};
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -267,22 +268,43 @@ impl StateMachine for Durable {
     }
 }
 
+type DurableNode = Addr<RaftActor<RedbStore, Durable>>;
+
+/// Node `id` of a three-voter group on its redb file in `dir` (bootstrapped
+/// at its first start), running `machine`.
+fn start_durable(dir: &Path, network: &MemoryNetwork, id: u64, machine: &Durable) -> DurableNode {
+    let mut store = RedbStore::open(dir.join(format!("{id}.redb"))).unwrap();
+    if store.recover().unwrap().snapshot.meta.membership.voters.is_empty() {
+        bootstrap_store(&mut store, Membership::with_voters([1, 2, 3].map(NodeId))).unwrap();
+    }
+    let transport: Arc<dyn Transport> = Arc::new(network.join(NodeId(id)));
+    let actor = RaftActor::new(ActorConfig::new(GroupId(1)), transport, store, machine.clone()).unwrap();
+    actix::Actor::start(actor)
+}
+
+/// Stops `victim`, takes it off the network and waits until its file can
+/// be opened again.
+async fn stop_durable(
+    dir: &Path,
+    network: &MemoryNetwork,
+    nodes: &mut BTreeMap<NodeId, DurableNode>,
+    victim: NodeId,
+) {
+    nodes[&victim].send(Shutdown).await.unwrap();
+    network.leave(victim);
+    nodes.remove(&victim);
+    eventually("the file to be released", async || {
+        RedbStore::open(dir.join(format!("{}.redb", victim.0))).ok()
+    })
+    .await;
+}
+
 #[actix::test]
 async fn a_durable_state_machine_is_not_reapplied_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let network = MemoryNetwork::new();
-    let membership = Membership::with_voters([1, 2, 3].map(NodeId));
     let machines: BTreeMap<u64, Durable> = (1..=3).map(|i| (i, Durable::default())).collect();
-    let start = |id: u64| {
-        let mut store = RedbStore::open(dir.path().join(format!("{id}.redb"))).unwrap();
-        if store.recover().unwrap().snapshot.meta.membership.voters.is_empty() {
-            bootstrap_store(&mut store, membership.clone()).unwrap();
-        }
-        let transport: Arc<dyn Transport> = Arc::new(network.join(NodeId(id)));
-        let actor =
-            RaftActor::new(ActorConfig::new(GroupId(1)), transport, store, machines[&id].clone()).unwrap();
-        actix::Actor::start(actor)
-    };
+    let start = |id: u64| start_durable(dir.path(), &network, id, &machines[&id]);
     let mut nodes: BTreeMap<NodeId, _> = (1..=3).map(|i| (NodeId(i), start(i))).collect();
     let leader = leader_of(&nodes).await;
     for v in 1..=20 {
@@ -291,13 +313,7 @@ async fn a_durable_state_machine_is_not_reapplied_after_a_restart() {
     let victim = *nodes.keys().find(|id| **id != leader).unwrap();
     eventually("the victim to apply everything", async || (machines[&victim.0].digest() == 20).then_some(()))
         .await;
-    nodes[&victim].send(Shutdown).await.unwrap();
-    network.leave(victim);
-    nodes.remove(&victim);
-    eventually("the file to be released", async || {
-        RedbStore::open(dir.path().join(format!("{}.redb", victim.0))).ok()
-    })
-    .await;
+    stop_durable(dir.path(), &network, &mut nodes, victim).await;
     nodes.insert(victim, start(victim.0));
     for v in 21..=25 {
         nodes[&leader].send(command(v)).await.unwrap().unwrap().await.unwrap();
@@ -339,18 +355,8 @@ async fn a_durable_machine_recognizes_retries_across_a_restart() {
     use concord_raft::core::ClientTag;
     let dir = tempfile::tempdir().unwrap();
     let network = MemoryNetwork::new();
-    let membership = Membership::with_voters([1, 2, 3].map(NodeId));
     let machines: BTreeMap<u64, Durable> = (1..=3).map(|i| (i, Durable::default())).collect();
-    let start = |id: u64| {
-        let mut store = RedbStore::open(dir.path().join(format!("{id}.redb"))).unwrap();
-        if store.recover().unwrap().snapshot.meta.membership.voters.is_empty() {
-            bootstrap_store(&mut store, membership.clone()).unwrap();
-        }
-        let transport: Arc<dyn Transport> = Arc::new(network.join(NodeId(id)));
-        let actor =
-            RaftActor::new(ActorConfig::new(GroupId(1)), transport, store, machines[&id].clone()).unwrap();
-        actix::Actor::start(actor)
-    };
+    let start = |id: u64| start_durable(dir.path(), &network, id, &machines[&id]);
     let tagged = |client_id: u64, value: u8| Propose {
         data: Bytes::from(vec![value]),
         client: Some(ClientTag { client_id, sequence: 1 }),
@@ -365,13 +371,7 @@ async fn a_durable_machine_recognizes_retries_across_a_restart() {
     nodes[&leader].send(tagged(2, 2)).await.unwrap().unwrap().await.unwrap();
     eventually("the victim to apply the second", async || (machines[&victim.0].digest() == 2).then_some(()))
         .await;
-    nodes[&victim].send(Shutdown).await.unwrap();
-    network.leave(victim);
-    nodes.remove(&victim);
-    eventually("the file to be released", async || {
-        RedbStore::open(dir.path().join(format!("{}.redb", victim.0))).ok()
-    })
-    .await;
+    stop_durable(dir.path(), &network, &mut nodes, victim).await;
     nodes.insert(victim, start(victim.0));
     eventually("the restarted node to lead", async || {
         let status = nodes[&victim].send(GetStatus).await.ok()?;

@@ -261,8 +261,9 @@ fn a_malformed_append_is_refused_without_touching_the_log() {
     assert_eq!(raft.log().last_index(), 0);
 }
 
-#[test]
-fn a_commit_index_alone_is_never_a_write_and_rides_with_the_next_entries() {
+/// A leader that proposed `x` (entry 2), wrote it, and got node 2's
+/// acknowledgement of it: entry 2 is committed, the commit not yet written.
+fn leader_with_x_written_and_acknowledged() -> Raft {
     let mut raft = leader(Config::default());
     raft.propose(Bytes::from_static(b"x"), None).unwrap();
     let ready = raft.ready();
@@ -271,6 +272,12 @@ fn a_commit_index_alone_is_never_a_write_and_rides_with_the_next_entries() {
         NodeId(2),
         Message { term: 1, body: Body::AppendResponse(AppendOutcome::Accepted { match_index: 2 }) },
     );
+    raft
+}
+
+#[test]
+fn a_commit_index_alone_is_never_a_write_and_rides_with_the_next_entries() {
+    let mut raft = leader_with_x_written_and_acknowledged();
     assert_eq!(raft.log().commit, 2);
     let ready = raft.ready();
     assert_eq!(ready.hard_state, None, "a commit alone does not cost an fsync before applying");
@@ -285,14 +292,7 @@ fn a_commit_index_alone_is_never_a_write_and_rides_with_the_next_entries() {
 
 #[test]
 fn a_leaders_committed_entries_are_durable_and_applied_before_its_next_write() {
-    let mut raft = leader(Config::default());
-    raft.propose(Bytes::from_static(b"x"), None).unwrap();
-    let ready = raft.ready();
-    raft.advance(ready.number);
-    raft.step(
-        NodeId(2),
-        Message { term: 1, body: Body::AppendResponse(AppendOutcome::Accepted { match_index: 2 }) },
-    );
+    let mut raft = leader_with_x_written_and_acknowledged();
     raft.propose(Bytes::from_static(b"y"), None).unwrap();
     let ready = raft.ready();
     assert_eq!(ready.entries.len(), 1, "entry 3 is being written");
