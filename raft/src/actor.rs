@@ -6,7 +6,9 @@
 //! public messages. It holds no protocol logic.
 
 use crate::core::types::{ClientTag, Entry, Index, Payload, Snapshot, Term};
-use crate::core::{Config, ElectionRecord, Event, Membership, RaftWire, ReadState, Ready, Role};
+use crate::core::{
+    Config, ElectionRecord, ElectionTrigger, Event, Membership, RaftWire, ReadState, Ready, Role,
+};
 use crate::core::{Raft, Recovered};
 use crate::error::RequestError;
 use crate::machine::{Applied, Sessioned, StateMachine};
@@ -14,7 +16,7 @@ use crate::storage::{Storage, StorageError, WriteBatch};
 use crate::waiters::Waiters;
 use actix::prelude::*;
 use bytes::Bytes;
-use concord_transport::{Envelope, GroupId, Inbound, NodeId, Transport};
+use concord_transport::{Envelope, GroupId, Inbound, NodeId, PeerDown, Transport};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
@@ -248,6 +250,8 @@ pub struct ElectionEvent {
     pub election_duration_ms: u64,
     /// Who voted for it (known on the leader).
     pub voted_by: Vec<NodeId>,
+    /// What started the winning campaign (`Observed` on other nodes).
+    pub trigger: ElectionTrigger,
 }
 
 /// Asks for the elections this node remembers, oldest first.
@@ -785,6 +789,7 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
             term: record.term,
             election_duration_ms: record.election_duration_ticks * self.tick_ms(),
             voted_by: record.voted_by.clone(),
+            trigger: record.trigger,
         }
     }
 }
@@ -797,6 +802,7 @@ impl<S: Storage, M: StateMachine> Actor for RaftActor<S, M> {
         ctx.set_mailbox_capacity(MAILBOX_CAPACITY_DEFAULT);
         let channel = concord_transport::Channel::raft(self.config.group);
         self.transport.register(channel, ctx.address().recipient());
+        self.transport.watch_peers(channel, ctx.address().recipient());
         ctx.run_interval(self.config.tick, |actor, ctx| {
             actor.core.tick();
             actor.drive(ctx);
@@ -844,6 +850,19 @@ impl<S: Storage, M: StateMachine> Handler<Inbound> for RaftActor<S, M> {
                 tracing::warn!(%from, error = %e, "undecodable raft message dropped");
             }
         }
+    }
+}
+
+/// The transport found a peer down: if it led this group, campaign as soon as
+/// the lease allows ([`crate::core::Raft::peer_down`]).
+impl<S: Storage, M: StateMachine> Handler<PeerDown> for RaftActor<S, M> {
+    type Result = ();
+
+    fn handle(&mut self, PeerDown(peer): PeerDown, _ctx: &mut Context<Self>) {
+        if self.core.leader() == Some(peer) {
+            tracing::info!(group = %self.config.group, %peer, "leader found down: campaigning when the lease ends");
+        }
+        self.core.peer_down(peer);
     }
 }
 

@@ -1,6 +1,7 @@
 //! Seeded simulations of 3, 5 and 7 nodes under message loss, duplication,
-//! reordering, delay, partitions, crashes with restarts (durable state kept)
-//! and membership changes, with clients writing and reading throughout.
+//! reordering, delay, partitions, crashes with restarts (durable state kept),
+//! reports that a node is down (after its crash, and wrong ones) and
+//! membership changes, with clients writing and reading throughout.
 //! Every step is followed by the safety checks of [`common::Checker`]; after
 //! the faults heal, a leader must appear and every acknowledged write must be
 //! applied everywhere exactly once; the client history must be linearizable.
@@ -209,6 +210,13 @@ fn chaos(sim: &mut Sim, scenario: &Scenario, all: &[NodeId]) {
         let victim =
             if sim.network().rng().random_bool(0.5) { leader_of(sim).unwrap_or(all[0]) } else { pick(sim) };
         sim.crash(victim);
+        // Its process is gone: the transport may tell the others (it does
+        // when the victim's sockets close and its port refuses).
+        if sim.network().rng().random_bool(0.5) {
+            for &id in all.iter().filter(|&&id| id != victim) {
+                sim.with_node(id, |node, _, _| node.raft.peer_down(victim));
+            }
+        }
     } else if scenario.crashes && roll < 0.30 {
         if let Some(&back) = crashed.first() {
             sim.restart(back);
@@ -226,6 +234,12 @@ fn chaos(sim: &mut Sim, scenario: &Scenario, all: &[NodeId]) {
         sim.network().heal();
     } else if scenario.membership && roll < 0.65 {
         change_membership(sim, all, false);
+    } else if scenario.crashes && roll < 0.72 {
+        // A wrong report: a live node, the leader perhaps, said to be down.
+        let (node, said_down) = (pick(sim), pick(sim));
+        if node != said_down {
+            sim.with_node(node, |n, _, _| n.raft.peer_down(said_down));
+        }
     }
 }
 

@@ -3,6 +3,7 @@
 //! API, `concord ctl` and `concord demo`.
 
 use concord_raft::actor::{ElectionEvent, LeaderInfo, LogStatusReport, Status};
+use concord_raft::core::ElectionTrigger;
 use concord_transport::NodeId;
 use serde_json::{json, Value};
 
@@ -51,7 +52,18 @@ pub fn election(event: &ElectionEvent) -> Value {
         "term": event.term,
         "election_duration_ms": event.election_duration_ms,
         "voted_by": ids(&event.voted_by),
+        "trigger": trigger(event.trigger),
     })
+}
+
+/// What started an election, as `election-history` names it.
+pub fn trigger(trigger: ElectionTrigger) -> &'static str {
+    match trigger {
+        ElectionTrigger::Timeout => "timeout",
+        ElectionTrigger::LeaderDown => "leader_down",
+        ElectionTrigger::Forced => "forced",
+        ElectionTrigger::Observed => "observed",
+    }
 }
 
 /// The `status` answer.

@@ -81,9 +81,20 @@ async fn three_processes_survive_sigkill_of_the_leader_and_the_victim_catches_up
     let survivors: Vec<&Process> = processes.iter().filter(|p| p.spec.id != first).collect();
     let second = eventually("a new leader", async || leader(&survivors).await).await;
     assert_ne!(second, first);
+    // The survivors saw the victim's connections break and its port refuse
+    // them: the new leader campaigned because the old one was found down,
+    // not because a random timeout ran out.
+    let second_http = survivors.iter().find(|p| p.spec.id == second).unwrap().spec.http;
+    let (status, history) = call("GET", second_http, "/raft/election-history", None).await.unwrap();
+    let won = history["elections"].as_array().and_then(|h| h.last()).cloned().unwrap_or_default();
+    assert_eq!(
+        (status, won["new_leader"].as_u64(), won["old_leader"].as_u64()),
+        (200, Some(second), Some(first)),
+        "{history}"
+    );
+    assert_eq!(won["trigger"], "leader_down", "{history}");
     // Once gossip declares the victim dead, the new leader's manager reports
     // the group degraded, with no failure left to tolerate.
-    let second_http = survivors.iter().find(|p| p.spec.id == second).unwrap().spec.http;
     let degraded = eventually("a degraded report", async || {
         let (200, body) = call("GET", second_http, "/health", None).await? else { return None };
         (body["status"] == "degraded" && body["failures_tolerated"] == 0).then_some(body)

@@ -6,7 +6,7 @@
 use crate::envelope::{Channel, Envelope};
 use crate::error::SendError;
 use crate::ids::NodeId;
-use crate::transport::{Inbound, Transport, TransportStats};
+use crate::transport::{Inbound, PeerDown, Transport, TransportStats};
 use actix::Recipient;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -186,6 +186,10 @@ impl<T: Transport> Transport for FaultyTransport<T> {
 
     fn unregister(&self, channel: Channel) {
         self.inner.unregister(channel);
+    }
+
+    fn watch_peers(&self, channel: Channel, recipient: Recipient<PeerDown>) {
+        self.inner.watch_peers(channel, recipient);
     }
 
     fn add_peer(&self, node: NodeId, address: SocketAddr) {

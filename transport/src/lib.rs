@@ -9,8 +9,8 @@
 //!   message enum implements.
 //! - [`codec`]: bincode inside length-delimited frames, the handshake, and
 //!   `frame_size_max`. The only module that knows the wire format.
-//! - [`transport`]: the [`Transport`] trait, [`Inbound`] deliveries and the
-//!   [`Router`] from channel to actor.
+//! - [`transport`]: the [`Transport`] trait, [`Inbound`] deliveries, the
+//!   [`Router`] from channel to actor, and [`PeerDown`] notices.
 //! - [`memory`]: the in-memory implementation (one process, actix mailboxes).
 //! - [`tcp`]: the TCP implementation (lazy connect, reconnect with backoff,
 //!   bounded per-peer queues, batched writes, authenticated handshake).
@@ -34,4 +34,4 @@ pub use error::{CodecError, ConnectionError, SendError};
 pub use ids::{ClusterId, GroupId, NodeId};
 pub use memory::{MemoryNetwork, MemoryTransport};
 pub use tcp::{TcpConfig, TcpTransport};
-pub use transport::{Inbound, Router, Transport, TransportStats};
+pub use transport::{Inbound, PeerDown, Router, Transport, TransportStats};

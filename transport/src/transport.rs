@@ -21,6 +21,17 @@ pub const INBOUND_MAILBOX_CAPACITY_DEFAULT: usize = 65_536;
 #[rtype(result = "()")]
 pub struct Inbound(pub Envelope);
 
+/// A peer was found down: its process is gone, not merely slow or cut off.
+///
+/// The TCP transport sends it when a connection to the peer broke and the
+/// peer's address then refused a new one (nothing listens there: the process
+/// exited or was killed). A silent peer (a partition, a frozen host) gives no
+/// such sign; protocols keep their timeouts for that. Advisory only: a
+/// protocol may act sooner on it, never less safely.
+#[derive(Clone, Copy, Debug, Message, PartialEq, Eq)]
+#[rtype(result = "()")]
+pub struct PeerDown(pub NodeId);
+
 /// Sends envelopes to peers and delivers inbound ones to registered actors.
 ///
 /// `send` never blocks and never waits for the network: it queues the envelope
@@ -39,7 +50,13 @@ pub trait Transport: Send + Sync + 'static {
     fn register(&self, channel: Channel, recipient: Recipient<Inbound>);
 
     /// Stops delivering `channel`; its envelopes are then counted as unroutable.
+    /// Also ends the channel's [`Transport::watch_peers`] registration.
     fn unregister(&self, channel: Channel);
+
+    /// Tells `recipient` of every [`PeerDown`] until `channel` is
+    /// unregistered. Transports that cannot tell a dead peer from a silent
+    /// one (the in-memory one) never send any.
+    fn watch_peers(&self, _channel: Channel, _recipient: Recipient<PeerDown>) {}
 
     /// Records the address of a peer. Transports without addresses ignore it.
     fn add_peer(&self, _node: NodeId, _address: SocketAddr) {}
@@ -128,6 +145,7 @@ impl Counters {
 #[derive(Clone, Debug, Default)]
 pub struct Router {
     routes: Arc<DashMap<Channel, Recipient<Inbound>>>,
+    watchers: Arc<DashMap<Channel, Recipient<PeerDown>>>,
     pub(crate) counters: Arc<Counters>,
 }
 
@@ -142,9 +160,23 @@ impl Router {
         self.routes.insert(channel, recipient);
     }
 
-    /// Removes the registration of `channel`.
+    /// Removes the registration of `channel`, and its peer watch.
     pub fn unregister(&self, channel: Channel) {
         self.routes.remove(&channel);
+        self.watchers.remove(&channel);
+    }
+
+    /// Tells `recipient` of every [`PeerDown`] until `channel` is unregistered.
+    pub fn watch_peers(&self, channel: Channel, recipient: Recipient<PeerDown>) {
+        self.watchers.insert(channel, recipient);
+    }
+
+    /// Tells every watcher that `peer` is down. A watcher whose mailbox is
+    /// full misses it (the notice is advisory).
+    pub fn peer_down(&self, peer: NodeId) {
+        for watcher in self.watchers.iter() {
+            let _ = watcher.value().try_send(PeerDown(peer));
+        }
     }
 
     /// Hands `envelope` to its channel's actor. Returns whether it was accepted.

@@ -6,7 +6,8 @@ use actix::{Actor, Addr};
 use bytes::{BufMut, BytesMut};
 use concord_transport::codec::{Frame, FrameCodec, Hello, FRAME_SIZE_MAX_DEFAULT, MAGIC};
 use concord_transport::{
-    ClusterId, Envelope, EnvelopeBody, GroupId, NodeId, SendError, TcpConfig, TcpTransport, Transport,
+    ClusterId, Envelope, EnvelopeBody, GroupId, NodeId, PeerDown, SendError, TcpConfig, TcpTransport,
+    Transport,
 };
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -394,4 +395,90 @@ async fn a_full_peer_queue_drops_and_counts() {
     let full = results.iter().filter(|r| **r == Err(SendError::QueueFull(NodeId(2)))).count();
     assert!(full >= 5, "{results:?}");
     assert_eq!(a.stats().dropped_queue_full, full as u64);
+}
+
+/// Records the peers reported down.
+#[derive(Default)]
+struct Downs(Vec<NodeId>);
+
+impl Actor for Downs {
+    type Context = actix::Context<Self>;
+}
+
+impl actix::Handler<PeerDown> for Downs {
+    type Result = ();
+
+    fn handle(&mut self, msg: PeerDown, _ctx: &mut Self::Context) {
+        self.0.push(msg.0);
+    }
+}
+
+#[derive(actix::Message)]
+#[rtype(result = "Vec<NodeId>")]
+struct ReportedDown;
+
+impl actix::Handler<ReportedDown> for Downs {
+    type Result = actix::MessageResult<ReportedDown>;
+
+    fn handle(&mut self, _: ReportedDown, _ctx: &mut Self::Context) -> Self::Result {
+        actix::MessageResult(self.0.clone())
+    }
+}
+
+/// Plays node 2 on an accepted socket: reads node 1's handshake, answers.
+async fn accept_as_node_2(listener: &tokio::net::TcpListener) -> TcpStream {
+    let (mut stream, _) = listener.accept().await.unwrap();
+    let theirs = frame(&Frame::Hello(Hello::new(CLUSTER, NodeId(1))));
+    let mut hello = vec![0; theirs.len()];
+    stream.read_exact(&mut hello).await.unwrap();
+    assert_eq!(hello, theirs.to_vec(), "node 1's handshake");
+    stream.write_all(&frame(&Frame::Hello(Hello::new(CLUSTER, NodeId(2))))).await.unwrap();
+    stream
+}
+
+/// A node 1 whose watcher records peers reported down, linked to a node 2
+/// played by hand on `listener`.
+async fn watched_link() -> (TcpTransport, Addr<Downs>, tokio::net::TcpListener) {
+    let (a, _) = node(1).await;
+    let downs = Downs::default().start();
+    a.watch_peers(CHANNEL, downs.clone().recipient());
+    let listener = tokio::net::TcpListener::bind(loopback()).await.unwrap();
+    a.add_peer(NodeId(2), listener.local_addr().unwrap());
+    a.send(numbered(1, 2, 1, 0)).unwrap();
+    (a, downs, listener)
+}
+
+/// A peer whose connection breaks and whose address then refuses a new one
+/// (its process is gone) is reported down, once.
+#[actix::test]
+async fn a_peer_whose_connection_breaks_and_whose_port_then_refuses_is_reported_down() {
+    let (a, downs, listener) = watched_link().await;
+    let stream = accept_as_node_2(&listener).await;
+    // The process dies: its socket and its listener close together.
+    drop(stream);
+    drop(listener);
+    eventually(DEADLINE, "node 2 reported down", || {
+        let downs = downs.clone();
+        async move { downs.send(ReportedDown).await.unwrap() == vec![NodeId(2)] }
+    })
+    .await;
+    assert!(a.stats().connections_failed >= 1, "the redial was refused");
+    // Once unregistered, the watcher hears nothing more.
+    a.unregister(CHANNEL);
+}
+
+/// A connection that breaks while the peer still listens is no sign of
+/// death: the link reconnects and nobody is told the peer is down.
+#[actix::test]
+async fn a_broken_connection_to_a_peer_still_listening_is_not_reported() {
+    let (a, downs, listener) = watched_link().await;
+    let first = accept_as_node_2(&listener).await;
+    drop(first);
+    // The link redials at once, although nothing is queued.
+    let _second = accept_as_node_2(&listener).await;
+    eventually(DEADLINE, "the link reconnects", || {
+        std::future::ready(a.stats().connections_established == 2)
+    })
+    .await;
+    assert_eq!(downs.send(ReportedDown).await.unwrap(), Vec::<NodeId>::new());
 }

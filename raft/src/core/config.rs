@@ -46,6 +46,10 @@ pub struct Config {
     pub lease_drift_ticks: u64,
     /// Elections remembered by the history.
     pub election_history_len_max: usize,
+    /// Campaign as soon as the lease allows when the transport finds the
+    /// leader down, instead of after a random timeout
+    /// ([`crate::core::Raft::peer_down`]).
+    pub elect_on_leader_down: bool,
 }
 
 /// Default ticks: 10 ms per tick.
@@ -71,6 +75,7 @@ impl Default for Config {
             read_pending_max: 65_536,
             lease_drift_ticks: 2,
             election_history_len_max: 100,
+            elect_on_leader_down: true,
         }
     }
 }

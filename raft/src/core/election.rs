@@ -1,5 +1,6 @@
 //! Elections: randomized timeouts with split-vote backoff, pre-vote,
-//! check-quorum, vote handling and the election history.
+//! check-quorum, vote handling, the election history, and the early
+//! campaign when the transport finds the leader down ([`Raft::peer_down`]).
 
 use crate::core::types::{Index, Term};
 use crate::core::{Body, Event, Payload, Raft, Role};
@@ -22,7 +23,32 @@ pub struct ElectionRecord {
     pub election_duration_ticks: u64,
     /// The tick at which the leader became known.
     pub at_tick: u64,
+    /// What started the winning campaign.
+    pub trigger: ElectionTrigger,
 }
+
+/// What started a campaign, as the winner knows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ElectionTrigger {
+    /// The randomized election timeout ran out.
+    Timeout,
+    /// The transport found the leader down ([`Raft::peer_down`]).
+    LeaderDown,
+    /// An operator's `trigger_election`, or a leadership transfer.
+    Forced,
+    /// Recorded by a node that did not campaign: it learnt of the new leader.
+    Observed,
+}
+
+/// After its leader is found down, a follower campaigns this many ticks after
+/// its lease has run out, so that the other voters' leases (their clocks
+/// tick out of phase with ours, by less than a tick) have run out too.
+pub const LEADER_DOWN_MARGIN_TICKS: u64 = 1;
+
+/// After its leader is found down, the surviving voters campaign in turns,
+/// by ascending id, this many ticks apart: no split vote, and if the first
+/// cannot win (its log is behind) the next one tries soon after.
+pub const LEADER_DOWN_TURN_TICKS: u64 = 2;
 
 /// Ceiling on the split-vote backoff: the timeout range grows by half its
 /// width per failed election, up to this many times.
@@ -36,6 +62,7 @@ impl Raft {
 
     pub(crate) fn reset_election_timeout(&mut self) {
         self.election_elapsed = 0;
+        self.leader_down = false;
         let (min, max) = (self.config.election_ticks_min, self.config.election_ticks_max);
         // Split-vote backoff: after failed elections, draw from a wider range.
         let steps = u64::from(self.elections_failed.min(ELECTION_BACKOFF_STEPS_MAX));
@@ -59,11 +86,40 @@ impl Raft {
             if self.role != Role::Follower {
                 self.elections_failed += 1;
             }
+            let trigger =
+                if self.leader_down { ElectionTrigger::LeaderDown } else { ElectionTrigger::Timeout };
             self.reset_election_timeout();
             if self.is_voter() {
+                self.campaign_trigger = trigger;
                 self.campaign(self.config.pre_vote, false);
             }
         }
+    }
+
+    /// The transport found `peer` down: its process is gone (see
+    /// `concord_transport::PeerDown`). If `peer` is this follower's leader,
+    /// the election timeout is set to the end of the lease this follower
+    /// promised it (`election_ticks_min` since the leader was last heard)
+    /// plus [`LEADER_DOWN_MARGIN_TICKS`], plus [`LEADER_DOWN_TURN_TICKS`]
+    /// per surviving voter of lower id. Only the timing changes: the lease is
+    /// kept, so lease reads stay safe even if the report is wrong, and the
+    /// pre-vote still asks the others. Ignored unless
+    /// [`Config::elect_on_leader_down`](crate::core::Config::elect_on_leader_down).
+    pub fn peer_down(&mut self, peer: NodeId) {
+        if !self.config.elect_on_leader_down
+            || self.role != Role::Follower
+            || self.leader != Some(peer)
+            || !self.is_voter()
+        {
+            return;
+        }
+        let membership = self.log.membership();
+        let turn = membership.voters.keys().filter(|&&v| v != peer && v < self.id).count() as u64;
+        let timeout =
+            self.config.election_ticks_min + LEADER_DOWN_MARGIN_TICKS + turn * LEADER_DOWN_TURN_TICKS;
+        // Replaces the random draw either way: a fixed order cannot split the vote.
+        self.randomized_timeout = timeout;
+        self.leader_down = true;
     }
 
     /// Starts an election now: an operator's `TriggerElection`. Skips the
@@ -73,6 +129,7 @@ impl Raft {
             return Err(crate::error::RequestError::NotAVoter(self.id));
         }
         if self.role != Role::Leader {
+            self.campaign_trigger = ElectionTrigger::Forced;
             self.campaign(false, true);
         }
         Ok(())
@@ -80,6 +137,7 @@ impl Raft {
 
     pub(crate) fn handle_timeout_now(&mut self) {
         if self.role != Role::Leader && self.is_voter() {
+            self.campaign_trigger = ElectionTrigger::Forced;
             self.campaign(false, true);
         }
     }
@@ -216,7 +274,8 @@ impl Raft {
         if let Some(leader) = leader {
             let started = self.election_started_tick.take().unwrap_or(self.leader_contact_tick);
             let old_leader = self.last_known_leader.replace(leader).filter(|old| *old != leader);
-            self.record(old_leader, leader, Vec::new(), self.ticks - started.min(self.ticks));
+            let duration = self.ticks - started.min(self.ticks);
+            self.record(old_leader, leader, Vec::new(), duration, ElectionTrigger::Observed);
         }
     }
 
@@ -225,13 +284,24 @@ impl Raft {
         if self.role != Role::Follower || self.leader != Some(from) {
             self.become_follower(self.term, Some(from));
         }
+        if self.leader_down {
+            // The report was wrong, or stale: back to a randomized timeout.
+            self.reset_election_timeout();
+        }
         self.election_elapsed = 0;
         self.elections_failed = 0;
         self.election_started_tick = None;
         self.leader_contact_tick = self.ticks;
     }
 
-    fn record(&mut self, old_leader: Option<NodeId>, leader: NodeId, voted_by: Vec<NodeId>, duration: u64) {
+    fn record(
+        &mut self,
+        old_leader: Option<NodeId>,
+        leader: NodeId,
+        voted_by: Vec<NodeId>,
+        duration: u64,
+        trigger: ElectionTrigger,
+    ) {
         if self.history.len() >= self.config.election_history_len_max {
             self.history.pop_front();
         }
@@ -242,6 +312,7 @@ impl Raft {
             voted_by,
             election_duration_ticks: duration,
             at_tick: self.ticks,
+            trigger,
         };
         self.history.push_back(record);
     }
@@ -255,7 +326,7 @@ impl Raft {
         self.elections_failed = 0;
         let started = self.election_started_tick.take().unwrap_or(self.ticks);
         let old_leader = self.last_known_leader.replace(self.id).filter(|old| *old != self.id);
-        self.record(old_leader, self.id, voted_by, self.ticks - started);
+        self.record(old_leader, self.id, voted_by, self.ticks - started, self.campaign_trigger);
         if let Some(record) = self.history.back().cloned() {
             self.events.push(Event::BecameLeader(record));
         }

@@ -22,7 +22,7 @@ pub mod snapshot;
 pub mod types;
 
 pub use config::Config;
-pub use election::ElectionRecord;
+pub use election::{ElectionRecord, ElectionTrigger, LEADER_DOWN_MARGIN_TICKS, LEADER_DOWN_TURN_TICKS};
 pub use message::{AppendOutcome, Body, Message, RaftWire};
 pub use quorum::Membership;
 pub use ready::{Event, ReadState, Ready};
@@ -89,6 +89,10 @@ pub struct Raft {
     election_elapsed: u64,
     heartbeat_elapsed: u64,
     randomized_timeout: u64,
+    /// The timeout was cut short because the leader was found down.
+    leader_down: bool,
+    /// What started the current (or last) campaign.
+    campaign_trigger: ElectionTrigger,
     elections_failed: u32,
     election_started_tick: Option<u64>,
     /// The last leader known, kept across the leaderless gap of an election.
@@ -149,6 +153,8 @@ impl Raft {
             election_started_tick: None,
             last_known_leader: None,
             leader_contact_tick: 0,
+            leader_down: false,
+            campaign_trigger: ElectionTrigger::Timeout,
             votes: BTreeMap::new(),
             progress: BTreeMap::new(),
             transfer: None,

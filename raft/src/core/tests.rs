@@ -332,3 +332,102 @@ fn an_empty_proposal_appends_an_empty_entry_of_the_leaders_term() {
     let mut follower = node(Config::default());
     assert_eq!(follower.propose_empty(), Err(RequestError::NotLeader { leader: None }));
 }
+
+/// Node `id` of three, following leader 1 of term 1 (heard at tick 0).
+fn follower_of_1(id: u64, config: Config, seed: u64) -> Raft {
+    let mut raft = Raft::new(NodeId(id), config, three(), seed).unwrap();
+    raft.step(NodeId(1), Message { term: 1, body: Body::Heartbeat { commit: 0, round: 0 } });
+    assert_eq!((raft.role(), raft.leader()), (Role::Follower, Some(NodeId(1))));
+    raft
+}
+
+/// Ticks until the node campaigns; returns the ticks taken.
+fn ticks_to_campaign(raft: &mut Raft) -> u64 {
+    let mut ticks = 0;
+    while raft.role() == Role::Follower {
+        raft.tick();
+        ticks += 1;
+        assert!(ticks < 1_000, "never campaigned");
+    }
+    ticks
+}
+
+#[test]
+fn followers_whose_leader_is_down_campaign_when_their_lease_ends_in_id_order() {
+    let min = Config::default().election_ticks_min;
+    for seed in 0..20 {
+        let mut turns = Vec::new();
+        for id in [2, 3] {
+            let mut raft = follower_of_1(id, Config::default(), seed);
+            raft.peer_down(NodeId(1));
+            turns.push(ticks_to_campaign(&mut raft));
+            assert_eq!(raft.role(), Role::PreCandidate, "still asks the others first");
+        }
+        // Never inside the lease promised to the leader; then one at a time.
+        assert_eq!(
+            turns,
+            vec![min + LEADER_DOWN_MARGIN_TICKS, min + LEADER_DOWN_MARGIN_TICKS + LEADER_DOWN_TURN_TICKS]
+        );
+    }
+}
+
+#[test]
+fn a_report_on_another_node_or_with_the_setting_off_leaves_the_timeout_random() {
+    let (min, max) = (Config::default().election_ticks_min, Config::default().election_ticks_max);
+    let off = Config { elect_on_leader_down: false, ..Config::default() };
+    let mut seen = std::collections::BTreeSet::new();
+    for seed in 0..30 {
+        let mut other = follower_of_1(2, Config::default(), seed);
+        other.peer_down(NodeId(3));
+        let mut disabled = follower_of_1(2, off.clone(), seed);
+        disabled.peer_down(NodeId(1));
+        for raft in [&mut other, &mut disabled] {
+            let ticks = ticks_to_campaign(raft);
+            assert!((min..max).contains(&ticks), "{ticks}");
+            seen.insert(ticks);
+        }
+    }
+    assert!(seen.len() > 5, "still randomized: {seen:?}");
+}
+
+#[test]
+fn hearing_from_the_leader_again_cancels_the_early_campaign() {
+    let min = Config::default().election_ticks_min;
+    let mut seen = std::collections::BTreeSet::new();
+    for seed in 0..30 {
+        let mut raft = follower_of_1(2, Config::default(), seed);
+        raft.peer_down(NodeId(1));
+        for _ in 0..10 {
+            raft.tick();
+        }
+        // The leader was alive after all.
+        raft.step(NodeId(1), Message { term: 1, body: Body::Heartbeat { commit: 0, round: 0 } });
+        let ticks = ticks_to_campaign(&mut raft);
+        assert!(ticks >= min, "a full timeout from the last contact: {ticks}");
+        seen.insert(ticks);
+    }
+    assert!(seen.len() > 5, "randomized again: {seen:?}");
+}
+
+#[test]
+fn the_winner_records_what_started_its_campaign() {
+    for (report, trigger) in [(true, ElectionTrigger::LeaderDown), (false, ElectionTrigger::Timeout)] {
+        let mut raft = follower_of_1(2, Config::default(), 3);
+        if report {
+            raft.peer_down(NodeId(1));
+        }
+        ticks_to_campaign(&mut raft);
+        let ready = raft.ready();
+        raft.advance(ready.number);
+        raft.step(NodeId(3), Message { term: 2, body: Body::VoteResponse { pre_vote: true, granted: true } });
+        let ready = raft.ready();
+        raft.advance(ready.number);
+        raft.step(
+            NodeId(3),
+            Message { term: 2, body: Body::VoteResponse { pre_vote: false, granted: true } },
+        );
+        assert_eq!(raft.role(), Role::Leader);
+        let record = raft.election_history().last().unwrap();
+        assert_eq!((record.old_leader, record.trigger), (Some(NodeId(1)), trigger));
+    }
+}

@@ -3,6 +3,12 @@
 //! reconnects with exponential backoff and jitter when the connection breaks.
 //! The backoff is cut short when the peer connects to us (it is back).
 //!
+//! Finding a peer down: when a connection breaks, the link dials again at
+//! once, even with nothing to send. If the peer's address refuses that
+//! connection, nothing listens there any more (the process exited or was
+//! killed) and the router tells its watchers (`PeerDown`). A peer that is
+//! only silent gives no such sign.
+//!
 //! Batching: the writer takes everything queued (up to
 //! `write_batch_len_max` envelopes or `write_batch_bytes_max` bytes), encodes
 //! it into one buffer and writes it with one call; envelopes that arrive
@@ -12,6 +18,7 @@
 use super::{dial, Shared};
 use crate::codec::{Frame, FrameCodec};
 use crate::envelope::Envelope;
+use crate::error::ConnectionError;
 use crate::ids::NodeId;
 use crate::transport::Counters;
 use actix::{Actor, ActorContext, ActorFutureExt, AsyncContext, Context, WrapFuture};
@@ -75,9 +82,11 @@ impl LinkTask {
     async fn run(mut self) {
         let config = self.shared.config.clone();
         let mut backoff = config.backoff_initial;
+        // The last connection broke: dial at once to learn whether the peer is down.
+        let mut broke = false;
         loop {
-            // Lazy: connect only when there is something to send.
-            if self.batch.is_empty() {
+            // Lazy: connect only when there is something to send (or to check a break).
+            if self.batch.is_empty() && !broke {
                 let received = self.queue.recv_many(&mut self.batch, config.write_batch_len_max).await;
                 if received == 0 {
                     return;
@@ -97,11 +106,18 @@ impl LinkTask {
                     let (reader, writer) = stream.into_split();
                     match self.connected(reader, writer).await {
                         Ended::QueueClosed => return,
-                        Ended::Broken => tracing::debug!(peer = %self.peer, "connection broke; reconnecting"),
+                        Ended::Broken => {
+                            tracing::debug!(peer = %self.peer, "connection broke; reconnecting");
+                            broke = true;
+                        }
                     }
                 }
                 Err(error) => {
                     tracing::debug!(peer = %self.peer, %address, %error, "connect failed");
+                    if std::mem::take(&mut broke) && is_refused(&error) {
+                        tracing::info!(peer = %self.peer, %address, "peer down: connection broke, then refused");
+                        self.shared.router.peer_down(self.peer);
+                    }
                     Counters::add(&self.shared.counters().connections_failed, 1);
                     let delay = jittered(backoff);
                     backoff = (backoff * 2).min(config.backoff_max);
@@ -162,6 +178,11 @@ impl LinkTask {
             }
         }
     }
+}
+
+/// Whether a dial failed because nothing listens at the address.
+fn is_refused(error: &ConnectionError) -> bool {
+    matches!(error, ConnectionError::Io(e) if e.kind() == std::io::ErrorKind::ConnectionRefused)
 }
 
 /// A delay uniform in `[base / 2, base]`: spreads reconnection storms.

@@ -17,7 +17,7 @@ use crate::codec::{Frame, FrameCodec, Hello, FRAME_SIZE_MAX_DEFAULT};
 use crate::envelope::{Channel, Envelope};
 use crate::error::{ConnectionError, SendError};
 use crate::ids::{ClusterId, NodeId};
-use crate::transport::{Counters, Inbound, Router, Transport, TransportStats};
+use crate::transport::{Counters, Inbound, PeerDown, Router, Transport, TransportStats};
 use actix::{Actor, Recipient};
 use actix_rt::ArbiterHandle;
 use dashmap::DashMap;
@@ -242,6 +242,10 @@ impl Transport for TcpTransport {
 
     fn unregister(&self, channel: Channel) {
         self.shared.router.unregister(channel);
+    }
+
+    fn watch_peers(&self, channel: Channel, recipient: Recipient<PeerDown>) {
+        self.shared.router.watch_peers(channel, recipient);
     }
 
     fn add_peer(&self, node: NodeId, address: SocketAddr) {
