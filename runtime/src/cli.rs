@@ -114,10 +114,13 @@ pub struct NodeArgs {
     /// Proposals batched into one append [default: 100].
     #[arg(long)]
     pub batch_size: Option<usize>,
-    /// Entries after which a snapshot is taken [default: 1000].
+    /// Entries applied before a snapshot is taken; it then also waits until
+    /// the log since the last one holds as many bytes as it, unless the log
+    /// is within a tenth of --max-log-entries [default: 10000].
     #[arg(long)]
     pub snapshot_entries: Option<u64>,
-    /// Bound on the entries kept in the log [default: 10000].
+    /// Bound on the entries kept in the log (in memory); proposals are
+    /// refused while it is full [default: 100000].
     #[arg(long)]
     pub max_log_entries: Option<u64>,
     /// Log format; the level comes from RUST_LOG [default: human].

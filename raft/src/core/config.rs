@@ -27,10 +27,20 @@ pub struct Config {
     pub inflight_messages_max: usize,
     /// Entry bytes in flight to one follower.
     pub inflight_bytes_max: usize,
-    /// Take a snapshot once this many entries were applied since the last one.
+    /// Entries applied since the last snapshot before the next one may be
+    /// taken. It is taken then only if the log since the last snapshot holds
+    /// [`SNAPSHOT_LOG_BYTES_PERCENT`] of its bytes, or the log nears
+    /// `max_log_entries` (see [`crate::core::Raft::snapshot_due`]).
+    ///
+    /// [`SNAPSHOT_LOG_BYTES_PERCENT`]: crate::core::snapshot::SNAPSHOT_LOG_BYTES_PERCENT
     pub snapshot_threshold_entries: u64,
     /// Entries the log may hold; proposals past it are refused until a
-    /// snapshot compacts the log.
+    /// snapshot compacts the log. A snapshot is due, whatever its size, once
+    /// the log is within a tenth of this
+    /// ([`SNAPSHOT_LOG_FULL_MARGIN_DIVISOR`]). The log is held in memory:
+    /// this bounds its entries, each at most `batch_bytes_max` bytes.
+    ///
+    /// [`SNAPSHOT_LOG_FULL_MARGIN_DIVISOR`]: crate::core::snapshot::SNAPSHOT_LOG_FULL_MARGIN_DIVISOR
     pub max_log_entries: u64,
     /// Bytes of one snapshot chunk sent to a lagging follower.
     pub snapshot_chunk_bytes_max: usize,

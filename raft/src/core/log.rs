@@ -23,6 +23,10 @@ pub struct RaftLog {
     pub unstable_from: Index,
     /// Configuration entries after the snapshot, in index order.
     configs: Vec<(Index, Membership)>,
+    /// Sum of [`Entry::size_bytes`] over `entries`: added on every push,
+    /// subtracted for every entry a truncation or compaction drops, so
+    /// reading it is O(1) and keeping it costs O(1) per entry.
+    bytes: u64,
 }
 
 impl RaftLog {
@@ -37,6 +41,7 @@ impl RaftLog {
             snapshot,
             entries: VecDeque::new(),
             configs: Vec::new(),
+            bytes: 0,
         };
         for entry in entries {
             log.push(entry);
@@ -54,6 +59,7 @@ impl RaftLog {
         if let Payload::Membership(m) = &entry.payload {
             self.configs.push((entry.index, m.clone()));
         }
+        self.bytes += entry.size_bytes() as u64;
         self.entries.push_back(entry);
     }
 
@@ -80,6 +86,12 @@ impl RaftLog {
     /// Entries held.
     pub fn len(&self) -> u64 {
         self.entries.len() as u64
+    }
+
+    /// Bytes of the entries held (the entries since the snapshot), counted
+    /// as [`Entry::size_bytes`]: payload plus a fixed header estimate.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
     }
 
     /// Whether no entry is held (all compacted or none yet).
@@ -157,6 +169,8 @@ impl RaftLog {
     fn truncate_from(&mut self, index: Index) {
         assert!(index > self.snapshot.index && index > self.commit, "truncating committed entries");
         let keep = (index - self.first_index()) as usize;
+        let dropped: u64 = self.entries.range(keep..).map(|e| e.size_bytes() as u64).sum();
+        self.bytes -= dropped;
         self.entries.truncate(keep);
         self.configs.retain(|(i, _)| *i < index);
         self.stable_index = self.stable_index.min(index - 1);
@@ -213,6 +227,7 @@ impl RaftLog {
         } else {
             self.entries.clear();
             self.configs.clear();
+            self.bytes = 0;
             self.snapshot = meta;
             self.stable_index = self.snapshot.index;
             self.unstable_from = self.snapshot.index + 1;
@@ -227,7 +242,8 @@ impl RaftLog {
         assert!(meta.index >= self.snapshot.index && meta.index <= self.last_index());
         assert_eq!(self.term(meta.index), Some(meta.term), "snapshot term mismatch");
         let drop = (meta.index - self.snapshot.index) as usize;
-        self.entries.drain(..drop);
+        let dropped: u64 = self.entries.drain(..drop).map(|e| e.size_bytes() as u64).sum();
+        self.bytes -= dropped;
         self.configs.retain(|(i, _)| *i > meta.index);
         self.snapshot = meta;
         self.stable_index = self.stable_index.max(self.snapshot.index);

@@ -431,3 +431,175 @@ fn the_winner_records_what_started_its_campaign() {
         assert_eq!((record.old_leader, record.trigger), (Some(NodeId(1)), trigger));
     }
 }
+
+/// The log's byte count recounted from scratch, entry by entry.
+fn recount_bytes(raft: &Raft) -> u64 {
+    let log = raft.log();
+    (log.first_index()..=log.last_index())
+        .map(|index| log.entry(index).map_or(0, |e| e.size_bytes() as u64))
+        .sum()
+}
+
+/// Persists what is pending, has both followers acknowledge everything the
+/// leader holds, and applies it.
+fn commit_and_apply(raft: &mut Raft) {
+    let last = raft.log().last_index();
+    let ready = raft.ready();
+    raft.advance(ready.number);
+    for id in [2, 3] {
+        raft.step(
+            NodeId(id),
+            Message { term: 1, body: Body::AppendResponse(AppendOutcome::Accepted { match_index: last }) },
+        );
+    }
+    while raft.has_ready() {
+        let ready = raft.ready();
+        raft.advance(ready.number);
+    }
+    assert_eq!(raft.log().applied, last);
+}
+
+/// Proposes and applies one command of `size` bytes.
+fn put(raft: &mut Raft, size: usize) {
+    raft.propose(Bytes::from(vec![7u8; size]), None).unwrap();
+    commit_and_apply(raft);
+}
+
+fn command(term: Term, index: Index, size: usize) -> Entry {
+    Entry { term, index, payload: Payload::Command { client: None, data: Bytes::from(vec![1u8; size]) } }
+}
+
+#[test]
+fn a_small_state_snapshots_at_the_entry_threshold() {
+    let mut raft =
+        leader(Config { snapshot_threshold_entries: 10, max_log_entries: 100, ..Config::default() });
+    // Applied: the no-op (1) and 8 commands; the bootstrap snapshot is empty.
+    for _ in 0..8 {
+        put(&mut raft, 1);
+    }
+    assert!(!raft.snapshot_due(), "9 entries applied, 10 needed");
+    put(&mut raft, 1);
+    assert!(raft.snapshot_due());
+    let snapshot = raft.snapshot_taken(10, Bytes::from_static(b"small"));
+    assert_eq!((snapshot.meta.index, raft.log().len(), raft.log().bytes()), (10, 0, 0));
+    for _ in 0..9 {
+        put(&mut raft, 1);
+    }
+    assert!(!raft.snapshot_due(), "the entry threshold holds for a small state too");
+    put(&mut raft, 1);
+    assert!(raft.snapshot_due(), "10 entries of 33 bytes outweigh a 5-byte snapshot");
+}
+
+#[test]
+fn a_large_state_defers_its_snapshot_until_the_log_holds_as_many_bytes() {
+    let mut raft =
+        leader(Config { snapshot_threshold_entries: 10, max_log_entries: 1_000, ..Config::default() });
+    for _ in 0..9 {
+        put(&mut raft, 1);
+    }
+    raft.snapshot_taken(10, Bytes::from(vec![0u8; 10_000]));
+    let mut entries = 0;
+    while raft.log().bytes() * 100 < 10_000 * snapshot::SNAPSHOT_LOG_BYTES_PERCENT {
+        assert!(!raft.snapshot_due(), "due after {entries} entries of {} bytes", raft.log().bytes());
+        put(&mut raft, 100);
+        entries += 1;
+    }
+    // 132 bytes an entry (100 of data, 32 of header): 76 entries reach 10,000.
+    assert_eq!((entries, raft.log().bytes()), (76, 76 * 132));
+    assert!(raft.snapshot_due());
+}
+
+#[test]
+fn a_log_near_max_log_entries_forces_a_snapshot_of_even_a_huge_state() {
+    let config = Config { snapshot_threshold_entries: 10, max_log_entries: 100, ..Config::default() };
+    let margin = config.max_log_entries.div_ceil(snapshot::SNAPSHOT_LOG_FULL_MARGIN_DIVISOR);
+    let mut raft = leader(config);
+    for _ in 0..9 {
+        put(&mut raft, 1);
+    }
+    raft.snapshot_taken(10, Bytes::from(vec![0u8; 1 << 20]));
+    while raft.log().len() + margin < 100 {
+        assert!(!raft.snapshot_due(), "due at {} entries", raft.log().len());
+        put(&mut raft, 1);
+    }
+    assert_eq!(raft.log().len(), 90);
+    assert!(raft.snapshot_due(), "a snapshot is due with the margin still free");
+    // The margin is room for the proposals accepted while it is built.
+    for _ in 0..margin {
+        raft.propose(Bytes::from_static(b"x"), None).unwrap();
+    }
+    let applied = raft.log().applied;
+    raft.snapshot_taken(applied, Bytes::from(vec![0u8; 1 << 20]));
+    assert_eq!(raft.log().len(), margin);
+    raft.propose(Bytes::from_static(b"x"), None).unwrap();
+}
+
+#[test]
+fn the_log_byte_count_stays_exact_across_truncation_compaction_install_and_restart() {
+    let mut raft = node(Config::default());
+    let check = |raft: &Raft, expected: u64| {
+        assert_eq!(raft.log().bytes(), recount_bytes(raft));
+        assert_eq!(raft.log().bytes(), expected);
+    };
+    let append = |raft: &mut Raft, term: Term, prev: (Index, Term), entries: Vec<Entry>, commit: Index| {
+        let (prev_index, prev_term) = prev;
+        raft.step(NodeId(2), Message { term, body: Body::Append { prev_index, prev_term, entries, commit } });
+        while raft.has_ready() {
+            let ready = raft.ready();
+            raft.advance(ready.number);
+        }
+    };
+    // Entries 1-5 of term 1 (sizes 32 + 0, 10, 20, 30, 40); 2 committed.
+    let first = vec![
+        Entry { term: 1, index: 1, payload: Payload::Empty },
+        command(1, 2, 10),
+        command(1, 3, 20),
+        command(1, 4, 30),
+        command(1, 5, 40),
+    ];
+    append(&mut raft, 1, (0, 0), first, 2);
+    check(&raft, 5 * 32 + 100);
+    // A leader of term 2 replaces 4-5 with a 7-byte entry 4.
+    append(&mut raft, 2, (3, 1), vec![command(2, 4, 7)], 2);
+    assert_eq!(raft.log().last_index(), 4);
+    check(&raft, 4 * 32 + 37);
+    // Duplicates change nothing.
+    append(&mut raft, 2, (1, 1), vec![command(1, 2, 10), command(1, 3, 20)], 2);
+    check(&raft, 4 * 32 + 37);
+    // Compaction through the applied entry 2.
+    assert_eq!(raft.log().applied, 2);
+    raft.snapshot_taken(2, Bytes::from_static(b"state"));
+    check(&raft, 2 * 32 + 27);
+    // A snapshot the log agrees with keeps the suffix after it.
+    let membership = Membership::with_voters([1, 2, 3].map(NodeId));
+    let install = |raft: &mut Raft, index: Index, term: Term| {
+        let meta = SnapshotMeta { index, term, membership: membership.clone() };
+        let chunk = Bytes::from_static(b"image");
+        let body = Body::Snapshot { meta, offset: 0, total_bytes: chunk.len() as u64, chunk };
+        raft.step(NodeId(2), Message { term: 2, body });
+        while raft.has_ready() {
+            let ready = raft.ready();
+            raft.advance(ready.number);
+        }
+    };
+    install(&mut raft, 3, 1);
+    assert_eq!(raft.log().snapshot().index, 3);
+    check(&raft, 32 + 7);
+    // More entries, then a snapshot the log disagrees with: it empties the log.
+    append(&mut raft, 2, (4, 2), vec![command(2, 5, 50), command(2, 6, 60)], 4);
+    check(&raft, 3 * 32 + 117);
+    // A snapshot past the log's end (so not agreeing with it) empties the log.
+    install(&mut raft, 7, 2);
+    assert_eq!(raft.log().snapshot().index, 7);
+    check(&raft, 0);
+    // A restart counts the recovered entries.
+    let recovered = Recovered {
+        hard_state: raft.hard_state(),
+        snapshot: raft.snapshot().clone(),
+        entries: vec![command(2, 8, 80), command(2, 9, 90)],
+        applied: 7,
+    };
+    let restarted = Raft::new(NodeId(1), Config::default(), recovered, 7).unwrap();
+    assert_eq!(restarted.log().last_index(), 9);
+    check(&restarted, 2 * 32 + 170);
+}
