@@ -467,6 +467,23 @@ async fn a_peer_whose_connection_breaks_and_whose_port_then_refuses_is_reported_
     a.unregister(CHANNEL);
 }
 
+/// A dying process can still take in a redial and drop it before its
+/// listener closes: the link asks again, is refused, and reports the peer.
+#[actix::test]
+async fn a_redial_dropped_by_a_dying_peer_is_asked_again() {
+    let (_a, downs, listener) = watched_link().await;
+    let stream = accept_as_node_2(&listener).await;
+    drop(stream);
+    let (taken_in, _) = listener.accept().await.unwrap();
+    drop(taken_in);
+    drop(listener);
+    eventually(DEADLINE, "node 2 reported down", || {
+        let downs = downs.clone();
+        async move { downs.send(ReportedDown).await.unwrap() == vec![NodeId(2)] }
+    })
+    .await;
+}
+
 /// A connection that breaks while the peer still listens is no sign of
 /// death: the link reconnects and nobody is told the peer is down.
 #[actix::test]

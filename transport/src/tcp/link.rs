@@ -4,10 +4,12 @@
 //! The backoff is cut short when the peer connects to us (it is back).
 //!
 //! Finding a peer down: when a connection breaks, the link dials again at
-//! once, even with nothing to send. If the peer's address refuses that
-//! connection, nothing listens there any more (the process exited or was
-//! killed) and the router tells its watchers (`PeerDown`). A peer that is
-//! only silent gives no such sign.
+//! once, even with nothing to send (up to `DOWN_PROBES_MAX` dials,
+//! `DOWN_PROBE_INTERVAL` apart: a dying process can still reset a connection
+//! its closing listener took in). If the peer's address refuses one, nothing
+//! listens there any more (the process exited or was killed) and the router
+//! tells its watchers (`PeerDown`). A peer that is only silent gives no such
+//! sign.
 //!
 //! Batching: the writer takes everything queued (up to
 //! `write_batch_len_max` envelopes or `write_batch_bytes_max` bytes), encodes
@@ -82,11 +84,11 @@ impl LinkTask {
     async fn run(mut self) {
         let config = self.shared.config.clone();
         let mut backoff = config.backoff_initial;
-        // The last connection broke: dial at once to learn whether the peer is down.
-        let mut broke = false;
+        // Dials left to learn whether the peer is down, after a break.
+        let mut probes_left = 0;
         loop {
             // Lazy: connect only when there is something to send (or to check a break).
-            if self.batch.is_empty() && !broke {
+            if self.batch.is_empty() && probes_left == 0 {
                 let received = self.queue.recv_many(&mut self.batch, config.write_batch_len_max).await;
                 if received == 0 {
                     return;
@@ -108,17 +110,26 @@ impl LinkTask {
                         Ended::QueueClosed => return,
                         Ended::Broken => {
                             tracing::debug!(peer = %self.peer, "connection broke; reconnecting");
-                            broke = true;
+                            probes_left = DOWN_PROBES_MAX;
                         }
                     }
                 }
                 Err(error) => {
                     tracing::debug!(peer = %self.peer, %address, %error, "connect failed");
-                    if std::mem::take(&mut broke) && is_refused(&error) {
-                        tracing::info!(peer = %self.peer, %address, "peer down: connection broke, then refused");
-                        self.shared.router.peer_down(self.peer);
-                    }
                     Counters::add(&self.shared.counters().connections_failed, 1);
+                    if probes_left > 0 {
+                        probes_left -= 1;
+                        if is_refused(&error) {
+                            probes_left = 0;
+                            tracing::info!(peer = %self.peer, %address, "peer down: connection broke, then refused");
+                            self.shared.router.peer_down(self.peer);
+                        } else if probes_left > 0 {
+                            // A dying process may still reset a connection
+                            // its closing listener took in: ask again soon.
+                            tokio::time::sleep(DOWN_PROBE_INTERVAL).await;
+                            continue;
+                        }
+                    }
                     let delay = jittered(backoff);
                     backoff = (backoff * 2).min(config.backoff_max);
                     tokio::select! {
@@ -179,6 +190,12 @@ impl LinkTask {
         }
     }
 }
+
+/// Dials, after a connection breaks, to learn whether the peer is down.
+pub(super) const DOWN_PROBES_MAX: u32 = 3;
+
+/// Pause between those dials when one fails otherwise than by a refusal.
+pub(super) const DOWN_PROBE_INTERVAL: Duration = Duration::from_millis(5);
 
 /// Whether a dial failed because nothing listens at the address.
 fn is_refused(error: &ConnectionError) -> bool {
