@@ -174,17 +174,24 @@ async fn a_learner_catches_up_and_is_promoted() {
 
 #[actix::test]
 async fn a_node_restarted_from_its_redb_file_recovers_and_catches_up() {
-    restarted_node_recovers_and_catches_up("redb", |path| RedbStore::open(path)).await;
+    restarted_node_recovers_and_catches_up("redb", |path| RedbStore::open(path), false).await;
 }
 
 #[actix::test]
 async fn a_node_restarted_from_its_wal_recovers_and_catches_up() {
-    restarted_node_recovers_and_catches_up("wal", |path| WalStore::open(path)).await;
+    restarted_node_recovers_and_catches_up("wal", |path| WalStore::open(path), false).await;
+}
+
+/// The same with followers writing on the actor's thread.
+#[actix::test]
+async fn a_node_whose_follower_writes_ran_inline_recovers_from_its_wal_and_catches_up() {
+    restarted_node_recovers_and_catches_up("wal", |path| WalStore::open(path), true).await;
 }
 
 async fn restarted_node_recovers_and_catches_up<S: Storage>(
     kind: &str,
     open_store: fn(&std::path::Path) -> Result<S, StorageError>,
+    follower_writes_inline: bool,
 ) {
     let dir = tempfile::tempdir().unwrap();
     let network = MemoryNetwork::new();
@@ -200,7 +207,8 @@ async fn restarted_node_recovers_and_catches_up<S: Storage>(
     };
     let start = |id: u64, store: S| {
         let transport: Arc<dyn Transport> = Arc::new(network.join(NodeId(id)));
-        let actor = RaftActor::new(ActorConfig::new(GroupId(1)), transport, store, Sum::default()).unwrap();
+        let config = ActorConfig { follower_writes_inline, ..ActorConfig::new(GroupId(1)) };
+        let actor = RaftActor::new(config, transport, store, Sum::default()).unwrap();
         actix::Actor::start(actor)
     };
     let mut nodes: BTreeMap<NodeId, _> = (1..=3).map(|i| (NodeId(i), start(i, open(i)))).collect();

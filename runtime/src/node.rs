@@ -154,6 +154,10 @@ struct NodeInner {
 }
 
 /// The Raft actor settings for a group with the given timing.
+///
+/// Every group's actor shares the node's thread, so followers write inline
+/// ([`ActorConfig::follower_writes_inline`]) only when the node runs one
+/// group: a follower's `fsync` would otherwise hold up another group's leader.
 fn actor_config(group: GroupId, timing: &RaftTiming) -> ActorConfig {
     let mut config = ActorConfig::new(group).with_timeouts_ms(
         timing.election_timeout_min_ms,
@@ -237,7 +241,9 @@ impl BoundNode {
                 WalStore::open(config.data_dir.join(format!("{name}.wal"))).map_err(storage_error)?;
             // A new cluster starts from the members as voters; an existing store recovers.
             bootstrap_store(&mut store, Membership::with_voters(members)).map_err(storage_error)?;
-            let actor_config = actor_config(id, &config.raft);
+            let mut actor_config = actor_config(id, &config.raft);
+            actor_config.follower_writes_inline =
+                config.groups.iter().filter(|g| g.runs_on(config.id)).count() == 1;
             let actor = RaftActor::new(actor_config, shared.clone(), store, ConcordMachine::default())
                 .map_err(|e| NodeError::Raft { group: name.clone(), message: e.to_string() })?;
             let raft = actor.start();
