@@ -11,9 +11,10 @@ use std::path::{Path, PathBuf};
 pub const DEFAULT_GROUP: &str = "default";
 /// Default bound on an HTTP request body.
 pub const HTTP_BODY_BYTES_MAX_DEFAULT: usize = 1024 * 1024;
-/// Default number of HTTP worker threads: two measured best on a 2-core
-/// machine under 16 and 64 clients (bench/compare.sh).
-pub const HTTP_WORKERS_DEFAULT: usize = 2;
+/// Default number of HTTP worker threads: none, HTTP runs on the node's own
+/// thread. On a 2-core machine that cut one-client latency by about a tenth
+/// and left 64-client throughput unchanged (bench/compare.sh).
+pub const HTTP_WORKERS_DEFAULT: usize = 0;
 
 /// Default `raft.snapshot_entries`: the fewest entries between snapshots.
 /// The log-bytes rule decides for a large state; for a small one, a
@@ -55,8 +56,10 @@ pub struct NodeConfig {
     pub raft: RaftTiming,
     /// Bound on an HTTP request body.
     pub http_body_bytes_max: usize,
-    /// HTTP worker threads (parsing, JSON); Raft and the transport keep
-    /// the main thread.
+    /// HTTP worker threads. 0 (the default) serves HTTP on the node's own
+    /// thread, beside Raft and the transport, with no thread hand-off per
+    /// request (see [`crate::http::local`]); N starts N actix-web worker
+    /// threads for parsing and JSON, for machines with cores to spare.
     pub http_workers: usize,
 }
 
@@ -300,9 +303,6 @@ impl NodeConfig {
         if timing.batch_size == 0 {
             return Err(ConfigError::Invalid("raft.batch_size must be positive".into()));
         }
-        if self.http_workers == 0 {
-            return Err(ConfigError::Invalid("http_workers must be positive".into()));
-        }
         if timing.snapshot_entries == 0 || timing.max_log_entries <= timing.snapshot_entries {
             return Err(ConfigError::Invalid(format!(
                 "raft.snapshot_entries ({}) must be positive and below raft.max_log_entries ({})",
@@ -411,8 +411,6 @@ mod tests {
         );
         let config = NodeConfig { peers: vec!["1=127.0.0.1:1".parse().unwrap()], ..NodeConfig::default() };
         assert!(config.validate().unwrap_err().to_string().contains("own id 1"));
-        let config = NodeConfig { http_workers: 0, ..NodeConfig::default() };
-        assert!(config.validate().unwrap_err().to_string().contains("http_workers must be positive"));
         let mut config = NodeConfig::default();
         config.raft.snapshot_entries = config.raft.max_log_entries;
         let error = config.validate().unwrap_err().to_string();

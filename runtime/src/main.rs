@@ -24,8 +24,19 @@ async fn run_node(args: NodeArgs) -> Result<(), String> {
     for group in node.groups() {
         worker::spawn(node.clone(), group.name.clone(), worker::WorkerConfig::default());
     }
-    let (server, http_address) =
-        http::serve(node.clone(), config.http).map_err(|e| format!("http {}: {e}", config.http))?;
+    enum Http {
+        Local(http::local::LocalServer),
+        Workers(actix_web::dev::ServerHandle, actix_rt::task::JoinHandle<std::io::Result<()>>),
+    }
+    let http_error = |e: std::io::Error| format!("http {}: {e}", config.http);
+    let (http, http_address) = if config.http_workers == 0 {
+        let server = http::local::LocalServer::start(node.clone(), config.http).await.map_err(http_error)?;
+        let address = server.address();
+        (Http::Local(server), address)
+    } else {
+        let (server, address) = http::serve(node.clone(), config.http).map_err(http_error)?;
+        (Http::Workers(server.handle(), actix_rt::spawn(server)), address)
+    };
     tracing::info!(id = config.id, transport = %node.transport().local_addr(), http = %http_address, "node started");
     eprintln!(
         "concord node {} listening: transport {}, http {}",
@@ -33,17 +44,23 @@ async fn run_node(args: NodeArgs) -> Result<(), String> {
         node.transport().local_addr(),
         http_address
     );
-    let handle = server.handle();
-    let server = actix_rt::spawn(server);
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| format!("signal handler: {e}"))?;
     tokio::select! {
         _ = terminate.recv() => tracing::info!("SIGTERM: shutting down"),
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
     }
-    handle.stop(true).await;
-    node.stop();
-    let _ = server.await;
+    match http {
+        Http::Local(server) => {
+            server.stop().await;
+            node.stop();
+        }
+        Http::Workers(handle, server) => {
+            handle.stop(true).await;
+            node.stop();
+            let _ = server.await;
+        }
+    }
     Ok(())
 }
 

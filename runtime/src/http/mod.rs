@@ -12,6 +12,8 @@
 //! - [`membership`]: `/health`, `/quorum/{recommend,history,verify}`,
 //!   `/members/{add,remove,promote}` — the group's quorum manager.
 //! - [`metrics`]: `/metrics` in Prometheus' text format.
+//! - [`local`]: serving on the node's own thread (the default), beside Raft
+//!   and the transport; [`serve`] starts actix-web worker threads instead.
 //!
 //! Every Raft route takes `?group=NAME` (default `default`). Key-value
 //! reads and writes and task submissions and lookups for a group this node
@@ -22,6 +24,7 @@
 pub mod errors;
 pub mod gossip;
 pub mod kv;
+pub mod local;
 pub mod membership;
 pub mod metrics;
 pub mod raft;
@@ -90,26 +93,32 @@ pub fn routes(config: &mut web::ServiceConfig) {
     );
 }
 
-/// Starts the HTTP server for `node` on `address`; returns the server (to
-/// await or stop) and the address bound.
-pub fn serve(node: Node, address: SocketAddr) -> std::io::Result<(actix_web::dev::Server, SocketAddr)> {
-    let body_bytes_max = node.config().http_body_bytes_max;
-    let workers = node.config().http_workers.max(1);
-    let server = HttpServer::new(move || {
-        let (json, payload) = errors::extractor_configs(body_bytes_max);
+/// The whole API for `node`: its routes, the bounded extractors, and the
+/// JSON 404 for unknown paths. Both ways of serving use it.
+pub fn api(node: Node) -> impl FnOnce(&mut web::ServiceConfig) {
+    move |config| {
+        let (json, payload) = errors::extractor_configs(node.config().http_body_bytes_max);
         let (path, query) = errors::path_and_query_configs();
-        App::new()
-            .app_data(web::Data::new(node.clone()))
+        config
+            .app_data(web::Data::new(node))
             .app_data(json)
             .app_data(payload)
             .app_data(path)
             .app_data(query)
             .configure(routes)
-            .default_service(web::to(errors::not_found))
-    })
-    .workers(workers)
-    .disable_signals()
-    .bind(address)?;
+            .default_service(web::to(errors::not_found));
+    }
+}
+
+/// Starts actix-web worker threads (`http_workers` of them) serving `node`
+/// on `address`; returns the server (to await or stop) and the address
+/// bound. See [`local`] for serving on the node's own thread instead.
+pub fn serve(node: Node, address: SocketAddr) -> std::io::Result<(actix_web::dev::Server, SocketAddr)> {
+    let workers = node.config().http_workers.max(1);
+    let server = HttpServer::new(move || App::new().configure(api(node.clone())))
+        .workers(workers)
+        .disable_signals()
+        .bind(address)?;
     let bound = server.addrs().first().copied().unwrap_or(address);
     Ok((server.run(), bound))
 }
