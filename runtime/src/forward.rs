@@ -2,7 +2,10 @@
 //! client or worker on any node can write. Each node runs one [`Forwarder`]
 //! on the `Application(FORWARD_PROTOCOL)` channel: it proposes requests
 //! from peers to its local Raft actor and answers them, and it sends this
-//! node's requests to the leader and matches the answers.
+//! node's requests to the leader and matches the answers. Requests waiting
+//! on a node the transport finds down are answered `Retry` at once, not
+//! after [`FORWARD_TIMEOUT`], so a write sent to a follower while the leader
+//! dies moves on to the next leader as soon as there is one.
 
 use crate::node::GroupActor;
 use actix::prelude::*;
@@ -10,7 +13,9 @@ use bytes::Bytes;
 use concord_raft::actor::{Propose, RaftError, Read, ReadKind};
 use concord_raft::core::ClientTag;
 use concord_raft::error::RequestError;
-use concord_transport::{Channel, Envelope, GroupId, Inbound, NodeId, Protocol, Transport, WireMessage};
+use concord_transport::{
+    Channel, Envelope, GroupId, Inbound, NodeId, PeerDown, Protocol, Transport, WireMessage,
+};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -158,7 +163,8 @@ pub struct Forward {
 pub struct Forwarder {
     transport: Arc<dyn Transport>,
     groups: HashMap<GroupId, Addr<GroupActor>>,
-    pending: HashMap<u64, oneshot::Sender<Outcome>>,
+    /// By request id: the node asked, and who waits for the answer.
+    pending: HashMap<u64, (NodeId, oneshot::Sender<Outcome>)>,
     next_id: u64,
 }
 
@@ -183,6 +189,7 @@ impl Actor for Forwarder {
     fn started(&mut self, ctx: &mut Context<Self>) {
         ctx.set_mailbox_capacity(concord_transport::transport::INBOUND_MAILBOX_CAPACITY_DEFAULT);
         self.transport.register(FORWARD_CHANNEL, ctx.address().recipient());
+        self.transport.watch_peers(FORWARD_CHANNEL, ctx.address().recipient());
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
@@ -225,9 +232,24 @@ impl Handler<Inbound> for Forwarder {
                     .spawn(ctx);
             }
             ForwardWire::Reply { id, outcome } => {
-                if let Some(waiter) = self.pending.remove(&id) {
+                if let Some((_, waiter)) = self.pending.remove(&id) {
                     let _ = waiter.send(outcome);
                 }
+            }
+        }
+    }
+}
+
+/// A node found down answers nothing more: its requests are retried now.
+impl Handler<PeerDown> for Forwarder {
+    type Result = ();
+
+    fn handle(&mut self, PeerDown(peer): PeerDown, _ctx: &mut Context<Self>) {
+        let dead: Vec<u64> =
+            self.pending.iter().filter(|(_, (to, _))| *to == peer).map(|(id, _)| *id).collect();
+        for id in dead {
+            if let Some((_, waiter)) = self.pending.remove(&id) {
+                let _ = waiter.send(Outcome::Retry(format!("node {} is down", peer.0)));
             }
         }
     }
@@ -256,12 +278,44 @@ impl Handler<Forward> for Forwarder {
             return Box::pin(async move { Outcome::Retry(e.to_string()) });
         }
         let (tx, rx) = oneshot::channel();
-        self.pending.insert(id, tx);
+        self.pending.insert(id, (request.to, tx));
         ctx.run_later(FORWARD_TIMEOUT, move |actor, _| {
             actor.pending.remove(&id);
         });
         Box::pin(
             async move { rx.await.unwrap_or_else(|_| Outcome::Retry("forwarded request timed out".into())) },
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use concord_transport::MemoryNetwork;
+
+    fn propose_to(to: u64) -> Forward {
+        Forward {
+            to: NodeId(to),
+            group: GroupId(1),
+            request: Request::Propose { data: Bytes::new(), client: None },
+        }
+    }
+
+    /// Nodes 2 and 3 never answer; node 2 is then found down.
+    #[actix::test]
+    async fn requests_to_a_node_found_down_are_retried_at_once() {
+        let network = MemoryNetwork::new();
+        let transport: Arc<dyn Transport> = Arc::new(network.join(NodeId(1)));
+        let (_silent_2, _silent_3) = (network.join(NodeId(2)), network.join(NodeId(3)));
+        let forwarder = Forwarder::new(transport, HashMap::new()).start();
+        let to_2 = forwarder.send(propose_to(2));
+        let mut to_3 = Box::pin(forwarder.send(propose_to(3)));
+        forwarder.send(PeerDown(NodeId(2))).await.unwrap();
+        match to_2.await.unwrap() {
+            Outcome::Retry(why) => assert_eq!(why, "node 2 is down"),
+            other => panic!("expected a retry, got {other:?}"),
+        }
+        let still_waiting = futures_util::FutureExt::now_or_never(&mut to_3);
+        assert!(still_waiting.is_none(), "node 3's request waits for its answer or its timeout");
     }
 }
