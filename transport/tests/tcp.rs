@@ -448,6 +448,15 @@ async fn watched_link() -> (TcpTransport, Addr<Downs>, tokio::net::TcpListener) 
     (a, downs, listener)
 }
 
+/// Waits until the watcher was told, once, that node 2 is down.
+async fn node_2_reported_down(downs: &Addr<Downs>) {
+    eventually(DEADLINE, "node 2 reported down", || {
+        let downs = downs.clone();
+        async move { downs.send(ReportedDown).await.unwrap() == vec![NodeId(2)] }
+    })
+    .await;
+}
+
 /// A peer whose connection breaks and whose address then refuses a new one
 /// (its process is gone) is reported down, once.
 #[actix::test]
@@ -457,11 +466,7 @@ async fn a_peer_whose_connection_breaks_and_whose_port_then_refuses_is_reported_
     // The process dies: its socket and its listener close together.
     drop(stream);
     drop(listener);
-    eventually(DEADLINE, "node 2 reported down", || {
-        let downs = downs.clone();
-        async move { downs.send(ReportedDown).await.unwrap() == vec![NodeId(2)] }
-    })
-    .await;
+    node_2_reported_down(&downs).await;
     assert!(a.stats().connections_failed >= 1, "the redial was refused");
     // Once unregistered, the watcher hears nothing more.
     a.unregister(CHANNEL);
@@ -477,11 +482,7 @@ async fn a_redial_dropped_by_a_dying_peer_is_asked_again() {
     let (taken_in, _) = listener.accept().await.unwrap();
     drop(taken_in);
     drop(listener);
-    eventually(DEADLINE, "node 2 reported down", || {
-        let downs = downs.clone();
-        async move { downs.send(ReportedDown).await.unwrap() == vec![NodeId(2)] }
-    })
-    .await;
+    node_2_reported_down(&downs).await;
 }
 
 /// A connection that breaks while the peer still listens is no sign of
