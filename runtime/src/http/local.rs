@@ -6,8 +6,9 @@
 //! took one-client writes from 0.45–0.48 to 0.41 ms at the median.
 //!
 //! Bounds: at most [`HTTP_CONNECTIONS_MAX`] open connections (the accept
-//! loop waits for one to close beyond that); actix-http's keep-alive and
-//! request timeouts as for the worker threads. [`LocalServer::stop`] stops
+//! loop waits for one to close beyond that); the keep-alive, request and
+//! disconnect timeouts of the worker threads ([`super::HTTP_REQUEST_TIMEOUT`],
+//! [`super::HTTP_DISCONNECT_TIMEOUT`]). [`LocalServer::stop`] stops
 //! accepting, lets requests in progress finish for up to
 //! [`HTTP_SHUTDOWN_GRACE`], then drops the connections.
 
@@ -75,6 +76,8 @@ impl LocalServer {
         });
         let factory = actix_http::HttpService::build()
             .local_addr(address)
+            .client_request_timeout(super::HTTP_REQUEST_TIMEOUT)
+            .client_disconnect_timeout(super::HTTP_DISCONNECT_TIMEOUT)
             .finish(actix_service::map_config(app, |_| AppConfig::default()))
             .tcp();
         let service =

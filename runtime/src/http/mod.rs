@@ -36,6 +36,7 @@ use actix_web::{web, App, HttpServer};
 use errors::ApiError;
 use serde::Deserialize;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 /// The `?group=` parameter shared by the Raft, KV and task routes.
 #[derive(Debug, Deserialize)]
@@ -93,6 +94,14 @@ pub fn routes(config: &mut web::ServiceConfig) {
     );
 }
 
+/// How long a client has to send a request's head once connected.
+pub const HTTP_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a connection closing after an answer waits for the client, so
+/// that a client still sending a body it was refused (413, say) reads the
+/// answer instead of a reset.
+pub const HTTP_DISCONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// The whole API for `node`: its routes, the bounded extractors, and the
 /// JSON 404 for unknown paths. Both ways of serving use it.
 pub fn api(node: Node) -> impl FnOnce(&mut web::ServiceConfig) {
@@ -116,6 +125,8 @@ pub fn api(node: Node) -> impl FnOnce(&mut web::ServiceConfig) {
 pub fn serve(node: Node, address: SocketAddr) -> std::io::Result<(actix_web::dev::Server, SocketAddr)> {
     let workers = node.config().http_workers.max(1);
     let server = HttpServer::new(move || App::new().configure(api(node.clone())))
+        .client_request_timeout(HTTP_REQUEST_TIMEOUT)
+        .client_disconnect_timeout(HTTP_DISCONNECT_TIMEOUT)
         .workers(workers)
         .disable_signals()
         .bind(address)?;
