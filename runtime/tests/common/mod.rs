@@ -11,9 +11,29 @@ use std::time::{Duration, Instant};
 /// Longest wait for any expected outcome.
 pub const DEADLINE: Duration = Duration::from_secs(30);
 
-/// A port on 127.0.0.1 free now.
+/// Ports handed out below the kernel's ephemeral range (32768–60999 by
+/// default). A port picked by binding port 0 comes from that range, and
+/// between the pick and the node's own bind (or while a node restarts on it)
+/// any outgoing connection, the tests' HTTP clients' included, may take it
+/// as its local port: the node then fails to start.
+const TEST_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
+/// A port on 127.0.0.1, free now, outside the ephemeral range, and never
+/// handed out before by this test binary.
 pub fn free_address() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port")
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    for _ in 0..TEST_PORTS.len() {
+        let port = rand::random_range(TEST_PORTS);
+        if given.contains(&port) {
+            continue;
+        }
+        if let Ok(listener) = TcpListener::bind(("127.0.0.1", port)) {
+            given.push(port);
+            return listener.local_addr().expect("a bound address");
+        }
+    }
+    panic!("no free port in {TEST_PORTS:?}");
 }
 
 /// Where one node listens.
