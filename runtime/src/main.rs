@@ -17,7 +17,9 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-/// Runs a node until SIGTERM or SIGINT, then shuts down cleanly.
+/// Runs a node until SIGTERM or SIGINT, then shuts down cleanly: hands over
+/// the leadership of the groups it leads, stops serving HTTP (letting
+/// requests in progress finish), then stops the node.
 async fn run_node(args: NodeArgs) -> Result<(), String> {
     let config = args.resolve().map_err(|e| e.to_string())?;
     let node = Node::start(config.clone()).await.map_err(|e| e.to_string())?;
@@ -50,6 +52,8 @@ async fn run_node(args: NodeArgs) -> Result<(), String> {
         _ = terminate.recv() => tracing::info!("SIGTERM: shutting down"),
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
     }
+    // Still serving: requests that arrive meanwhile are forwarded to the new leader.
+    node.hand_over_leadership().await;
     match http {
         Http::Local(server) => {
             server.stop().await;

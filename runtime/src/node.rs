@@ -11,8 +11,10 @@ use actix::prelude::*;
 use concord_gossip::{GossipActor, GossipConfig, GossipCore, MemberMeta};
 use concord_membership::actor::gossip::bridge_gossip;
 use concord_membership::actor::{ManagerConfig, QuorumManager};
-use concord_raft::actor::{bootstrap_store, ActorConfig, RaftActor, Read, ReadKind, Shutdown, UpdateConfig};
-use concord_raft::core::{ClientTag, Membership};
+use concord_raft::actor::{
+    bootstrap_store, ActorConfig, GetStatus, RaftActor, Read, ReadKind, Shutdown, StepDown, UpdateConfig,
+};
+use concord_raft::core::{ClientTag, Membership, Role};
 use concord_raft::storage::wal::WalStore;
 use concord_raft::storage::StorageError;
 use concord_transport::{GroupId, NodeId, TcpConfig, TcpTransport, Transport};
@@ -169,6 +171,12 @@ fn actor_config(group: GroupId, timing: &RaftTiming) -> ActorConfig {
     config.core.max_log_entries = timing.max_log_entries;
     config
 }
+
+/// How long [`Node::hand_over_leadership`] waits for the groups to step down.
+pub const HANDOVER_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How often it checks.
+const HANDOVER_POLL: Duration = Duration::from_millis(5);
 
 /// How long a read may look for a leader that confirms it.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(3);
@@ -516,6 +524,26 @@ impl Node {
     fn target(&self, group: &str) -> Result<(GroupRoute, Option<Group>), ProposeError> {
         let route = self.route(group).ok_or_else(|| ProposeError::UnknownGroup(group.to_string()))?;
         Ok((route.clone(), self.group(group).cloned()))
+    }
+
+    /// Hands the leadership of every group this node leads to its most
+    /// up-to-date voter, as etcd does before it stops, so that stopping a
+    /// leader costs no election timeout. Waits until each such group has
+    /// stepped down or [`HANDOVER_TIMEOUT`] has passed; a group that cannot
+    /// hand over (a single voter, say) is left as it is.
+    pub async fn hand_over_leadership(&self) {
+        let deadline = Instant::now() + HANDOVER_TIMEOUT;
+        for group in self.inner.groups.values() {
+            let Ok(Ok(target)) = group.raft.send(StepDown).await else { continue };
+            tracing::info!(group = %group.name, to = %target, "handing leadership over before stopping");
+            while Instant::now() < deadline {
+                match group.raft.send(GetStatus).await {
+                    Ok(status) if status.role == Role::Leader => {}
+                    _ => break,
+                }
+                tokio::time::sleep(HANDOVER_POLL).await;
+            }
+        }
     }
 
     /// Stops everything this node runs, as a crash would: Raft actors, the

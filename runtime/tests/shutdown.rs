@@ -1,6 +1,7 @@
 //! SIGTERM: a `concord node` process stops cleanly (exit status 0) in both
 //! ways of serving HTTP, on its own thread (the default) and on actix-web
-//! worker threads, and what it acknowledged is there when it restarts.
+//! worker threads, and what it acknowledged is there when it restarts; a
+//! leader hands its leadership over before it stops.
 
 mod common;
 
@@ -52,4 +53,37 @@ async fn sigterm_stops_a_node_serving_http_on_its_own_thread_cleanly() {
 #[actix::test]
 async fn sigterm_stops_a_node_with_http_worker_threads_cleanly() {
     sigterm_stops_cleanly_and_keeps_acknowledged_writes(2).await;
+}
+
+/// A leader stopped by SIGTERM hands over first: its successor was elected
+/// by a transfer, not after a timeout or a report that it was down.
+#[actix::test]
+async fn a_leader_stopped_by_sigterm_hands_its_leadership_over() {
+    let data = tempfile::tempdir().unwrap();
+    let specs = specs(3);
+    let mut processes: Vec<Process> = specs
+        .iter()
+        .map(|s| Process {
+            spec: Spec { id: s.id, listen: s.listen, http: s.http },
+            child: spawn(s, &specs, data.path()),
+        })
+        .collect();
+    let first = eventually("a leader", async || leader(&processes.iter().collect::<Vec<_>>()).await).await;
+    let http = processes[0].spec.http;
+    assert!(put(http, "before", "yes").await);
+    let victim = processes.iter().position(|p| p.spec.id == first).unwrap();
+    let status = terminate(&mut processes[victim]);
+    assert!(status.success(), "SIGTERM exits cleanly: {status}");
+
+    let survivors: Vec<&Process> = processes.iter().filter(|p| p.spec.id != first).collect();
+    let second = eventually("a new leader", async || leader(&survivors).await).await;
+    let second_http = survivors.iter().find(|p| p.spec.id == second).unwrap().spec.http;
+    let (_, history) = call("GET", second_http, "/raft/election-history", None).await.unwrap();
+    let won = history["elections"].as_array().and_then(|h| h.last()).cloned().unwrap_or_default();
+    assert_eq!(
+        (won["old_leader"].as_u64(), won["trigger"].as_str()),
+        (Some(first), Some("forced")),
+        "{history}"
+    );
+    assert!(put(second_http, "after", "yes").await, "writes go on");
 }
