@@ -13,13 +13,7 @@ async fn three_processes_survive_sigkill_of_the_leader_and_the_victim_catches_up
     let data = tempfile::tempdir().unwrap();
     let specs: Vec<Spec> =
         (1..=3).map(|id| Spec { id, listen: free_address(), http: free_address() }).collect();
-    let mut processes: Vec<Process> = specs
-        .iter()
-        .map(|s| Process {
-            spec: Spec { id: s.id, listen: s.listen, http: s.http },
-            child: spawn(s, &specs, data.path()),
-        })
-        .collect();
+    let mut processes = spawn_all(&specs, data.path(), &[]);
 
     let first = eventually("a leader", async || leader(&processes.iter().collect::<Vec<_>>()).await).await;
 

@@ -26,13 +26,7 @@ async fn five_processes_survive_sigkill_of_the_leader_and_the_victim_catches_up(
     let specs = specs(5);
     let groups: Vec<String> =
         ["--group", "critical=1,2,3,4,5", "--group", "background=1,2,3"].map(String::from).to_vec();
-    let mut processes: Vec<Process> = specs
-        .iter()
-        .map(|s| Process {
-            spec: Spec { id: s.id, listen: s.listen, http: s.http },
-            child: spawn_with(s, &specs, data.path(), &groups),
-        })
-        .collect();
+    let mut processes = spawn_all(&specs, data.path(), &groups);
     let all: Vec<&Process> = processes.iter().collect();
     let first = eventually("a critical leader", async || leader_of(&all, CRITICAL).await).await;
     let background_leader =

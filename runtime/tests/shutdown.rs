@@ -61,13 +61,7 @@ async fn sigterm_stops_a_node_with_http_worker_threads_cleanly() {
 async fn a_leader_stopped_by_sigterm_hands_its_leadership_over() {
     let data = tempfile::tempdir().unwrap();
     let specs = specs(3);
-    let mut processes: Vec<Process> = specs
-        .iter()
-        .map(|s| Process {
-            spec: Spec { id: s.id, listen: s.listen, http: s.http },
-            child: spawn(s, &specs, data.path()),
-        })
-        .collect();
+    let mut processes = spawn_all(&specs, data.path(), &[]);
     let first = eventually("a leader", async || leader(&processes.iter().collect::<Vec<_>>()).await).await;
     let http = processes[0].spec.http;
     assert!(put(http, "before", "yes").await);

@@ -83,6 +83,18 @@ pub fn spawn_with(spec: &Spec, all: &[Spec], data: &Path, extra: &[String]) -> C
     command.spawn().expect("start concord node")
 }
 
+/// Starts a node process for each of `specs`, all peers of each other, with
+/// `extra` arguments.
+pub fn spawn_all(specs: &[Spec], data: &Path, extra: &[String]) -> Vec<Process> {
+    specs
+        .iter()
+        .map(|s| Process {
+            spec: Spec { id: s.id, listen: s.listen, http: s.http },
+            child: spawn_with(s, specs, data, extra),
+        })
+        .collect()
+}
+
 /// One HTTP request; `None` if no answer came.
 pub async fn call(method: &str, http: SocketAddr, path: &str, body: Option<Value>) -> Option<(u16, Value)> {
     let client = awc::Client::builder().timeout(Duration::from_secs(6)).finish();
