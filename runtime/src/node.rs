@@ -231,6 +231,8 @@ impl BoundNode {
         let shared: Arc<dyn Transport> = Arc::new(transport.clone());
         let mut groups = BTreeMap::new();
         let mut routes = BTreeMap::new();
+        // Followers write inline only when no other group shares the thread.
+        let one_group_here = config.groups.iter().filter(|g| g.runs_on(config.id)).count() == 1;
         for spec in &config.groups {
             let name = &spec.name;
             let mut members: Vec<NodeId> = match &spec.members {
@@ -250,8 +252,7 @@ impl BoundNode {
             // A new cluster starts from the members as voters; an existing store recovers.
             bootstrap_store(&mut store, Membership::with_voters(members)).map_err(storage_error)?;
             let mut actor_config = actor_config(id, &config.raft);
-            actor_config.follower_writes_inline =
-                config.groups.iter().filter(|g| g.runs_on(config.id)).count() == 1;
+            actor_config.follower_writes_inline = one_group_here;
             let actor = RaftActor::new(actor_config, shared.clone(), store, ConcordMachine::default())
                 .map_err(|e| NodeError::Raft { group: name.clone(), message: e.to_string() })?;
             let raft = actor.start();

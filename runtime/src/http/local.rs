@@ -121,11 +121,6 @@ impl LocalServer {
         self.address
     }
 
-    /// Requests being served now.
-    pub fn in_flight(&self) -> usize {
-        self.in_flight.get()
-    }
-
     /// Stops accepting, then waits for requests in progress (up to
     /// [`HTTP_SHUTDOWN_GRACE`]). Open connections close when the system stops.
     pub async fn stop(self) {
