@@ -529,9 +529,18 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
             }
             let mut ready = self.core.ready();
             self.send_all(std::mem::take(&mut ready.messages));
+            // A follower's acknowledgement waits for its write anyway:
+            // writing here saves two thread hand-offs (see
+            // `ActorConfig::follower_writes_inline`). Received snapshots
+            // still go to the persistence thread.
+            let inline = self.config.follower_writes_inline
+                && self.core.role() == Role::Follower
+                && ready.snapshot.is_none();
             // Entries durable here already are applied (and their proposers
             // answered) now, not after this batch's write (rule 4 of `Ready`).
-            let durable = ready.committed_entries_durable;
+            // A follower writing inline applies them after it has acknowledged
+            // the batch instead (`finish` applies every committed entry).
+            let durable = if inline { 0 } else { ready.committed_entries_durable };
             for entry in &ready.committed_entries[..durable] {
                 self.apply(entry);
             }
@@ -545,13 +554,6 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
             if needs_write {
                 self.metrics.batches_persisted += 1;
                 self.metrics.entries_persisted += ready.entries.len() as u64;
-                // A follower's acknowledgement waits for its write anyway:
-                // writing here saves two thread hand-offs (see
-                // `ActorConfig::follower_writes_inline`). Received snapshots
-                // still go to the persistence thread.
-                let inline = self.config.follower_writes_inline
-                    && self.core.role() == Role::Follower
-                    && ready.snapshot.is_none();
                 let storage = self.storage.as_mut().expect("checked above");
                 if storage.writes_block() && !inline {
                     return self.persist_off_loop(ready, ctx);

@@ -770,18 +770,21 @@ impl WalStore {
         let Some(segment) = self.segments.last_mut() else {
             return Err(StorageError::Engine("no segment to write to".into()));
         };
-        let name = segment_name(segment.seq);
+        // Every batch comes here: the error's text is built only on failure.
+        let seq = segment.seq;
+        let failed =
+            |what: &str, e: io::Error| StorageError::Engine(format!("{what} {}: {e}", segment_name(seq)));
         if end > segment.allocated {
             // Grow and sync the new size once, so that each write's
             // fdatasync carries no size change.
             let allocated = end.next_multiple_of(step);
             preallocate(&segment.file, how, segment.allocated, allocated)
                 .and_then(|()| segment.file.sync_all())
-                .map_err(io_error(format!("preallocate {name}")))?;
+                .map_err(|e| failed("preallocate", e))?;
             segment.allocated = allocated;
         }
-        segment.file.write_all_at(bytes, at).map_err(io_error(format!("write {name}")))?;
-        segment.file.sync_data().map_err(io_error(format!("sync {name}")))?;
+        segment.file.write_all_at(bytes, at).map_err(|e| failed("write", e))?;
+        segment.file.sync_data().map_err(|e| failed("sync", e))?;
         self.write_offset = end;
         Ok(at)
     }
