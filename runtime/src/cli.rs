@@ -52,6 +52,10 @@ pub enum LoadVerb {
         /// Size of each value.
         #[arg(long, default_value_t = 256)]
         value_bytes: usize,
+        /// How to speak HTTP: `wire` (each request written whole, the answer
+        /// parsed with httparse, as wrk does) or `awc` (actix's HTTP client).
+        #[arg(long, value_enum, default_value_t = crate::load::LoadClient::Wire)]
+        client: crate::load::LoadClient,
     },
     /// SIGKILL the leader's process; time to a new leader and a first write.
     Failover {

@@ -85,8 +85,8 @@ fn main() -> ExitCode {
         Verb::Load(args) => {
             let result = actix::System::new().block_on(async {
                 match args.what {
-                    LoadVerb::Puts { clients, seconds, value_bytes } => {
-                        load::puts(&args.endpoints, clients, seconds, value_bytes).await
+                    LoadVerb::Puts { clients, seconds, value_bytes, client } => {
+                        load::puts(&args.endpoints, clients, seconds, value_bytes, client).await
                     }
                     LoadVerb::Failover { pids } => load::failover(&args.endpoints, &pids).await,
                 }
