@@ -8,9 +8,10 @@ mod common;
 use actix::Addr;
 use bytes::Bytes;
 use concord_raft::actor::{
-    bootstrap_snapshot, ActorConfig, GetStatus, Propose, RaftActor, Read, ReadKind, Shutdown, Status,
+    bootstrap_snapshot, ActorConfig, ElectionHistory, GetStatus, Propose, RaftActor, Read, ReadKind,
+    Shutdown, Status,
 };
-use concord_raft::core::{ClientTag, Index, Membership, Role};
+use concord_raft::core::{ClientTag, ElectionTrigger, Index, Membership, Role};
 use concord_raft::machine::StateMachine;
 use concord_raft::storage::memory::MemoryStore;
 use concord_transport::{ClusterId, GroupId, MemoryNetwork, NodeId, TcpConfig, TcpTransport, Transport};
@@ -121,7 +122,13 @@ async fn propose_range(node: &Node, values: std::ops::Range<u64>) {
     }
 }
 
-async fn scenario(transports: Vec<Arc<dyn Transport>>, stop_transport: impl Fn(NodeId)) {
+/// Loses the leader of five actors; `trigger`, when given, is what must have
+/// started the new leader's campaign.
+async fn scenario(
+    transports: Vec<Arc<dyn Transport>>,
+    stop_transport: impl Fn(NodeId),
+    trigger: Option<ElectionTrigger>,
+) {
     let mut nodes = start(transports);
     let first = leader(&nodes).await;
     propose_range(&nodes[&first], 0..ENTRIES).await;
@@ -131,6 +138,11 @@ async fn scenario(transports: Vec<Arc<dyn Transport>>, stop_transport: impl Fn(N
     nodes.remove(&first);
     let second = leader(&nodes).await;
     assert_ne!(second, first);
+    if let Some(trigger) = trigger {
+        let history = nodes[&second].send(ElectionHistory).await.expect("alive");
+        let won = history.last().expect("the new leader recorded its election");
+        assert_eq!((won.new_leader, won.trigger), (second, trigger), "{history:?}");
+    }
     propose_range(&nodes[&second], ENTRIES..ENTRIES + 10).await;
     let final_statuses = eventually("identical applied logs", async || {
         let statuses = statuses(&nodes).await;
@@ -155,7 +167,9 @@ async fn five_actors_over_the_memory_transport_survive_losing_the_leader() {
     let network = MemoryNetwork::new();
     let transports: Vec<Arc<dyn Transport>> =
         (1..=5).map(|i| Arc::new(network.join(NodeId(i))) as Arc<dyn Transport>).collect();
-    scenario(transports, |id| network.leave(id)).await;
+    // Leaving the network reports the old leader down to the others: the
+    // new leader campaigned on that report, not after a random timeout.
+    scenario(transports, |id| network.leave(id), Some(ElectionTrigger::LeaderDown)).await;
 }
 
 #[actix::test]
@@ -175,7 +189,10 @@ async fn five_actors_over_tcp_loopback_survive_losing_the_leader() {
     let transports: Vec<Arc<dyn Transport>> =
         tcp.iter().map(|t| Arc::new(t.clone()) as Arc<dyn Transport>).collect();
     let by_id: BTreeMap<NodeId, TcpTransport> = tcp.into_iter().map(|t| (t.local_id(), t)).collect();
-    scenario(transports, |id| by_id[&id].shutdown()).await;
+    // In process, a stopped TCP transport still listens: its peers see only
+    // silence, so the trigger is not checked here (the multi-process test
+    // checks it after a SIGKILL).
+    scenario(transports, |id| by_id[&id].shutdown(), None).await;
 }
 
 #[actix::test]

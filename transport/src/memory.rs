@@ -1,12 +1,13 @@
 //! The in-memory transport: nodes in one process exchange envelopes through
 //! actix mailboxes. A typed body ([`crate::Envelope::typed`]) is handed to the
 //! receiver as it is, never encoded. For tests and for embedding several
-//! nodes in one process.
+//! nodes in one process. A node that leaves the network is reported down to
+//! the others ([`MemoryNetwork::leave`]).
 
 use crate::envelope::{Channel, Envelope};
 use crate::error::SendError;
 use crate::ids::NodeId;
-use crate::transport::{Counters, Inbound, Router, Transport, TransportStats};
+use crate::transport::{Counters, Inbound, PeerDown, Router, Transport, TransportStats};
 use actix::Recipient;
 use dashmap::DashMap;
 use std::sync::Arc;
@@ -31,9 +32,14 @@ impl MemoryNetwork {
         MemoryTransport { node, router, network: self.clone() }
     }
 
-    /// Removes a node: envelopes sent to it are refused as to an unknown peer.
+    /// Removes a node, as if its process were gone: envelopes sent to it are
+    /// refused as to an unknown peer, and every other node's watchers get a
+    /// [`PeerDown`] for it (what a TCP peer learns from a refused dial).
     pub fn leave(&self, node: NodeId) {
         self.nodes.remove(&node);
+        for other in self.nodes.iter() {
+            other.value().peer_down(node);
+        }
     }
 }
 
@@ -68,6 +74,10 @@ impl Transport for MemoryTransport {
 
     fn unregister(&self, channel: Channel) {
         self.router.unregister(channel);
+    }
+
+    fn watch_peers(&self, channel: Channel, recipient: Recipient<PeerDown>) {
+        self.router.watch_peers(channel, recipient);
     }
 
     fn stats(&self) -> TransportStats {

@@ -55,7 +55,7 @@ pub trait Transport: Send + Sync + 'static {
 
     /// Tells `recipient` of every [`PeerDown`] until `channel` is
     /// unregistered. Transports that cannot tell a dead peer from a silent
-    /// one (the in-memory one) never send any.
+    /// one never send any (the default does nothing).
     fn watch_peers(&self, _channel: Channel, _recipient: Recipient<PeerDown>) {}
 
     /// Records the address of a peer. Transports without addresses ignore it.

@@ -3,7 +3,7 @@
 
 mod support;
 
-use actix::Addr;
+use actix::{Actor, Addr};
 use concord_transport::fault::{FaultConfig, Faults};
 use concord_transport::{
     ClusterId, Envelope, EnvelopeBody, GroupId, MemoryNetwork, NodeId, SendError, TcpConfig, TcpTransport,
@@ -11,7 +11,7 @@ use concord_transport::{
 };
 use std::collections::BTreeSet;
 use std::time::Duration;
-use support::{eventually, numbered, seq_of, Collector, Count, Note, Take, CHANNEL};
+use support::{eventually, numbered, seq_of, Collector, Count, Downs, Note, ReportedDown, Take, CHANNEL};
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
@@ -54,6 +54,31 @@ async fn memory_transport_delivers_in_order_and_reports_unknown_peers() {
     b.unregister(CHANNEL);
     a.send(numbered(1, 2, 0, 0)).unwrap();
     assert_eq!(b.stats().dropped_unroutable, 1);
+}
+
+/// A node that leaves the network (its process gone) is reported down to the
+/// watchers of the others, as a refused dial reports it over TCP; a channel
+/// unregistered hears nothing.
+#[actix::test]
+async fn a_node_that_leaves_is_reported_down_to_the_others() {
+    let network = MemoryNetwork::new();
+    let a = network.join(NodeId(1));
+    let _b = network.join(NodeId(2));
+    let c = network.join(NodeId(3));
+    let (a_downs, c_downs) = (Downs::default().start(), Downs::default().start());
+    a.watch_peers(CHANNEL, a_downs.clone().recipient());
+    c.watch_peers(CHANNEL, c_downs.clone().recipient());
+    c.unregister(CHANNEL);
+
+    network.leave(NodeId(2));
+    eventually(DEADLINE, "node 2 reported down to node 1", || {
+        let downs = a_downs.clone();
+        async move { downs.send(ReportedDown).await.unwrap() == vec![NodeId(2)] }
+    })
+    .await;
+    // Both notices were queued by `leave` itself: node 3's would be here by now.
+    assert_eq!(c_downs.send(ReportedDown).await.unwrap(), Vec::<NodeId>::new());
+    assert_eq!(a.send(numbered(1, 2, 0, 0)), Err(SendError::UnknownPeer(NodeId(2))));
 }
 
 #[actix::test]

@@ -6,12 +6,11 @@ use actix::{Actor, Addr};
 use bytes::{BufMut, BytesMut};
 use concord_transport::codec::{Frame, FrameCodec, Hello, FRAME_SIZE_MAX_DEFAULT, MAGIC};
 use concord_transport::{
-    ClusterId, Envelope, EnvelopeBody, GroupId, NodeId, PeerDown, SendError, TcpConfig, TcpTransport,
-    Transport,
+    ClusterId, Envelope, EnvelopeBody, GroupId, NodeId, SendError, TcpConfig, TcpTransport, Transport,
 };
 use std::net::SocketAddr;
 use std::time::Duration;
-use support::{eventually, numbered, seq_of, Collector, Count, Note, Take, CHANNEL};
+use support::{eventually, numbered, seq_of, Collector, Count, Downs, Note, ReportedDown, Take, CHANNEL};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -395,34 +394,6 @@ async fn a_full_peer_queue_drops_and_counts() {
     let full = results.iter().filter(|r| **r == Err(SendError::QueueFull(NodeId(2)))).count();
     assert!(full >= 5, "{results:?}");
     assert_eq!(a.stats().dropped_queue_full, full as u64);
-}
-
-/// Records the peers reported down.
-#[derive(Default)]
-struct Downs(Vec<NodeId>);
-
-impl Actor for Downs {
-    type Context = actix::Context<Self>;
-}
-
-impl actix::Handler<PeerDown> for Downs {
-    type Result = ();
-
-    fn handle(&mut self, msg: PeerDown, _ctx: &mut Self::Context) {
-        self.0.push(msg.0);
-    }
-}
-
-#[derive(actix::Message)]
-#[rtype(result = "Vec<NodeId>")]
-struct ReportedDown;
-
-impl actix::Handler<ReportedDown> for Downs {
-    type Result = actix::MessageResult<ReportedDown>;
-
-    fn handle(&mut self, _: ReportedDown, _ctx: &mut Self::Context) -> Self::Result {
-        actix::MessageResult(self.0.clone())
-    }
 }
 
 /// Plays node 2 on an accepted socket: reads node 1's handshake, answers.

@@ -6,7 +6,7 @@
 use actix::{Actor, Addr, Context, Handler, Message, MessageResult};
 use bytes::Bytes;
 use concord_transport::transport::INBOUND_MAILBOX_CAPACITY_DEFAULT;
-use concord_transport::{Channel, Envelope, GroupId, Inbound, NodeId, Protocol};
+use concord_transport::{Channel, Envelope, GroupId, Inbound, NodeId, PeerDown, Protocol};
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -103,4 +103,33 @@ pub struct Note(pub u64, pub String);
 
 impl concord_transport::WireMessage for Note {
     const PROTOCOL: Protocol = Protocol::Application(7);
+}
+
+/// Records the peers reported down.
+#[derive(Default)]
+pub struct Downs(Vec<NodeId>);
+
+impl Actor for Downs {
+    type Context = Context<Self>;
+}
+
+impl Handler<PeerDown> for Downs {
+    type Result = ();
+
+    fn handle(&mut self, msg: PeerDown, _ctx: &mut Self::Context) {
+        self.0.push(msg.0);
+    }
+}
+
+/// Asks a [`Downs`] for the peers reported so far.
+#[derive(Message)]
+#[rtype(result = "Vec<NodeId>")]
+pub struct ReportedDown;
+
+impl Handler<ReportedDown> for Downs {
+    type Result = MessageResult<ReportedDown>;
+
+    fn handle(&mut self, _: ReportedDown, _ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(self.0.clone())
+    }
 }
