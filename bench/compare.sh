@@ -2,11 +2,13 @@
 # Compares a 3-node Concord cluster with a 3-member etcd cluster on loopback,
 # both with fsync on and 150–300 ms randomized election timeouts:
 #   puts/s and p50/p99 latency with 1, 16 and 64 clients writing 256-byte
-#   values for a fixed time, then failover time after SIGKILL of the leader.
+#   values for a fixed time, then failover time after SIGKILL of the leader,
+#   then hand-over time after SIGTERM of the leader (both hand leadership
+#   over on SIGTERM before they stop).
 #
 # Both snapshot every 100,000 entries (etcd 3.4's default --snapshot-count).
 #
-# Usage: bench/compare.sh [--seconds S] [--failovers N] [--only etcd|concord]
+# Usage: bench/compare.sh [--seconds S] [--failovers N] [--handovers N] [--only etcd|concord]
 # Installs Debian's etcd-server and protobuf-compiler when missing (as root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,11 +16,13 @@ root=$(pwd)
 
 seconds=10
 failovers=20
+handovers=10
 only=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --seconds) seconds=$2; shift 2 ;;
     --failovers) failovers=$2; shift 2 ;;
+    --handovers) handovers=$2; shift 2 ;;
     --only) only=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
@@ -80,9 +84,12 @@ run_etcd() {
   for clients in 1 16 64; do
     "$load" puts --endpoints "$etcd_endpoints" --clients "$clients" --seconds "$seconds" | tee -a "$results"
   done
-  for _ in $(seq 1 "$failovers"); do
+  local signals=()
+  for _ in $(seq 1 "$failovers"); do signals+=(kill); done
+  for _ in $(seq 1 "$handovers"); do signals+=(term); done
+  for signal in "${signals[@]}"; do
     local line
-    line=$("$load" failover --endpoints "$etcd_endpoints" --pids "${etcd_pid[1]},${etcd_pid[2]},${etcd_pid[3]}")
+    line=$("$load" failover --endpoints "$etcd_endpoints" --pids "${etcd_pid[1]},${etcd_pid[2]},${etcd_pid[3]}" --signal "$signal")
     echo "$line" | tee -a "$results"
     local killed
     killed=$(echo "$line" | sed -n 's/.*"killed_endpoint":"127.0.0.1:2379\([0-9]\)".*/\1/p')
@@ -124,9 +131,12 @@ run_concord() {
   for clients in 1 16 64; do
     "$concord" load --endpoints "$concord_endpoints" puts --clients "$clients" --seconds "$seconds" | tee -a "$results"
   done
-  for _ in $(seq 1 "$failovers"); do
+  local signals=()
+  for _ in $(seq 1 "$failovers"); do signals+=(kill); done
+  for _ in $(seq 1 "$handovers"); do signals+=(term); done
+  for signal in "${signals[@]}"; do
     local line
-    line=$("$concord" load --endpoints "$concord_endpoints" failover --pids "${concord_pid[1]},${concord_pid[2]},${concord_pid[3]}")
+    line=$("$concord" load --endpoints "$concord_endpoints" failover --pids "${concord_pid[1]},${concord_pid[2]},${concord_pid[3]}" --signal "$signal")
     echo "$line" | tee -a "$results"
     local killed
     killed=$(echo "$line" | sed -n 's/.*"killed_endpoint":"127.0.0.1:2479\([0-9]\)".*/\1/p')
@@ -149,11 +159,13 @@ print(f"{'system':8} {'clients':>7} {'puts/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
 for r in rows:
     if "puts_per_s" in r:
         print(f"{r['system']:8} {r['clients']:>7} {r['puts_per_s']:>9.0f} {r['p50_ms']:>8.3f} {r['p99_ms']:>8.3f}")
-for system in sorted({r["system"] for r in rows if "election_ms" in r}):
-    e = sorted(r["election_ms"] for r in rows if r.get("system") == system and "election_ms" in r)
-    w = sorted(r["first_write_ms"] for r in rows if r.get("system") == system and "first_write_ms" in r)
+what = {"kill": "failover after SIGKILL", "term": "hand-over after SIGTERM"}
+for system, signal in sorted({(r["system"], r.get("signal", "kill")) for r in rows if "election_ms" in r}):
+    mine = [r for r in rows if r.get("system") == system and r.get("signal", "kill") == signal and "election_ms" in r]
+    e = sorted(r["election_ms"] for r in mine)
+    w = sorted(r["first_write_ms"] for r in mine)
     q = lambda xs, p: xs[min(len(xs) - 1, int(round((len(xs) - 1) * p)))]
-    print(f"{system}: failover over {len(e)} trials: new leader median {statistics.median(e):.0f} ms "
+    print(f"{system}: {what[signal]} over {len(e)} trials: new leader median {statistics.median(e):.0f} ms "
           f"(p99 {q(e, .99):.0f}, max {max(e):.0f}); first write median {statistics.median(w):.0f} ms "
           f"(p99 {q(w, .99):.0f}, max {max(w):.0f})")
 PY

@@ -57,11 +57,15 @@ pub enum LoadVerb {
         #[arg(long, value_enum, default_value_t = crate::load::LoadClient::Wire)]
         client: crate::load::LoadClient,
     },
-    /// SIGKILL the leader's process; time to a new leader and a first write.
+    /// Stop the leader's process; time to a new leader and a first write.
     Failover {
         /// The nodes' process ids, in the order of --endpoints.
         #[arg(long, value_delimiter = ',', required = true)]
         pids: Vec<u32>,
+        /// `kill` (SIGKILL, a crash) or `term` (SIGTERM: the node hands its
+        /// leadership over, then stops).
+        #[arg(long, value_enum, default_value_t = crate::load::StopSignal::Kill)]
+        signal: crate::load::StopSignal,
     },
 }
 

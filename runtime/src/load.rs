@@ -9,9 +9,10 @@
 //!   the answer with `httparse`, so the generator's own cost stays small
 //!   beside what it measures; `--client awc` puts through actix's HTTP client
 //!   instead (about 40 µs more per put on a 2-core VM, most of it CPU).
-//! - `concord load failover --endpoints A,B,C --pids P1,P2,P3`: finds the
-//!   leader, SIGKILLs its process, and reports the time to a new leader and
-//!   to the first committed put.
+//! - `concord load failover --endpoints A,B,C --pids P1,P2,P3 [--signal kill|term]`:
+//!   finds the leader, sends its process SIGKILL (default) or SIGTERM (the
+//!   node then hands leadership over before it stops), and reports the time
+//!   to a new leader and to the first committed put.
 
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -27,6 +28,26 @@ pub enum LoadClient {
     Wire,
     /// actix's HTTP client (`awc`), as `concord ctl` uses.
     Awc,
+}
+
+/// The signal `concord load failover` sends to the leader's process.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum StopSignal {
+    /// SIGKILL: the process is gone at once (a crash).
+    #[default]
+    Kill,
+    /// SIGTERM: a clean stop, leadership handed over first.
+    Term,
+}
+
+impl StopSignal {
+    /// Its name in the JSON line.
+    fn name(self) -> &'static str {
+        match self {
+            StopSignal::Kill => "kill",
+            StopSignal::Term => "term",
+        }
+    }
 }
 
 /// Time allowed for one put, with either client.
@@ -239,8 +260,8 @@ async fn awc_puts(
     Ok(latencies)
 }
 
-/// SIGKILL of the leader's process; time to a new leader and to the first put.
-pub async fn failover(endpoints: &[String], pids: &[u32]) -> Result<Value, String> {
+/// `signal` to the leader's process; time to a new leader and to the first put.
+pub async fn failover(endpoints: &[String], pids: &[u32], signal: StopSignal) -> Result<Value, String> {
     if endpoints.len() != pids.len() {
         return Err("--pids must list one pid per endpoint".into());
     }
@@ -250,7 +271,7 @@ pub async fn failover(endpoints: &[String], pids: &[u32]) -> Result<Value, Strin
         endpoints.iter().enumerate().filter(|(i, _)| *i != leader).map(|(_, e)| e.clone()).collect();
     let killed = Instant::now();
     let status = std::process::Command::new("kill")
-        .args(["-9", &pids[leader].to_string()])
+        .args([if signal == StopSignal::Kill { "-KILL" } else { "-TERM" }, &pids[leader].to_string()])
         .status()
         .map_err(|e| e.to_string())?;
     if !status.success() {
@@ -282,6 +303,7 @@ pub async fn failover(endpoints: &[String], pids: &[u32]) -> Result<Value, Strin
     };
     Ok(json!({
         "system": "concord",
+        "signal": signal.name(),
         "killed_endpoint": endpoints[leader],
         "election_ms": (elected.as_secs_f64() * 10_000.0).round() / 10.0,
         "first_write_ms": (written.as_secs_f64() * 10_000.0).round() / 10.0,

@@ -88,7 +88,9 @@ fn main() -> ExitCode {
                     LoadVerb::Puts { clients, seconds, value_bytes, client } => {
                         load::puts(&args.endpoints, clients, seconds, value_bytes, client).await
                     }
-                    LoadVerb::Failover { pids } => load::failover(&args.endpoints, &pids).await,
+                    LoadVerb::Failover { pids, signal } => {
+                        load::failover(&args.endpoints, &pids, signal).await
+                    }
                 }
             });
             match result {

@@ -4,9 +4,11 @@
 //! - `etcd-load puts --endpoints A,B,C --clients N --seconds S --value-bytes 256`:
 //!   N clients each put in a closed loop for S seconds; prints one JSON line
 //!   `{"clients":N,"puts":..,"puts_per_s":..,"p50_ms":..,"p99_ms":..}`.
-//! - `etcd-load failover --endpoints A,B,C --pids P1,P2,P3`: finds the
-//!   leader, SIGKILLs its process, and prints one JSON line with the time
-//!   from the kill to a new leader and to the first committed put.
+//! - `etcd-load failover --endpoints A,B,C --pids P1,P2,P3 [--signal kill|term]`:
+//!   finds the leader, sends its process SIGKILL (default) or SIGTERM (etcd
+//!   then hands leadership over before it stops), and prints one JSON line
+//!   with the time from the signal to a new leader and to the first
+//!   committed put.
 
 use etcd_client::{Client, ConnectOptions};
 use std::time::{Duration, Instant};
@@ -70,7 +72,12 @@ async fn puts(endpoints: Vec<String>, clients: u64, seconds: u64, value_bytes: u
     Ok(())
 }
 
-async fn failover(endpoints: Vec<String>, pids: Vec<u32>) -> Result<(), String> {
+async fn failover(endpoints: Vec<String>, pids: Vec<u32>, signal: &str) -> Result<(), String> {
+    let signal_arg = match signal {
+        "kill" => "-KILL",
+        "term" => "-TERM",
+        other => return Err(format!("--signal {other}: expected kill or term")),
+    };
     if endpoints.len() != pids.len() {
         return Err("--pids must list one pid per endpoint".into());
     }
@@ -97,7 +104,7 @@ async fn failover(endpoints: Vec<String>, pids: Vec<u32>) -> Result<(), String> 
 
     let killed = Instant::now();
     let status = std::process::Command::new("kill")
-        .args(["-9", &pids[leader_index].to_string()])
+        .args([signal_arg, &pids[leader_index].to_string()])
         .status()
         .map_err(|e| e.to_string())?;
     if !status.success() {
@@ -126,7 +133,7 @@ async fn failover(endpoints: Vec<String>, pids: Vec<u32>) -> Result<(), String> 
         }
     };
     println!(
-        "{{\"system\":\"etcd\",\"killed_endpoint\":\"{}\",\"election_ms\":{:.1},\"first_write_ms\":{:.1}}}",
+        "{{\"system\":\"etcd\",\"signal\":\"{signal}\",\"killed_endpoint\":\"{}\",\"election_ms\":{:.1},\"first_write_ms\":{:.1}}}",
         endpoints[leader_index],
         elected.as_secs_f64() * 1_000.0,
         written.as_secs_f64() * 1_000.0
@@ -158,9 +165,9 @@ async fn main() {
                 .split(',')
                 .filter_map(|p| p.parse().ok())
                 .collect();
-            failover(endpoints, pids).await
+            failover(endpoints, pids, &flag(&args, "--signal").unwrap_or_else(|| "kill".into())).await
         }
-        _ => Err("usage: etcd-load puts|failover [--endpoints A,B,C] [--clients N] [--seconds S] [--value-bytes B] [--pids P1,P2,P3]".into()),
+        _ => Err("usage: etcd-load puts|failover [--endpoints A,B,C] [--clients N] [--seconds S] [--value-bytes B] [--pids P1,P2,P3] [--signal kill|term]".into()),
     };
     if let Err(error) = result {
         eprintln!("etcd-load: {error}");
