@@ -7,9 +7,10 @@ mod common;
 use actix::Addr;
 use bytes::Bytes;
 use concord_raft::actor::*;
-use concord_raft::core::{Index, Membership, Role};
+use concord_raft::core::{Entry, HardState, Index, Membership, Role, Snapshot};
 use concord_raft::machine::{SnapshotJob, StateMachine};
 use concord_raft::storage::memory::MemoryStore;
+use concord_raft::storage::{LogStore, StateStore, StorageError, WriteBatch};
 use concord_transport::{GroupId, MemoryNetwork, NodeId, Transport};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Condvar, Mutex};
@@ -126,4 +127,153 @@ async fn the_snapshot_is_serialized_off_the_loop_and_installed_on_a_late_learner
     assert!(learner.applied > index);
     let restored = nodes[&NodeId(4)].send(Read { kind: ReadKind::Stale, query: Bytes::new() }).await.unwrap();
     assert_eq!(restored.unwrap()[..], 210u64.to_le_bytes());
+}
+
+/// A memory store that writes off the actor's thread, as a disk store does,
+/// and whose snapshot saves wait at a gate: a save as slow as the test wants.
+struct SlowSaves {
+    store: MemoryStore,
+    saving: Gate,
+    gate: Gate,
+}
+
+impl LogStore for SlowSaves {
+    fn write(&mut self, batch: WriteBatch<'_>) -> Result<(), StorageError> {
+        self.store.write(batch)
+    }
+    fn entries(&self, from: Index, to: Index) -> Result<Vec<Entry>, StorageError> {
+        self.store.entries(from, to)
+    }
+    fn last_index(&self) -> Result<Index, StorageError> {
+        self.store.last_index()
+    }
+    fn writes_block(&self) -> bool {
+        true
+    }
+}
+
+impl StateStore for SlowSaves {
+    fn hard_state(&self) -> Result<HardState, StorageError> {
+        self.store.hard_state()
+    }
+    fn snapshot(&self) -> Result<Snapshot, StorageError> {
+        self.store.snapshot()
+    }
+    fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StorageError> {
+        self.saving.open();
+        self.gate.wait();
+        self.store.save_snapshot(snapshot)
+    }
+}
+
+/// Sums the commands' first byte.
+#[derive(Default)]
+struct Sum(u64);
+
+impl StateMachine for Sum {
+    fn apply(&mut self, _: Index, command: &[u8]) -> Bytes {
+        self.0 += u64::from(command.first().copied().unwrap_or(0));
+        Bytes::copy_from_slice(&self.0.to_le_bytes())
+    }
+    fn query(&self, _: &[u8]) -> Bytes {
+        Bytes::copy_from_slice(&self.0.to_le_bytes())
+    }
+    fn snapshot(&self) -> Bytes {
+        Bytes::copy_from_slice(&self.0.to_le_bytes())
+    }
+    fn restore(&mut self, data: &[u8]) -> Result<(), String> {
+        self.0 = u64::from_le_bytes(data.try_into().map_err(|_| "bad snapshot".to_string())?);
+        Ok(())
+    }
+    fn digest(&self) -> u64 {
+        self.0
+    }
+}
+
+/// A leader whose snapshot save outlasts the election timeout keeps its
+/// followers: heartbeats and new entries leave while the store is busy, the
+/// followers commit them, and nobody campaigns. (Before, the leader sent
+/// nothing until the save ended, and a 17 MB save under load deposed it.)
+#[actix::test]
+async fn a_leader_saving_a_slow_snapshot_keeps_replicating_and_its_followers() {
+    const HEARTBEAT_MS: u64 = 30;
+    const ELECTION_MAX_MS: u64 = 300;
+    let network = MemoryNetwork::new();
+    let voters = Membership::with_voters([1, 2, 3].map(NodeId));
+    let (saving, gate) = (Gate::default(), Gate::default());
+    let mut transports = BTreeMap::new();
+    let nodes: BTreeMap<NodeId, Addr<RaftActor<SlowSaves, Sum>>> = (1..=3)
+        .map(|i| {
+            let transport: Arc<dyn Transport> = Arc::new(network.join(NodeId(i)));
+            transports.insert(NodeId(i), transport.clone());
+            let store = SlowSaves {
+                store: MemoryStore::new(bootstrap_snapshot(voters.clone())),
+                saving: saving.clone(),
+                gate: gate.clone(),
+            };
+            let config = ActorConfig::new(GroupId(1)).with_timeouts_ms(150, ELECTION_MAX_MS, HEARTBEAT_MS);
+            let actor = RaftActor::new(config, transport, store, Sum::default()).unwrap();
+            (NodeId(i), actix::Actor::start(actor))
+        })
+        .collect();
+    let leader = common::eventually("a leader", DEADLINE, async || {
+        for (id, node) in &nodes {
+            if node.send(GetStatus).await.ok()?.role == Role::Leader {
+                return Some(*id);
+            }
+        }
+        None
+    })
+    .await;
+    for v in 1..=5 {
+        nodes[&leader].send(command(v)).await.unwrap().unwrap().await.unwrap();
+    }
+    let before = nodes[&leader].send(GetStatus).await.unwrap();
+    let taking = nodes[&leader].send(TakeSnapshot);
+    let saving_now = saving.clone();
+    tokio::task::spawn_blocking(move || saving_now.wait()).await.unwrap();
+
+    // The save is held. New entries still reach the followers, which commit them.
+    let mut pending = Vec::new();
+    for v in 6..=10 {
+        pending.push(nodes[&leader].send(command(v)).await.unwrap().unwrap());
+    }
+    let target = before.last_index + 5;
+    let followers: Vec<NodeId> = nodes.keys().copied().filter(|id| *id != leader).collect();
+    common::eventually(
+        "the followers to commit the entries proposed during the save",
+        DEADLINE,
+        async || {
+            for id in &followers {
+                if nodes[id].send(GetStatus).await.ok()?.commit < target {
+                    return None;
+                }
+            }
+            Some(())
+        },
+    )
+    .await;
+    // Keep the save held for more than the longest election timeout, timed by
+    // the leader's heartbeats themselves: each follower must receive at least
+    // that many more envelopes.
+    let enough = 2 * ELECTION_MAX_MS / HEARTBEAT_MS;
+    let delivered = |id: &NodeId| transports[id].stats().delivered;
+    let start: Vec<u64> = followers.iter().map(delivered).collect();
+    common::eventually("heartbeats during the save", DEADLINE, async || {
+        followers.iter().zip(&start).all(|(id, s)| delivered(id) >= s + enough).then_some(())
+    })
+    .await;
+    for (id, node) in &nodes {
+        let status = node.send(GetStatus).await.unwrap();
+        assert_eq!((status.term, status.leader), (before.term, Some(leader)), "node {id} kept its leader");
+        assert_eq!(node.send(ElectionHistory).await.unwrap().len(), 1, "node {id}: no second election");
+    }
+
+    gate.open();
+    taking.await.unwrap().unwrap();
+    for answer in pending {
+        answer.await.unwrap();
+    }
+    let status = nodes[&leader].send(GetStatus).await.unwrap();
+    assert_eq!(status.digest, (1..=10).sum::<u64>(), "every entry applied once the save ended");
 }

@@ -277,8 +277,12 @@ fn run(seed: u64, scenario: Scenario) -> Result<(), String> {
     let all: Vec<NodeId> = (1..=scenario.nodes).map(NodeId).collect();
     let membership =
         scenario.weighted.clone().unwrap_or_else(|| Membership::with_voters(all.iter().copied()));
-    let nodes =
-        all.iter().map(|&id| (id, TestNode::new(id, membership.clone(), test_config(), seed ^ (id.0 << 32))));
+    let nodes = all.iter().map(|&id| {
+        let mut node = TestNode::new(id, membership.clone(), test_config(), seed ^ (id.0 << 32));
+        // Half the nodes send what may leave early before each batch.
+        node.early_messages = (seed + id.0).is_multiple_of(2);
+        (id, node)
+    });
     let mut sim = Simulation::new(seed, scenario.faults, 10, nodes);
     let mut checker = Checker::default();
     let mut clients = Clients::new(true);

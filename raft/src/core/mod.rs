@@ -110,6 +110,10 @@ pub struct Raft {
     snapshot: Snapshot,
     incoming_snapshot: Option<(SnapshotMeta, Vec<u8>)>,
     snapshot_to_install: Option<Snapshot>,
+    /// Entries the last local snapshot removed from the log, until the
+    /// driver takes them ([`Raft::take_compacted`]) or the next one replaces
+    /// them.
+    compacted: VecDeque<Entry>,
     outbox: Vec<(NodeId, Message)>,
     read_states: Vec<ReadState>,
     events: Vec<Event>,
@@ -166,6 +170,7 @@ impl Raft {
             snapshot,
             incoming_snapshot: None,
             snapshot_to_install: None,
+            compacted: VecDeque::new(),
             outbox: Vec::new(),
             read_states: Vec::new(),
             events: Vec::new(),
@@ -457,6 +462,37 @@ impl Raft {
             read_states: std::mem::take(&mut self.read_states),
             events: std::mem::take(&mut self.events),
         }
+    }
+
+    /// Takes the messages that may leave before anything more is durable,
+    /// between two batches: what the next [`Raft::ready`] would put in
+    /// [`Ready::messages`] (appends, heartbeats, snapshot chunks,
+    /// `TimeoutNow`), flushing pending replication first. Nothing while a
+    /// term or vote still waits to be durable (in the outstanding batch or
+    /// not yet handed out) or a received snapshot waits to be installed:
+    /// those messages leave after the write, with the next `Ready`.
+    ///
+    /// A leader may send entries before it has made them durable itself (it
+    /// counts itself towards a commit only once they are), so an actor whose
+    /// store is busy with a long write calls this to keep its followers
+    /// hearing from it: otherwise a slow write longer than their election
+    /// timeout would depose a healthy leader.
+    pub fn take_immediate_messages(&mut self) -> Vec<(NodeId, Message)> {
+        let durable = self.outstanding.as_ref().map_or(self.persisted, |o| o.hard_state);
+        let unchanged = |h: HardState| h.term == self.term && h.vote == self.vote;
+        if !unchanged(durable) || !unchanged(self.persisted) || self.snapshot_to_install.is_some() {
+            return Vec::new();
+        }
+        self.flush_read_round();
+        self.flush_replication();
+        let (immediate, later): (Vec<_>, Vec<_>) = self.outbox.drain(..).partition(|(_, message)| {
+            matches!(
+                message.body,
+                Body::Append { .. } | Body::Heartbeat { .. } | Body::Snapshot { .. } | Body::TimeoutNow
+            )
+        });
+        self.outbox = later;
+        immediate
     }
 
     /// Acknowledges batch `number`: persisted, sent and applied.

@@ -76,6 +76,50 @@ fn a_leaders_appends_leave_before_its_own_write_is_durable() {
 }
 
 #[test]
+fn a_leader_busy_with_a_write_still_sends_heartbeats_and_new_entries() {
+    let config = Config::default();
+    let mut raft = leader(config.clone());
+    raft.propose(Bytes::from_static(b"x"), None).unwrap();
+    let first = raft.ready(); // being written: not advanced
+                              // A proposal and a heartbeat interval later, the store is still busy.
+    raft.propose(Bytes::from_static(b"y"), None).unwrap();
+    for _ in 0..config.heartbeat_ticks {
+        raft.tick();
+    }
+    let messages = raft.take_immediate_messages();
+    let appended: Vec<Index> = messages
+        .iter()
+        .filter_map(|(_, m)| match &m.body {
+            Body::Append { entries, .. } => entries.last().map(|e| e.index),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(appended, vec![3, 3], "the new entry goes to both followers: {messages:?}");
+    let heartbeats = messages.iter().filter(|(_, m)| matches!(m.body, Body::Heartbeat { .. })).count();
+    assert_eq!(heartbeats, 2, "{messages:?}");
+    // Taken once: the next batch holds the entry to write, and nothing to resend.
+    raft.advance(first.number);
+    let next = raft.ready();
+    assert_eq!(next.entries.iter().map(|e| e.index).collect::<Vec<_>>(), vec![3]);
+    assert!(
+        next.messages.iter().all(|(_, m)| !matches!(m.body, Body::Heartbeat { .. })),
+        "{:?}",
+        next.messages
+    );
+}
+
+#[test]
+fn nothing_leaves_early_while_a_term_or_vote_waits_to_be_durable() {
+    let mut raft = node(Config::default());
+    raft.trigger_election().unwrap();
+    assert!(raft.take_immediate_messages().is_empty(), "the vote is not durable yet");
+    let ready = raft.ready();
+    assert!(raft.take_immediate_messages().is_empty(), "the vote is being written");
+    assert_eq!(ready.persisted_messages.len(), 2, "the vote requests leave after the write");
+    raft.advance(ready.number);
+}
+
+#[test]
 fn a_leader_counts_itself_only_after_its_write_is_durable() {
     let mut raft = leader(Config::default());
     raft.propose(Bytes::from_static(b"x"), None).unwrap();
@@ -482,6 +526,10 @@ fn a_small_state_snapshots_at_the_entry_threshold() {
     assert!(raft.snapshot_due());
     let snapshot = raft.snapshot_taken(10, Bytes::from_static(b"small"));
     assert_eq!((snapshot.meta.index, raft.log().len(), raft.log().bytes()), (10, 0, 0));
+    // The compacted entries go to the driver, to be freed off its loop.
+    let compacted: Vec<Index> = raft.take_compacted().iter().map(|e| e.index).collect();
+    assert_eq!(compacted, (1..=10).collect::<Vec<_>>());
+    assert!(raft.take_compacted().is_empty(), "taken once");
     for _ in 0..9 {
         put(&mut raft, 1);
     }

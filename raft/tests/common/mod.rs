@@ -91,6 +91,9 @@ pub struct TestNode {
     pub events: Vec<Event>,
     pub incarnation: u64,
     pub now: Time,
+    /// Before each batch, send what may leave early
+    /// (`Raft::take_immediate_messages`), as an actor whose store is busy does.
+    pub early_messages: bool,
 }
 
 impl TestNode {
@@ -115,6 +118,7 @@ impl TestNode {
             events: Vec::new(),
             incarnation: 0,
             now: 0,
+            early_messages: false,
         }
     }
 
@@ -167,6 +171,11 @@ impl TestNode {
 
     /// Carries out every ready batch, as a driver must.
     pub fn process(&mut self, out: &mut dyn FnMut(NodeId, Message)) {
+        if self.early_messages {
+            for (to, m) in self.raft.take_immediate_messages() {
+                out(to, m);
+            }
+        }
         while self.raft.has_ready() {
             let ready = self.raft.ready();
             for (to, m) in ready.messages {
