@@ -467,7 +467,8 @@ impl Raft {
     /// Takes the messages that may leave before anything more is durable,
     /// between two batches: what the next [`Raft::ready`] would put in
     /// [`Ready::messages`] (appends, heartbeats, snapshot chunks,
-    /// `TimeoutNow`), flushing pending replication first. Nothing while a
+    /// `TimeoutNow`), flushing pending replication first, and a follower's
+    /// heartbeat responses (they confirm only the term). Nothing while a
     /// term or vote still waits to be durable (in the outstanding batch or
     /// not yet handed out) or a received snapshot waits to be installed:
     /// those messages leave after the write, with the next `Ready`.
@@ -475,8 +476,10 @@ impl Raft {
     /// A leader may send entries before it has made them durable itself (it
     /// counts itself towards a commit only once they are), so an actor whose
     /// store is busy with a long write calls this to keep its followers
-    /// hearing from it: otherwise a slow write longer than their election
-    /// timeout would depose a healthy leader.
+    /// hearing from it, and a follower to keep its leader hearing from it:
+    /// otherwise a write longer than an election timeout would depose a
+    /// healthy leader (the followers time out, or the leader's check-quorum
+    /// steps it down when both followers are busy).
     pub fn take_immediate_messages(&mut self) -> Vec<(NodeId, Message)> {
         let durable = self.outstanding.as_ref().map_or(self.persisted, |o| o.hard_state);
         let unchanged = |h: HardState| h.term == self.term && h.vote == self.vote;
@@ -488,7 +491,11 @@ impl Raft {
         let (immediate, later): (Vec<_>, Vec<_>) = self.outbox.drain(..).partition(|(_, message)| {
             matches!(
                 message.body,
-                Body::Append { .. } | Body::Heartbeat { .. } | Body::Snapshot { .. } | Body::TimeoutNow
+                Body::Append { .. }
+                    | Body::Heartbeat { .. }
+                    | Body::HeartbeatResponse { .. }
+                    | Body::Snapshot { .. }
+                    | Body::TimeoutNow
             )
         });
         self.outbox = later;

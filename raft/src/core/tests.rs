@@ -109,6 +109,33 @@ fn a_leader_busy_with_a_write_still_sends_heartbeats_and_new_entries() {
 }
 
 #[test]
+fn a_follower_busy_with_a_write_still_answers_heartbeats_but_not_appends() {
+    let mut raft = node(Config::default());
+    let append = |prev: Index, index: Index| Message {
+        term: 1,
+        body: Body::Append {
+            prev_index: prev,
+            prev_term: if prev == 0 { 0 } else { 1 },
+            entries: vec![Entry { term: 1, index, payload: Payload::Empty }],
+            commit: 0,
+        },
+    };
+    raft.step(NodeId(2), append(0, 1));
+    let first = raft.ready(); // the term and entry 1 are being written
+    raft.advance(first.number);
+    raft.step(NodeId(2), append(1, 2));
+    let _second = raft.ready(); // entry 2 is being written: not advanced
+    raft.step(NodeId(2), Message { term: 1, body: Body::Heartbeat { commit: 1, round: 4 } });
+    raft.step(NodeId(2), append(2, 3));
+    let messages = raft.take_immediate_messages();
+    assert_eq!(
+        messages.iter().map(|(to, m)| (*to, m.body.clone())).collect::<Vec<_>>(),
+        vec![(NodeId(2), Body::HeartbeatResponse { round: 4 })],
+        "the heartbeat is answered; entry 3 is acknowledged only once durable"
+    );
+}
+
+#[test]
 fn nothing_leaves_early_while_a_term_or_vote_waits_to_be_durable() {
     let mut raft = node(Config::default());
     raft.trigger_election().unwrap();
