@@ -5,6 +5,7 @@ mod common;
 
 use actix::Addr;
 use bytes::Bytes;
+use common::Sum;
 use concord_raft::actor::*;
 use concord_raft::core::{Config, Index, Membership, Role};
 use concord_raft::error::RequestError;
@@ -19,30 +20,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Sums the applied commands' first byte.
-#[derive(Default)]
-struct Sum(u64);
-
-impl StateMachine for Sum {
-    fn apply(&mut self, _: Index, command: &[u8]) -> Bytes {
-        self.0 += u64::from(command.first().copied().unwrap_or(0));
-        Bytes::copy_from_slice(&self.0.to_le_bytes())
-    }
-    fn query(&self, _: &[u8]) -> Bytes {
-        Bytes::copy_from_slice(&self.0.to_le_bytes())
-    }
-    fn snapshot(&self) -> Bytes {
-        Bytes::copy_from_slice(&self.0.to_le_bytes())
-    }
-    fn restore(&mut self, data: &[u8]) -> Result<(), String> {
-        self.0 = u64::from_le_bytes(data.try_into().map_err(|_| "bad snapshot".to_string())?);
-        Ok(())
-    }
-    fn digest(&self) -> u64 {
-        self.0
-    }
-}
-
 const DEADLINE: Duration = Duration::from_secs(10);
 
 async fn eventually<T>(what: &str, check: impl AsyncFnMut() -> Option<T>) -> T {
@@ -50,16 +27,7 @@ async fn eventually<T>(what: &str, check: impl AsyncFnMut() -> Option<T>) -> T {
 }
 
 async fn leader_of<S: Storage, M: StateMachine>(nodes: &BTreeMap<NodeId, Addr<RaftActor<S, M>>>) -> NodeId {
-    eventually("a leader", async || {
-        for (id, node) in nodes {
-            let status = node.send(GetStatus).await.ok()?;
-            if status.role == Role::Leader {
-                return Some(*id);
-            }
-        }
-        None
-    })
-    .await
+    common::leader_of(nodes, DEADLINE).await
 }
 
 fn memory_cluster(

@@ -6,8 +6,9 @@ mod common;
 
 use actix::Addr;
 use bytes::Bytes;
+use common::Sum;
 use concord_raft::actor::*;
-use concord_raft::core::{Entry, HardState, Index, Membership, Role, Snapshot};
+use concord_raft::core::{Entry, HardState, Index, Membership, Snapshot};
 use concord_raft::machine::{SnapshotJob, StateMachine};
 use concord_raft::storage::memory::MemoryStore;
 use concord_raft::storage::{LogStore, StateStore, StorageError, WriteBatch};
@@ -92,15 +93,7 @@ async fn the_snapshot_is_serialized_off_the_loop_and_installed_on_a_late_learner
             (NodeId(i), actix::Actor::start(actor))
         })
         .collect();
-    let leader = common::eventually("a leader", DEADLINE, async || {
-        for (id, node) in &nodes {
-            if node.send(GetStatus).await.ok()?.role == Role::Leader {
-                return Some(*id);
-            }
-        }
-        None
-    })
-    .await;
+    let leader = common::leader_of(&nodes, DEADLINE).await;
     for v in 1..=10 {
         nodes[&leader].send(command(v)).await.unwrap().unwrap().await.unwrap();
     }
@@ -168,30 +161,6 @@ impl StateStore for SlowSaves {
     }
 }
 
-/// Sums the commands' first byte.
-#[derive(Default)]
-struct Sum(u64);
-
-impl StateMachine for Sum {
-    fn apply(&mut self, _: Index, command: &[u8]) -> Bytes {
-        self.0 += u64::from(command.first().copied().unwrap_or(0));
-        Bytes::copy_from_slice(&self.0.to_le_bytes())
-    }
-    fn query(&self, _: &[u8]) -> Bytes {
-        Bytes::copy_from_slice(&self.0.to_le_bytes())
-    }
-    fn snapshot(&self) -> Bytes {
-        Bytes::copy_from_slice(&self.0.to_le_bytes())
-    }
-    fn restore(&mut self, data: &[u8]) -> Result<(), String> {
-        self.0 = u64::from_le_bytes(data.try_into().map_err(|_| "bad snapshot".to_string())?);
-        Ok(())
-    }
-    fn digest(&self) -> u64 {
-        self.0
-    }
-}
-
 const HEARTBEAT_MS: u64 = 30;
 const ELECTION_MAX_MS: u64 = 300;
 
@@ -219,15 +188,7 @@ async fn slow_snapshot_saves(everyone_saves: bool) {
             (NodeId(i), actix::Actor::start(actor))
         })
         .collect();
-    let leader = common::eventually("a leader", DEADLINE, async || {
-        for (id, node) in &nodes {
-            if node.send(GetStatus).await.ok()?.role == Role::Leader {
-                return Some(*id);
-            }
-        }
-        None
-    })
-    .await;
+    let leader = common::leader_of(&nodes, DEADLINE).await;
     for v in 1..=5 {
         nodes[&leader].send(command(v)).await.unwrap().unwrap().await.unwrap();
     }

@@ -540,3 +540,48 @@ pub async fn eventually<T>(
         actix_rt::time::sleep(std::time::Duration::from_millis(5)).await;
     }
 }
+
+/// A state machine for actor tests: sums the applied commands' first byte.
+#[derive(Default)]
+pub struct Sum(pub u64);
+
+impl concord_raft::machine::StateMachine for Sum {
+    fn apply(&mut self, _: Index, command: &[u8]) -> Bytes {
+        self.0 += u64::from(command.first().copied().unwrap_or(0));
+        Bytes::copy_from_slice(&self.0.to_le_bytes())
+    }
+    fn query(&self, _: &[u8]) -> Bytes {
+        Bytes::copy_from_slice(&self.0.to_le_bytes())
+    }
+    fn snapshot(&self) -> Bytes {
+        Bytes::copy_from_slice(&self.0.to_le_bytes())
+    }
+    fn restore(&mut self, data: &[u8]) -> Result<(), String> {
+        self.0 = u64::from_le_bytes(data.try_into().map_err(|_| "bad snapshot".to_string())?);
+        Ok(())
+    }
+    fn digest(&self) -> u64 {
+        self.0
+    }
+}
+
+/// Waits up to `deadline` for one of `nodes` to report itself leader.
+pub async fn leader_of<S, M>(
+    nodes: &BTreeMap<NodeId, actix::Addr<concord_raft::actor::RaftActor<S, M>>>,
+    deadline: std::time::Duration,
+) -> NodeId
+where
+    S: concord_raft::storage::Storage,
+    M: concord_raft::machine::StateMachine,
+{
+    eventually("a leader", deadline, async || {
+        for (id, node) in nodes {
+            let status = node.send(concord_raft::actor::GetStatus).await.ok()?;
+            if status.role == Role::Leader {
+                return Some(*id);
+            }
+        }
+        None
+    })
+    .await
+}
