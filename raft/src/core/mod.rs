@@ -411,12 +411,7 @@ impl Raft {
         let mut messages = Vec::new();
         let mut persisted_messages = Vec::new();
         for (to, message) in self.outbox.drain(..) {
-            let immediate = !term_or_vote_changed
-                && snapshot.is_none()
-                && matches!(
-                    message.body,
-                    Body::Append { .. } | Body::Heartbeat { .. } | Body::Snapshot { .. } | Body::TimeoutNow
-                );
+            let immediate = !term_or_vote_changed && snapshot.is_none() && leaves_before_write(&message.body);
             if immediate {
                 messages.push((to, message));
             } else {
@@ -489,14 +484,7 @@ impl Raft {
         self.flush_read_round();
         self.flush_replication();
         let (immediate, later): (Vec<_>, Vec<_>) = self.outbox.drain(..).partition(|(_, message)| {
-            matches!(
-                message.body,
-                Body::Append { .. }
-                    | Body::Heartbeat { .. }
-                    | Body::HeartbeatResponse { .. }
-                    | Body::Snapshot { .. }
-                    | Body::TimeoutNow
-            )
+            leaves_before_write(&message.body) || matches!(message.body, Body::HeartbeatResponse { .. })
         });
         self.outbox = later;
         immediate
@@ -525,6 +513,13 @@ impl Raft {
     fn is_voter(&self) -> bool {
         self.log.membership().is_voter(self.id)
     }
+}
+
+/// Whether a message may leave before the batch it comes with is durable
+/// (once the term and vote are): a leader's appends, heartbeats, snapshot
+/// chunks and `TimeoutNow`. Everything else waits for the write.
+fn leaves_before_write(body: &Body) -> bool {
+    matches!(body, Body::Append { .. } | Body::Heartbeat { .. } | Body::Snapshot { .. } | Body::TimeoutNow)
 }
 
 #[cfg(test)]

@@ -80,8 +80,9 @@ fn a_leader_busy_with_a_write_still_sends_heartbeats_and_new_entries() {
     let config = Config::default();
     let mut raft = leader(config.clone());
     raft.propose(Bytes::from_static(b"x"), None).unwrap();
-    let first = raft.ready(); // being written: not advanced
-                              // A proposal and a heartbeat interval later, the store is still busy.
+    // The first batch is being written (not advanced); a proposal and a
+    // heartbeat interval later, the store is still busy.
+    let first = raft.ready();
     raft.propose(Bytes::from_static(b"y"), None).unwrap();
     for _ in 0..config.heartbeat_ticks {
         raft.tick();
