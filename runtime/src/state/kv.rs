@@ -2,9 +2,9 @@
 //! the log index that wrote it (its revision, as etcd's `mod_revision`).
 
 use super::item_hash;
+use imbl::ordmap::Entry;
+use imbl::OrdMap;
 use serde::{Deserialize, Serialize};
-use std::collections::btree_map::Entry;
-use std::collections::BTreeMap;
 
 /// A key-value command.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,10 +53,12 @@ pub struct KvResponse {
     pub revision: u64,
 }
 
-/// The store.
+/// The store. The entries are a persistent map: a clone shares them and
+/// costs O(1), so a snapshot captures the store without copying it (see
+/// [`super::GroupState`]). Serialized as a sorted map, like a `BTreeMap`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KvStore {
-    entries: BTreeMap<String, Versioned>,
+    entries: OrdMap<String, Versioned>,
     /// Wrapping sum of every entry's [`item_hash`]; rebuilt on restore.
     #[serde(skip)]
     digest: u64,

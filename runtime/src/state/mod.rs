@@ -197,6 +197,63 @@ mod tests {
         assert_eq!(digests.len(), 30, "every checkpoint's state differs, and so does its digest");
     }
 
+    /// The persistent maps encode as the standard ones did (a sorted map,
+    /// a sequence), so snapshots written before them still read, and
+    /// snapshots written now read in older nodes.
+    #[test]
+    fn snapshots_encode_as_with_the_standard_collections() {
+        use std::collections::{BTreeMap, VecDeque};
+        #[derive(Serialize)]
+        struct StdKv {
+            entries: BTreeMap<String, kv::Versioned>,
+        }
+        #[derive(Serialize)]
+        struct StdTasks {
+            tasks: BTreeMap<String, tasks::Task>,
+            pending: VecDeque<String>,
+            duplicates: u64,
+        }
+        #[derive(Serialize)]
+        struct StdState {
+            kv: StdKv,
+            tasks: StdTasks,
+            applied_index: u64,
+        }
+        let mut state = GroupState::default();
+        let put =
+            |key: &str, value: &str| Command::Kv(kv::KvCommand::Put { key: key.into(), value: value.into() });
+        let submit = |id: &str| {
+            Command::Task(tasks::TaskCommand::Submit { task_id: id.into(), payload: format!("p-{id}") })
+        };
+        state.apply(1, &put("b", "2"));
+        state.apply(2, &put("a", "1"));
+        state.apply(3, &submit("t2"));
+        state.apply(4, &submit("t1"));
+        state.apply(
+            5,
+            &Command::Task(tasks::TaskCommand::Claim { worker: 1, count: 1, now_ms: 0, lease_ms: 10 }),
+        );
+        let versioned = |value: &str, revision| kv::Versioned { value: value.into(), revision };
+        let task = |id: &str, state, claims| tasks::Task { payload: format!("p-{id}"), state, claims };
+        let standard = StdState {
+            kv: StdKv {
+                entries: BTreeMap::from([("a".into(), versioned("1", 2)), ("b".into(), versioned("2", 1))]),
+            },
+            tasks: StdTasks {
+                tasks: BTreeMap::from([
+                    ("t1".into(), task("t1", tasks::TaskState::Pending, 0)),
+                    ("t2".into(), task("t2", tasks::TaskState::Claimed { worker: 1, lease_until_ms: 10 }, 1)),
+                ]),
+                pending: VecDeque::from(["t1".to_string()]),
+                duplicates: 0,
+            },
+            applied_index: 5,
+        };
+        let bytes = bincode::serde::encode_to_vec(&standard, bincode::config::standard()).unwrap();
+        assert_eq!(state.snapshot(), bytes);
+        assert_eq!(GroupState::restore(&bytes).unwrap(), state);
+    }
+
     #[test]
     fn a_corrupt_snapshot_is_an_error() {
         assert!(matches!(GroupState::restore(b"\xff\xff\xff\xff"), Err(StateError::CorruptSnapshot(_))));

@@ -9,8 +9,9 @@
 //! every replica decides the same.
 
 use super::item_hash;
+use imbl::{OrdMap, Vector};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 
 /// Bound on tasks handed out by one claim.
 pub const CLAIM_BATCH_MAX: usize = 256;
@@ -146,11 +147,14 @@ pub struct TaskTotals {
     pub completed_by_worker: BTreeMap<WorkerId, u64>,
 }
 
-/// The queue.
+/// The queue. Tasks and the pending queue are persistent collections: a
+/// clone shares them and costs O(1), so a snapshot captures the queue
+/// without copying it. Serialized as a sorted map and a sequence, like a
+/// `BTreeMap` and a `VecDeque`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskQueue {
-    tasks: BTreeMap<String, Task>,
-    pending: VecDeque<String>,
+    tasks: OrdMap<String, Task>,
+    pending: Vector<String>,
     duplicates: u64,
     /// Wrapping sum of every task's [`item_hash`]; rebuilt on restore.
     #[serde(skip)]
@@ -233,13 +237,16 @@ impl TaskQueue {
 
     /// Returns every task whose lease ended before `now_ms` to the queue.
     fn expire(&mut self, now_ms: u64) {
-        let TaskQueue { tasks, pending, digest, .. } = self;
-        for (id, task) in tasks {
-            if let TaskState::Claimed { lease_until_ms, .. } = task.state {
-                if lease_until_ms < now_ms {
-                    change(digest, id, task, |task| task.state = TaskState::Pending);
-                    pending.push_back(id.clone());
-                }
+        let expired: Vec<String> = self
+            .tasks
+            .iter()
+            .filter(|(_, task)| matches!(task.state, TaskState::Claimed { lease_until_ms, .. } if lease_until_ms < now_ms))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in expired {
+            if let Some(task) = self.tasks.get_mut(&id) {
+                change(&mut self.digest, &id, task, |task| task.state = TaskState::Pending);
+                self.pending.push_back(id);
             }
         }
     }

@@ -1,0 +1,74 @@
+//! The node's state machine under a benchmark-sized state: 100,000 keys of
+//! 256-byte values (what `concord load puts` leaves after a run).
+//!
+//! - `capture`: [`StateMachine::snapshot_job`], the part of a snapshot that
+//!   runs on the Raft actor's event loop;
+//! - `serialize`: running the job (on the blocking pool);
+//! - `put`: applying an overwrite of an existing key, with no snapshot
+//!   outstanding and right after a capture (the first writes after a
+//!   capture copy the map nodes they touch).
+//!
+//! Run: `cargo bench -p concord-runtime --bench state_bench`.
+
+use bytes::Bytes;
+use concord_raft::machine::StateMachine;
+use concord_runtime::machine::{encode, ConcordMachine};
+use concord_runtime::state::kv::KvCommand;
+use concord_runtime::state::Command;
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use std::time::{Duration, Instant};
+
+/// Keys in the benchmark state.
+const KEYS: u64 = 100_000;
+/// Bytes per value, as the load generator writes.
+const VALUE_BYTES: usize = 256;
+
+fn put(key: u64, value: &str) -> Bytes {
+    encode(&Command::Kv(KvCommand::Put { key: format!("load-{key:08}"), value: value.to_string() }))
+}
+
+fn filled() -> ConcordMachine {
+    let mut machine = ConcordMachine::default();
+    let value = "v".repeat(VALUE_BYTES);
+    for key in 0..KEYS {
+        machine.apply(key + 1, &put(key, &value));
+    }
+    machine
+}
+
+fn benches(c: &mut Criterion) {
+    let mut machine = filled();
+    let mut index = KEYS;
+    let mut group = c.benchmark_group("state_100k_keys");
+    group.sample_size(20);
+    group.bench_function("capture", |b| b.iter(|| machine.snapshot_job()));
+    group.bench_function("serialize", |b| {
+        b.iter_batched(|| machine.snapshot_job(), |job| job(), BatchSize::PerIteration)
+    });
+    let value = "w".repeat(VALUE_BYTES);
+    let command = put(KEYS / 2, &value);
+    group.bench_function("put", |b| {
+        b.iter(|| {
+            index += 1;
+            machine.apply(index, &command)
+        })
+    });
+    group.bench_function("put_after_capture", |b| {
+        b.iter_custom(|iterations| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iterations {
+                let job = machine.snapshot_job();
+                index += 1;
+                let start = Instant::now();
+                machine.apply(index, &command);
+                total += start.elapsed();
+                drop(job);
+            }
+            total
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(state, benches);
+criterion_main!(state);
