@@ -118,8 +118,9 @@ impl<M: StateMachine> Sessioned<M> {
         self.snapshot_job()()
     }
 
-    /// Captures machine and sessions now (the session table is cloned) and
-    /// returns the job that serializes them together, for the blocking pool.
+    /// Captures machine and sessions now (the session table's clone shares
+    /// its persistent maps: O(1)) and returns the job that serializes them
+    /// together, for the blocking pool.
     pub fn snapshot_job(&self) -> SnapshotJob {
         let sessions = self.sessions.clone();
         let machine = self.machine.snapshot_job();

@@ -5,8 +5,8 @@
 
 use crate::core::types::ClientTag;
 use bytes::Bytes;
+use imbl::{OrdMap, OrdSet};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 
 /// Default bound on remembered client sessions.
 pub const SESSIONS_MAX_DEFAULT: usize = 100_000;
@@ -32,10 +32,39 @@ struct Session {
 
 /// The session table. Deterministic: every replica that applies the same
 /// log holds the same table, evictions included.
+///
+/// Both collections are persistent (`imbl`): a clone shares them and costs
+/// O(1), so a snapshot captures the table on the event loop without copying
+/// it, and serializes it elsewhere. Evicting the least recently active
+/// client is O(log n) through `by_activity`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "SessionsImage", into = "SessionsImage")]
 pub struct Sessions {
-    sessions: BTreeMap<u64, Session>,
+    sessions: OrdMap<u64, Session>,
+    /// `(last_index, client_id)` of every session: the first is evicted next.
+    by_activity: OrdSet<(u64, u64)>,
     sessions_max: usize,
+}
+
+/// How [`Sessions`] is serialized: the map and the bound, as a `BTreeMap`
+/// would write them (the activity index is rebuilt when read).
+#[derive(Serialize, Deserialize)]
+struct SessionsImage {
+    sessions: OrdMap<u64, Session>,
+    sessions_max: usize,
+}
+
+impl From<SessionsImage> for Sessions {
+    fn from(image: SessionsImage) -> Sessions {
+        let by_activity = image.sessions.iter().map(|(id, s)| (s.last_index, *id)).collect();
+        Sessions { sessions: image.sessions, by_activity, sessions_max: image.sessions_max }
+    }
+}
+
+impl From<Sessions> for SessionsImage {
+    fn from(sessions: Sessions) -> SessionsImage {
+        SessionsImage { sessions: sessions.sessions, sessions_max: sessions.sessions_max }
+    }
 }
 
 impl Default for Sessions {
@@ -49,7 +78,7 @@ impl Sessions {
     /// recently active is evicted first.
     pub fn new(sessions_max: usize) -> Sessions {
         assert!(sessions_max > 0, "sessions_max must be positive");
-        Sessions { sessions: BTreeMap::new(), sessions_max }
+        Sessions { sessions: OrdMap::new(), by_activity: OrdSet::new(), sessions_max }
     }
 
     /// Whether the command tagged `tag` should be applied.
@@ -64,12 +93,15 @@ impl Sessions {
     /// Records the response of the command tagged `tag`, applied at `index`.
     pub fn record(&mut self, tag: ClientTag, index: u64, response: Bytes) {
         if !self.sessions.contains_key(&tag.client_id) && self.sessions.len() >= self.sessions_max {
-            let oldest = self.sessions.iter().min_by_key(|(id, s)| (s.last_index, **id)).map(|(id, _)| *id);
-            if let Some(id) = oldest {
-                self.sessions.remove(&id);
+            if let Some((_, oldest)) = self.by_activity.remove_min() {
+                self.sessions.remove(&oldest);
             }
         }
-        self.sessions.insert(tag.client_id, Session { sequence: tag.sequence, response, last_index: index });
+        let session = Session { sequence: tag.sequence, response, last_index: index };
+        if let Some(previous) = self.sessions.insert(tag.client_id, session) {
+            self.by_activity.remove(&(previous.last_index, tag.client_id));
+        }
+        self.by_activity.insert((index, tag.client_id));
     }
 
     /// Clients remembered.
@@ -101,6 +133,84 @@ mod tests {
         sessions.record(tag(1, 2), 6, Bytes::new());
         assert_eq!(sessions.check(tag(1, 1)), SessionCheck::Stale);
         assert_eq!(sessions.check(tag(2, 1)), SessionCheck::Apply);
+    }
+
+    fn round_trip(sessions: &Sessions) -> Sessions {
+        let config = bincode::config::standard();
+        let bytes = bincode::serde::encode_to_vec(sessions, config).unwrap();
+        bincode::serde::decode_from_slice(&bytes, config).unwrap().0
+    }
+
+    /// The table encodes as it did with a `BTreeMap` (snapshots written
+    /// before still read), and a table read back evicts as the original.
+    #[test]
+    fn the_encoding_is_a_sorted_map_and_the_activity_index_is_rebuilt() {
+        #[derive(Serialize)]
+        struct StdImage {
+            sessions: std::collections::BTreeMap<u64, Session>,
+            sessions_max: usize,
+        }
+        let mut sessions = Sessions::new(3);
+        sessions.record(tag(9, 1), 1, Bytes::from_static(b"a"));
+        sessions.record(tag(4, 1), 2, Bytes::from_static(b"b"));
+        sessions.record(tag(7, 1), 3, Bytes::from_static(b"c"));
+        sessions.record(tag(9, 2), 4, Bytes::from_static(b"d"));
+        let session = |sequence, response: &'static [u8], last_index| Session {
+            sequence,
+            response: Bytes::from_static(response),
+            last_index,
+        };
+        let standard = StdImage {
+            sessions: [(4, session(1, b"b", 2)), (7, session(1, b"c", 3)), (9, session(2, b"d", 4))].into(),
+            sessions_max: 3,
+        };
+        let config = bincode::config::standard();
+        let bytes = bincode::serde::encode_to_vec(&standard, config).unwrap();
+        assert_eq!(bincode::serde::encode_to_vec(&sessions, config).unwrap(), bytes);
+        let mut read: Sessions = bincode::serde::decode_from_slice(&bytes, config).unwrap().0;
+        assert_eq!(read, sessions);
+        read.record(tag(5, 1), 5, Bytes::new());
+        assert_eq!(
+            read.check(tag(4, 1)),
+            SessionCheck::Apply,
+            "client 4, the least recently active, was evicted"
+        );
+        assert!(matches!(read.check(tag(7, 1)), SessionCheck::Duplicate(_)));
+    }
+
+    proptest::proptest! {
+        /// Against the plain model (a map, and a scan for the least recently
+        /// active client at each eviction), through serialization round
+        /// trips: every client gets the same answer.
+        #[test]
+        fn the_table_behaves_as_the_scanning_model(
+            ops in proptest::collection::vec((0u64..12, 1u64..4, proptest::bool::ANY), 1..200),
+        ) {
+            const MAX: usize = 4;
+            let mut sessions = Sessions::new(MAX);
+            let mut model = std::collections::BTreeMap::<u64, (u64, u64)>::new(); // client -> (sequence, last_index)
+            for (index, (client, step, reload)) in (1u64..).zip(ops) {
+                let sequence = model.get(&client).map_or(0, |&(s, _)| s) + step;
+                if !model.contains_key(&client) && model.len() >= MAX {
+                    let oldest = model.iter().min_by_key(|(id, (_, last))| (*last, **id)).map(|(id, _)| *id);
+                    model.remove(&oldest.unwrap());
+                }
+                model.insert(client, (sequence, index));
+                sessions.record(tag(client, sequence), index, Bytes::from(sequence.to_string()));
+                if reload {
+                    sessions = round_trip(&sessions);
+                }
+                proptest::prop_assert_eq!(sessions.len(), model.len());
+                for client in 0..12 {
+                    let expected = match model.get(&client) {
+                        Some(&(sequence, _)) => SessionCheck::Duplicate(Bytes::from(sequence.to_string())),
+                        None => SessionCheck::Apply,
+                    };
+                    let sequence = model.get(&client).map_or(1, |&(s, _)| s);
+                    proptest::prop_assert_eq!(sessions.check(tag(client, sequence)), expected);
+                }
+            }
+        }
     }
 
     #[test]

@@ -8,10 +8,16 @@
 //!   outstanding and right after a capture (the first writes after a
 //!   capture copy the map nodes they touch).
 //!
+//! - `sessions_100k`: the Raft client-session table, full (100,000
+//!   clients): cloning it (what a snapshot's capture does) and recording a
+//!   new client, which evicts the least recently active one.
+//!
 //! Run: `cargo bench -p concord-runtime --bench state_bench`.
 
 use bytes::Bytes;
+use concord_raft::core::ClientTag;
 use concord_raft::machine::StateMachine;
+use concord_raft::session::{Sessions, SESSIONS_MAX_DEFAULT};
 use concord_runtime::machine::{encode, ConcordMachine};
 use concord_runtime::state::kv::KvCommand;
 use concord_runtime::state::Command;
@@ -70,5 +76,24 @@ fn benches(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(state, benches);
+fn sessions(c: &mut Criterion) {
+    let clients = SESSIONS_MAX_DEFAULT as u64;
+    let mut sessions = Sessions::default();
+    for client_id in 0..clients {
+        sessions.record(ClientTag { client_id, sequence: 1 }, client_id + 1, Bytes::from_static(b"ok"));
+    }
+    let mut next = clients;
+    let mut group = c.benchmark_group("sessions_100k");
+    group.sample_size(20);
+    group.bench_function("clone", |b| b.iter(|| sessions.clone()));
+    group.bench_function("record_evicting", |b| {
+        b.iter(|| {
+            next += 1;
+            sessions.record(ClientTag { client_id: next, sequence: 1 }, next, Bytes::from_static(b"ok"))
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(state, benches, sessions);
 criterion_main!(state);
