@@ -2,6 +2,10 @@
 //! task queue of the reference scenario. Both are pure: commands come from the
 //! Raft log in order, each applied exactly once per log index, and the state
 //! can be snapshotted, restored and digested for consistency checks.
+//!
+//! Their collections are persistent (`imbl`): cloning a [`GroupState`] is
+//! O(1), so a Raft snapshot captures it on the actor's event loop and
+//! serializes it on the blocking pool (`ConcordMachine::snapshot_job`).
 
 pub mod kv;
 pub mod tasks;
