@@ -101,6 +101,13 @@ pub struct Task {
     pub claims: u32,
 }
 
+impl Task {
+    /// Whether it is claimed under a lease that ended before `now_ms`.
+    fn lease_ended(&self, now_ms: u64) -> bool {
+        matches!(self.state, TaskState::Claimed { lease_until_ms, .. } if lease_until_ms < now_ms)
+    }
+}
+
 /// The answer to a task command.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -240,7 +247,7 @@ impl TaskQueue {
         let expired: Vec<String> = self
             .tasks
             .iter()
-            .filter(|(_, task)| matches!(task.state, TaskState::Claimed { lease_until_ms, .. } if lease_until_ms < now_ms))
+            .filter(|(_, task)| task.lease_ended(now_ms))
             .map(|(id, _)| id.clone())
             .collect();
         for id in expired {
@@ -268,11 +275,7 @@ impl TaskQueue {
     /// How many tasks a claim at `now_ms` would find: the pending ones plus
     /// the claimed ones whose lease ended before `now_ms`.
     pub fn claimable(&self, now_ms: u64) -> u64 {
-        let expired = self
-            .tasks
-            .values()
-            .filter(|task| matches!(task.state, TaskState::Claimed { lease_until_ms, .. } if lease_until_ms < now_ms))
-            .count();
+        let expired = self.tasks.values().filter(|task| task.lease_ended(now_ms)).count();
         (self.pending.len() + expired) as u64
     }
 
