@@ -12,6 +12,11 @@
 //!   clients): cloning it (what a snapshot's capture does) and recording a
 //!   new client, which evicts the least recently active one.
 //!
+//! - `tasks_100k`: the task queue after 100,000 completed tasks, with 100
+//!   claimed under live leases: submitting a task and claiming it (each
+//!   claim first returns expired leases to the queue), and the `claimable`
+//!   count a worker reads before it proposes a claim.
+//!
 //! Run: `cargo bench -p concord-runtime --bench state_bench`.
 
 use bytes::Bytes;
@@ -20,6 +25,7 @@ use concord_raft::machine::StateMachine;
 use concord_raft::session::{Sessions, SESSIONS_MAX_DEFAULT};
 use concord_runtime::machine::{encode, ConcordMachine};
 use concord_runtime::state::kv::KvCommand;
+use concord_runtime::state::tasks::{TaskCommand, TaskQueue};
 use concord_runtime::state::Command;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use std::time::{Duration, Instant};
@@ -95,5 +101,39 @@ fn sessions(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(state, benches, sessions);
+/// Completed tasks in the task-queue benchmark.
+const TASKS_DONE: u64 = 100_000;
+/// Tasks held under live leases in the task-queue benchmark.
+const TASKS_CLAIMED: u64 = 100;
+
+fn tasks(c: &mut Criterion) {
+    let mut queue = TaskQueue::default();
+    let submit = |id: String| TaskCommand::Submit { task_id: id, payload: "p".repeat(64) };
+    for n in 0..TASKS_DONE + TASKS_CLAIMED {
+        queue.apply(&submit(format!("task-{n:08}")));
+    }
+    // Leases until far beyond the bench's clock, so none ends during it.
+    let claim = |now_ms| TaskCommand::Claim { worker: 1, count: 1, now_ms, lease_ms: u64::MAX / 2 };
+    for n in 0..TASKS_DONE + TASKS_CLAIMED {
+        queue.apply(&claim(n));
+    }
+    for n in 0..TASKS_DONE {
+        let task_id = format!("task-{n:08}");
+        queue.apply(&TaskCommand::Complete { task_id, worker: 1, result: "ok".into() });
+    }
+    let mut now_ms = TASKS_DONE + TASKS_CLAIMED;
+    let mut group = c.benchmark_group("tasks_100k");
+    group.sample_size(20);
+    group.bench_function("submit_and_claim", |b| {
+        b.iter(|| {
+            now_ms += 1;
+            queue.apply(&submit(format!("new-{now_ms}")));
+            queue.apply(&claim(now_ms))
+        })
+    });
+    group.bench_function("claimable", |b| b.iter(|| queue.claimable(now_ms)));
+    group.finish();
+}
+
+criterion_group!(state, benches, sessions, tasks);
 criterion_main!(state);

@@ -9,7 +9,7 @@
 //! every replica decides the same.
 
 use super::item_hash;
-use imbl::{OrdMap, Vector};
+use imbl::{OrdMap, OrdSet, Vector};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -101,13 +101,6 @@ pub struct Task {
     pub claims: u32,
 }
 
-impl Task {
-    /// Whether it is claimed under a lease that ended before `now_ms`.
-    fn lease_ended(&self, now_ms: u64) -> bool {
-        matches!(self.state, TaskState::Claimed { lease_until_ms, .. } if lease_until_ms < now_ms)
-    }
-}
-
 /// The answer to a task command.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -158,6 +151,10 @@ pub struct TaskTotals {
 /// clone shares them and costs O(1), so a snapshot captures the queue
 /// without copying it. Serialized as a sorted map and a sequence, like a
 /// `BTreeMap` and a `VecDeque`.
+///
+/// An index of the live leases, by end, makes a claim and the `claimable`
+/// count independent of how many tasks the queue has ever held: they visit
+/// only the leases that ended.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskQueue {
     tasks: OrdMap<String, Task>,
@@ -166,6 +163,9 @@ pub struct TaskQueue {
     /// Wrapping sum of every task's [`item_hash`]; rebuilt on restore.
     #[serde(skip)]
     digest: u64,
+    /// `(lease_until_ms, task id)` of every claimed task; rebuilt on restore.
+    #[serde(skip)]
+    leases: OrdSet<(u64, String)>,
 }
 
 /// Changes `task` through `change`, keeping `digest` (the sum of item
@@ -197,12 +197,14 @@ impl TaskQueue {
                 while tasks.len() < (*count).min(CLAIM_BATCH_MAX) {
                     let Some(id) = self.pending.pop_front() else { break };
                     if let Some(task) = self.tasks.get_mut(&id) {
-                        let state = TaskState::Claimed { worker: *worker, lease_until_ms: now_ms + lease_ms };
+                        let lease_until_ms = now_ms.saturating_add(*lease_ms);
+                        let state = TaskState::Claimed { worker: *worker, lease_until_ms };
                         change(&mut self.digest, &id, task, |task| {
                             task.state = state;
                             task.claims += 1;
                         });
-                        tasks.push((id, task.payload.clone()));
+                        tasks.push((id.clone(), task.payload.clone()));
+                        self.leases.insert((lease_until_ms, id));
                     }
                 }
                 TaskResponse::Claimed { tasks }
@@ -232,7 +234,8 @@ impl TaskQueue {
                     change(&mut self.digest, task_id, task, |task| task.state = state);
                     true
                 }
-                TaskState::Claimed { .. } => {
+                TaskState::Claimed { lease_until_ms, .. } => {
+                    self.leases.remove(&(lease_until_ms, task_id.to_string()));
                     change(&mut self.digest, task_id, task, |task| task.state = state);
                     true
                 }
@@ -243,13 +246,19 @@ impl TaskQueue {
     }
 
     /// Returns every task whose lease ended before `now_ms` to the queue.
+    /// They join it in task-id order (every replica must queue them alike,
+    /// whatever version of this code it runs).
     fn expire(&mut self, now_ms: u64) {
-        let expired: Vec<String> = self
-            .tasks
-            .iter()
-            .filter(|(_, task)| task.lease_ended(now_ms))
-            .map(|(id, _)| id.clone())
-            .collect();
+        let mut expired = Vec::new();
+        while let Some((until, _)) = self.leases.get_min() {
+            if *until >= now_ms {
+                break;
+            }
+            if let Some((_, id)) = self.leases.remove_min() {
+                expired.push(id);
+            }
+        }
+        expired.sort_unstable();
         for id in expired {
             if let Some(task) = self.tasks.get_mut(&id) {
                 change(&mut self.digest, &id, task, |task| task.state = TaskState::Pending);
@@ -266,16 +275,25 @@ impl TaskQueue {
         std::hash::Hasher::finish(&hasher)
     }
 
-    /// Recomputes the digest from the tasks (after a restore).
+    /// Recomputes the digest and the lease index from the tasks (after a
+    /// restore).
     pub fn rehash(&mut self) {
         self.digest =
             self.tasks.iter().fold(0u64, |sum, (id, t)| sum.wrapping_add(item_hash(id.as_str(), t)));
+        self.leases = self
+            .tasks
+            .iter()
+            .filter_map(|(id, task)| match task.state {
+                TaskState::Claimed { lease_until_ms, .. } => Some((lease_until_ms, id.clone())),
+                _ => None,
+            })
+            .collect();
     }
 
     /// How many tasks a claim at `now_ms` would find: the pending ones plus
     /// the claimed ones whose lease ended before `now_ms`.
     pub fn claimable(&self, now_ms: u64) -> u64 {
-        let expired = self.tasks.values().filter(|task| task.lease_ended(now_ms)).count();
+        let expired = self.leases.range(..(now_ms, String::new())).count();
         (self.pending.len() + expired) as u64
     }
 
@@ -389,6 +407,81 @@ mod tests {
         assert_eq!(claim(&mut queue, 2, 1, 2_000), vec!["b"]);
         assert!(complete(&mut queue, "a", 1));
         assert_eq!(claim(&mut queue, 3, 10, 2_000), Vec::<String>::new(), "a is not handed out again");
+    }
+
+    #[test]
+    fn expired_leases_rejoin_the_queue_in_task_id_order() {
+        let mut queue = TaskQueue::default();
+        for id in ["a", "b", "c", "d"] {
+            submit(&mut queue, id);
+        }
+        // Leases ending in the reverse of the ids' order.
+        for (lease_ms, id) in [(300, "a"), (200, "b"), (100, "c")] {
+            let command = TaskCommand::Claim { worker: 1, count: 1, now_ms: 0, lease_ms };
+            let claimed = vec![(id.to_string(), format!("payload-{id}"))];
+            assert_eq!(queue.apply(&command), TaskResponse::Claimed { tasks: claimed });
+        }
+        assert_eq!(queue.claimable(250), 3, "d, then c and b, whose leases ended");
+        assert_eq!(claim(&mut queue, 2, 10, 1_000), vec!["d", "a", "b", "c"]);
+    }
+
+    #[test]
+    fn a_lease_past_the_clock_s_end_saturates() {
+        let mut queue = TaskQueue::default();
+        submit(&mut queue, "a");
+        let command = TaskCommand::Claim { worker: 1, count: 1, now_ms: 10, lease_ms: u64::MAX };
+        queue.apply(&command);
+        assert_eq!(queue.get("a").unwrap().state, TaskState::Claimed { worker: 1, lease_until_ms: u64::MAX });
+        assert_eq!(queue.claimable(u64::MAX), 0, "held to the end of time");
+    }
+
+    /// The lease index kept change by change equals the one rebuilt from
+    /// the tasks, and `claimable` equals a scan of every task, after each
+    /// command of a seeded mix (claims at a clock that moves, sometimes
+    /// backwards, expire leases; late completions finish requeued tasks).
+    #[test]
+    fn the_lease_index_follows_every_change() {
+        use rand::{Rng, SeedableRng};
+        let scan = |queue: &TaskQueue, now_ms: u64| {
+            let ended = queue
+                .tasks
+                .values()
+                .filter(|t| matches!(t.state, TaskState::Claimed { lease_until_ms, .. } if lease_until_ms < now_ms))
+                .count();
+            (queue.pending.len() + ended) as u64
+        };
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        let mut queue = TaskQueue::default();
+        let mut expiries = 0;
+        for step in 0..5_000u64 {
+            let task_id = format!("t{}", rng.random_range(0..60));
+            let worker = rng.random_range(1..4);
+            let now_ms = (step * 10).saturating_sub(rng.random_range(0..50));
+            let command = match rng.random_range(0..4) {
+                0 => TaskCommand::Submit { task_id, payload: "p".into() },
+                1 => TaskCommand::Claim {
+                    worker,
+                    count: rng.random_range(1..4),
+                    now_ms,
+                    lease_ms: rng.random_range(0..300),
+                },
+                2 => TaskCommand::Complete { task_id, worker, result: "r".into() },
+                _ => TaskCommand::Fail { task_id, worker, error: "e".into() },
+            };
+            if matches!(command, TaskCommand::Claim { .. })
+                && scan(&queue, now_ms) > queue.pending.len() as u64
+            {
+                expiries += 1;
+            }
+            queue.apply(&command);
+            let mut rebuilt = queue.clone();
+            rebuilt.rehash();
+            assert_eq!(queue.leases, rebuilt.leases, "step {step}: {command:?}");
+            for probe in [now_ms.saturating_sub(100), now_ms, now_ms + 100] {
+                assert_eq!(queue.claimable(probe), scan(&queue, probe), "step {step}, at {probe}");
+            }
+        }
+        assert!(expiries >= 50, "the mix expired leases often ({expiries} claims did)");
     }
 
     #[test]
