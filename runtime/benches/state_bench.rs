@@ -15,7 +15,8 @@
 //! - `tasks_100k`: the task queue after 100,000 completed tasks, with 100
 //!   claimed under live leases: submitting a task and claiming it (each
 //!   claim first returns expired leases to the queue), and the `claimable`
-//!   count a worker reads before it proposes a claim.
+//!   count a worker reads before it proposes a claim, and the totals that
+//!   `task results` answers.
 //!
 //! Run: `cargo bench -p concord-runtime --bench state_bench`.
 
@@ -132,6 +133,7 @@ fn tasks(c: &mut Criterion) {
         })
     });
     group.bench_function("claimable", |b| b.iter(|| queue.claimable(now_ms)));
+    group.bench_function("totals", |b| b.iter(|| queue.totals()));
     group.finish();
 }
 

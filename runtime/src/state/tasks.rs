@@ -152,28 +152,73 @@ pub struct TaskTotals {
 /// without copying it. Serialized as a sorted map and a sequence, like a
 /// `BTreeMap` and a `VecDeque`.
 ///
-/// An index of the live leases, by end, makes a claim and the `claimable`
-/// count independent of how many tasks the queue has ever held: they visit
-/// only the leases that ended.
+/// An index of the live leases, by end, and a tally kept change by change
+/// make every read independent of how many tasks the queue has ever held:
+/// a claim and the `claimable` count visit only the leases that ended, and
+/// the totals are read, not counted.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TaskQueue {
     tasks: OrdMap<String, Task>,
     pending: Vector<String>,
     duplicates: u64,
-    /// Wrapping sum of every task's [`item_hash`]; rebuilt on restore.
+    /// Digest and counts by state; rebuilt on restore.
     #[serde(skip)]
-    digest: u64,
+    tally: Tally,
     /// `(lease_until_ms, task id)` of every claimed task; rebuilt on restore.
     #[serde(skip)]
     leases: OrdSet<(u64, String)>,
 }
 
-/// Changes `task` through `change`, keeping `digest` (the sum of item
-/// hashes) up to date.
-fn change<R>(digest: &mut u64, id: &str, task: &mut Task, change: impl FnOnce(&mut Task) -> R) -> R {
-    *digest = digest.wrapping_sub(item_hash(id, task));
+/// What the queue keeps up to date on every change of a task.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Tally {
+    /// Wrapping sum of every task's [`item_hash`].
+    digest: u64,
+    /// Tasks by state (`total_tasks` and `duplicates` are left at zero).
+    totals: TaskTotals,
+}
+
+impl Tally {
+    /// Counts `task` in.
+    fn add(&mut self, id: &str, task: &Task) {
+        self.digest = self.digest.wrapping_add(item_hash(id, task));
+        match &task.state {
+            TaskState::Pending => self.totals.pending += 1,
+            TaskState::Claimed { .. } => self.totals.claimed += 1,
+            TaskState::Completed { worker, .. } => {
+                self.totals.completed += 1;
+                *self.totals.completed_by_worker.entry(*worker).or_default() += 1;
+            }
+            TaskState::Failed { .. } => self.totals.failed += 1,
+        }
+    }
+
+    /// Counts `task` out (it was counted in).
+    fn remove(&mut self, id: &str, task: &Task) {
+        self.digest = self.digest.wrapping_sub(item_hash(id, task));
+        let count = match &task.state {
+            TaskState::Pending => &mut self.totals.pending,
+            TaskState::Claimed { .. } => &mut self.totals.claimed,
+            TaskState::Completed { worker, .. } => {
+                if let Some(done) = self.totals.completed_by_worker.get_mut(worker) {
+                    *done = done.saturating_sub(1);
+                    if *done == 0 {
+                        self.totals.completed_by_worker.remove(worker);
+                    }
+                }
+                &mut self.totals.completed
+            }
+            TaskState::Failed { .. } => &mut self.totals.failed,
+        };
+        *count = count.saturating_sub(1);
+    }
+}
+
+/// Changes `task` through `change`, keeping the tally up to date.
+fn change<R>(tally: &mut Tally, id: &str, task: &mut Task, change: impl FnOnce(&mut Task) -> R) -> R {
+    tally.remove(id, task);
     let result = change(task);
-    *digest = digest.wrapping_add(item_hash(id, task));
+    tally.add(id, task);
     result
 }
 
@@ -185,7 +230,7 @@ impl TaskQueue {
                 let created = !self.tasks.contains_key(task_id);
                 if created {
                     let task = Task { payload: payload.clone(), state: TaskState::Pending, claims: 0 };
-                    self.digest = self.digest.wrapping_add(item_hash(task_id.as_str(), &task));
+                    self.tally.add(task_id, &task);
                     self.tasks.insert(task_id.clone(), task);
                     self.pending.push_back(task_id.clone());
                 }
@@ -199,7 +244,7 @@ impl TaskQueue {
                     if let Some(task) = self.tasks.get_mut(&id) {
                         let lease_until_ms = now_ms.saturating_add(*lease_ms);
                         let state = TaskState::Claimed { worker: *worker, lease_until_ms };
-                        change(&mut self.digest, &id, task, |task| {
+                        change(&mut self.tally, &id, task, |task| {
                             task.state = state;
                             task.claims += 1;
                         });
@@ -231,12 +276,12 @@ impl TaskQueue {
                     // Its lease expired and it was queued again, but the
                     // first worker finished after all: take its result.
                     self.pending.retain(|id| id != task_id);
-                    change(&mut self.digest, task_id, task, |task| task.state = state);
+                    change(&mut self.tally, task_id, task, |task| task.state = state);
                     true
                 }
                 TaskState::Claimed { lease_until_ms, .. } => {
                     self.leases.remove(&(lease_until_ms, task_id.to_string()));
-                    change(&mut self.digest, task_id, task, |task| task.state = state);
+                    change(&mut self.tally, task_id, task, |task| task.state = state);
                     true
                 }
             },
@@ -261,7 +306,7 @@ impl TaskQueue {
         expired.sort_unstable();
         for id in expired {
             if let Some(task) = self.tasks.get_mut(&id) {
-                change(&mut self.digest, &id, task, |task| task.state = TaskState::Pending);
+                change(&mut self.tally, &id, task, |task| task.state = TaskState::Pending);
                 self.pending.push_back(id);
             }
         }
@@ -271,15 +316,17 @@ impl TaskQueue {
     /// count, in O(1). (The pending queue's order is not part of it.)
     pub fn digest(&self) -> u64 {
         let mut hasher = super::Fnv::default();
-        std::hash::Hash::hash(&(self.digest, self.pending.len(), self.duplicates), &mut hasher);
+        std::hash::Hash::hash(&(self.tally.digest, self.pending.len(), self.duplicates), &mut hasher);
         std::hash::Hasher::finish(&hasher)
     }
 
-    /// Recomputes the digest and the lease index from the tasks (after a
-    /// restore).
+    /// Recomputes the digest, the counts and the lease index from the tasks
+    /// (after a restore).
     pub fn rehash(&mut self) {
-        self.digest =
-            self.tasks.iter().fold(0u64, |sum, (id, t)| sum.wrapping_add(item_hash(id.as_str(), t)));
+        self.tally = Tally::default();
+        for (id, task) in &self.tasks {
+            self.tally.add(id, task);
+        }
         self.leases = self
             .tasks
             .iter()
@@ -302,25 +349,13 @@ impl TaskQueue {
         self.tasks.get(task_id)
     }
 
-    /// Totals over every task.
+    /// Totals over every task, from the tally (O(workers)).
     pub fn totals(&self) -> TaskTotals {
-        let mut totals = TaskTotals {
+        TaskTotals {
             total_tasks: self.tasks.len() as u64,
             duplicates: self.duplicates,
-            ..TaskTotals::default()
-        };
-        for task in self.tasks.values() {
-            match &task.state {
-                TaskState::Pending => totals.pending += 1,
-                TaskState::Claimed { .. } => totals.claimed += 1,
-                TaskState::Completed { worker, .. } => {
-                    totals.completed += 1;
-                    *totals.completed_by_worker.entry(*worker).or_default() += 1;
-                }
-                TaskState::Failed { .. } => totals.failed += 1,
-            }
+            ..self.tally.totals.clone()
         }
-        totals
     }
 }
 
@@ -435,12 +470,13 @@ mod tests {
         assert_eq!(queue.claimable(u64::MAX), 0, "held to the end of time");
     }
 
-    /// The lease index kept change by change equals the one rebuilt from
-    /// the tasks, and `claimable` equals a scan of every task, after each
-    /// command of a seeded mix (claims at a clock that moves, sometimes
-    /// backwards, expire leases; late completions finish requeued tasks).
+    /// The lease index and the tally kept change by change equal the ones
+    /// rebuilt from the tasks, and `claimable` and the totals equal a scan
+    /// of every task, after each command of a seeded mix (claims at a clock
+    /// that moves, sometimes backwards, expire leases; late completions
+    /// finish requeued tasks).
     #[test]
-    fn the_lease_index_follows_every_change() {
+    fn the_lease_index_and_the_tally_follow_every_change() {
         use rand::{Rng, SeedableRng};
         let scan = |queue: &TaskQueue, now_ms: u64| {
             let ended = queue
@@ -477,6 +513,24 @@ mod tests {
             let mut rebuilt = queue.clone();
             rebuilt.rehash();
             assert_eq!(queue.leases, rebuilt.leases, "step {step}: {command:?}");
+            assert_eq!(queue.tally, rebuilt.tally, "step {step}: {command:?}");
+            let mut counted = TaskTotals {
+                total_tasks: queue.tasks.len() as u64,
+                duplicates: queue.duplicates,
+                ..TaskTotals::default()
+            };
+            for task in queue.tasks.values() {
+                match &task.state {
+                    TaskState::Pending => counted.pending += 1,
+                    TaskState::Claimed { .. } => counted.claimed += 1,
+                    TaskState::Completed { worker, .. } => {
+                        counted.completed += 1;
+                        *counted.completed_by_worker.entry(*worker).or_default() += 1;
+                    }
+                    TaskState::Failed { .. } => counted.failed += 1,
+                }
+            }
+            assert_eq!(queue.totals(), counted, "step {step}: {command:?}");
             for probe in [now_ms.saturating_sub(100), now_ms, now_ms + 100] {
                 assert_eq!(queue.claimable(probe), scan(&queue, probe), "step {step}, at {probe}");
             }
