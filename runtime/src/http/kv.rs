@@ -124,17 +124,48 @@ async fn compare_and_swap(
 
 /// Registers `/kv/*`.
 pub fn routes(config: &mut web::ServiceConfig) {
+    // `{key}` is one segment, so the two patterns never match the same
+    // path; the one every get and put takes is tried first.
     config
-        .service(
-            web::resource("/kv/{key}/cas")
-                .route(web::post().to(compare_and_swap))
-                .default_service(web::to(method_not_allowed)),
-        )
         .service(
             web::resource("/kv/{key}")
                 .route(web::get().to(get))
                 .route(web::put().to(put))
                 .route(web::delete().to(delete))
                 .default_service(web::to(method_not_allowed)),
+        )
+        .service(
+            web::resource("/kv/{key}/cas")
+                .route(web::post().to(compare_and_swap))
+                .default_service(web::to(method_not_allowed)),
         );
+}
+
+#[cfg(test)]
+mod routing_tests {
+    use super::*;
+    use actix_web::{test, App};
+
+    /// Which resource each path reaches, seen through the methods it
+    /// refuses (no request here gets as far as a handler).
+    #[actix_web::test]
+    async fn each_path_reaches_its_resource() {
+        let app = test::init_service(
+            App::new().configure(routes).default_service(web::to(super::super::errors::not_found)),
+        )
+        .await;
+        let cases = [
+            (test::TestRequest::get().uri("/kv/a/cas"), 405, "GET"),
+            (test::TestRequest::put().uri("/kv/a/cas"), 405, "PUT"),
+            (test::TestRequest::post().uri("/kv/a"), 405, "POST"),
+            (test::TestRequest::get().uri("/kv/a/b/cas"), 404, "no route"),
+            (test::TestRequest::get().uri("/kv/"), 404, "no route"),
+        ];
+        for (request, status, message) in cases {
+            let response = test::call_service(&app, request.to_request()).await;
+            assert_eq!(response.status().as_u16(), status);
+            let body: serde_json::Value = test::read_body_json(response).await;
+            assert!(body["message"].as_str().unwrap_or_default().contains(message), "{body}");
+        }
+    }
 }
