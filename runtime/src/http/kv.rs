@@ -8,8 +8,7 @@ use crate::state::kv::KvCommand;
 use crate::state::{Command, Response};
 use actix_web::{web, HttpResponse};
 use concord_raft::actor::ReadKind;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// Bound on a key's length in bytes.
@@ -18,6 +17,32 @@ pub const KEY_BYTES_MAX: usize = 1_024;
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
 type Result = std::result::Result<HttpResponse, ApiError>;
+
+/// A value and the revision that wrote it. The answers are typed structs,
+/// not `serde_json::Value`s, so that they serialize without building a map
+/// first; fields are declared in the alphabetical order a `Value` map would
+/// print them, so the bytes are the same.
+#[derive(Debug, Serialize)]
+struct Revisioned<'a> {
+    revision: u64,
+    value: &'a str,
+}
+
+/// The answer to a read.
+#[derive(Debug, Serialize)]
+struct ReadAnswer<'a> {
+    key: &'a str,
+    revision: u64,
+    value: &'a str,
+}
+
+/// The answer to a put, delete or compare-and-swap.
+#[derive(Debug, Serialize)]
+struct WriteAnswer<'a> {
+    previous: Option<Revisioned<'a>>,
+    revision: u64,
+    succeeded: bool,
+}
 
 /// `?group=&consistency=` of a read.
 #[derive(Debug, Deserialize)]
@@ -54,7 +79,7 @@ async fn get(node: web::Data<Node>, key: web::Path<String>, params: web::Query<R
         .map_err(|e| ApiError::Unavailable { message: format!("read failed: {e}"), leader: None })?;
     match answer {
         QueryAnswer::Value(Some(v)) => {
-            Ok(HttpResponse::Ok().json(json!({"key": *key, "value": v.value, "revision": v.revision})))
+            Ok(HttpResponse::Ok().json(ReadAnswer { key: &key, revision: v.revision, value: &v.value }))
         }
         QueryAnswer::Value(None) => Err(ApiError::NotFound(format!("no key {:?}", *key))),
         other => Err(ApiError::Internal(format!("unexpected answer {other:?}"))),
@@ -66,8 +91,8 @@ async fn write(node: &Node, group: &GroupParam, command: KvCommand) -> Result {
     let Response::Kv(response) = response else {
         return Err(ApiError::Internal("a key-value command got another answer".into()));
     };
-    let previous = response.previous.map(|p| json!({"value": p.value, "revision": p.revision}));
-    let body = json!({"succeeded": response.succeeded, "revision": index, "previous": previous});
+    let previous = response.previous.as_ref().map(|p| Revisioned { revision: p.revision, value: &p.value });
+    let body = WriteAnswer { previous, revision: index, succeeded: response.succeeded };
     if response.succeeded {
         Ok(HttpResponse::Ok().json(body))
     } else {
@@ -142,29 +167,44 @@ pub fn routes(config: &mut web::ServiceConfig) {
 }
 
 #[cfg(test)]
-mod routing_tests {
+mod tests {
     use super::*;
-    use actix_web::{test, App};
+    use actix_web::{test as actix_test, App};
+    use serde_json::json;
+
+    #[test]
+    fn answers_print_as_the_json_maps_did() {
+        let read = ReadAnswer { key: "k", revision: 7, value: "v \"quoted\"" };
+        let as_map = json!({"key": "k", "value": "v \"quoted\"", "revision": 7});
+        assert_eq!(serde_json::to_string(&read).unwrap(), as_map.to_string());
+        let previous = Some(Revisioned { revision: 3, value: "old" });
+        let write = WriteAnswer { previous, revision: 9, succeeded: true };
+        let as_map = json!({"succeeded": true, "revision": 9, "previous": {"value": "old", "revision": 3}});
+        assert_eq!(serde_json::to_string(&write).unwrap(), as_map.to_string());
+        let write = WriteAnswer { previous: None, revision: 10, succeeded: false };
+        let as_map = json!({"succeeded": false, "revision": 10, "previous": null});
+        assert_eq!(serde_json::to_string(&write).unwrap(), as_map.to_string());
+    }
 
     /// Which resource each path reaches, seen through the methods it
     /// refuses (no request here gets as far as a handler).
     #[actix_web::test]
     async fn each_path_reaches_its_resource() {
-        let app = test::init_service(
+        let app = actix_test::init_service(
             App::new().configure(routes).default_service(web::to(super::super::errors::not_found)),
         )
         .await;
         let cases = [
-            (test::TestRequest::get().uri("/kv/a/cas"), 405, "GET"),
-            (test::TestRequest::put().uri("/kv/a/cas"), 405, "PUT"),
-            (test::TestRequest::post().uri("/kv/a"), 405, "POST"),
-            (test::TestRequest::get().uri("/kv/a/b/cas"), 404, "no route"),
-            (test::TestRequest::get().uri("/kv/"), 404, "no route"),
+            (actix_test::TestRequest::get().uri("/kv/a/cas"), 405, "GET"),
+            (actix_test::TestRequest::put().uri("/kv/a/cas"), 405, "PUT"),
+            (actix_test::TestRequest::post().uri("/kv/a"), 405, "POST"),
+            (actix_test::TestRequest::get().uri("/kv/a/b/cas"), 404, "no route"),
+            (actix_test::TestRequest::get().uri("/kv/"), 404, "no route"),
         ];
         for (request, status, message) in cases {
-            let response = test::call_service(&app, request.to_request()).await;
+            let response = actix_test::call_service(&app, request.to_request()).await;
             assert_eq!(response.status().as_u16(), status);
-            let body: serde_json::Value = test::read_body_json(response).await;
+            let body: serde_json::Value = actix_test::read_body_json(response).await;
             assert!(body["message"].as_str().unwrap_or_default().contains(message), "{body}");
         }
     }
