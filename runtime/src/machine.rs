@@ -61,10 +61,12 @@ pub enum Applied {
     Invalid(String),
 }
 
-/// Encodes a value with the runtime's wire configuration.
+/// Encodes a value with the runtime's wire configuration (bincode's
+/// standard one, as the transport's), into a buffer of exactly its size:
+/// commands stay in the Raft log's cache.
 pub fn encode<T: Serialize>(value: &T) -> Bytes {
     // Plain enums of strings and integers: encoding cannot fail.
-    Bytes::from(bincode::serde::encode_to_vec(value, bincode::config::standard()).unwrap_or_default())
+    Bytes::from(concord_transport::codec::encode_value(value).unwrap_or_default())
 }
 
 /// Decodes a value encoded by [`encode`].

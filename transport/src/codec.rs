@@ -61,9 +61,16 @@ fn config() -> bincode::config::Configuration {
     bincode::config::standard()
 }
 
-/// Encodes one value with the wire configuration.
+/// Encodes one value with the wire configuration, into a buffer of
+/// exactly its size: a counting pass first, then one allocation. (Growing
+/// the buffer from empty took about seven reallocations for a 300-byte
+/// Raft append, and left the buffers that stay in the log cache up to
+/// twice as large as their bytes.)
 pub fn encode_value<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
-    bincode::serde::encode_to_vec(value, config()).map_err(|e| CodecError::Encode(e.to_string()))
+    let mut out = Vec::with_capacity(encoded_len(value)?);
+    bincode::serde::encode_into_std_write(value, &mut out, config())
+        .map_err(|e| CodecError::Encode(e.to_string()))?;
+    Ok(out)
 }
 
 /// Bytes [`encode_value`] would produce for `value`, counted without
@@ -236,6 +243,14 @@ mod tests {
                 }
             }
             prop_assert_eq!(decoded, envelopes);
+        }
+
+        #[test]
+        fn values_encode_as_bincode_does_into_buffers_of_their_size(envelope in envelope_strategy()) {
+            let frame = Frame::Message(envelope);
+            let encoded = encode_value(&frame).unwrap();
+            prop_assert_eq!(&encoded, &bincode::serde::encode_to_vec(&frame, config()).unwrap());
+            prop_assert_eq!(encoded.capacity(), encoded.len());
         }
 
         #[test]

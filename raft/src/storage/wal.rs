@@ -314,9 +314,10 @@ fn io_error(what: impl std::fmt::Display) -> impl FnOnce(io::Error) -> StorageEr
     move |e| StorageError::Engine(format!("{what}: {e}"))
 }
 
+/// Encodes with bincode's standard configuration (the transport's), into a
+/// buffer of exactly the record's size.
 fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StorageError> {
-    bincode::serde::encode_to_vec(value, bincode::config::standard())
-        .map_err(|e| StorageError::Engine(format!("encode: {e}")))
+    concord_transport::codec::encode_value(value).map_err(|e| StorageError::Engine(format!("encode: {e}")))
 }
 
 fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, String> {
