@@ -161,12 +161,9 @@ pub struct TaskQueue {
     tasks: OrdMap<String, Task>,
     pending: Vector<String>,
     duplicates: u64,
-    /// Digest and counts by state; rebuilt on restore.
+    /// Digest, counts by state and the lease index; rebuilt on restore.
     #[serde(skip)]
     tally: Tally,
-    /// `(lease_until_ms, task id)` of every claimed task; rebuilt on restore.
-    #[serde(skip)]
-    leases: OrdSet<(u64, String)>,
 }
 
 /// What the queue keeps up to date on every change of a task.
@@ -176,6 +173,8 @@ struct Tally {
     digest: u64,
     /// Tasks by state (`total_tasks` and `duplicates` are left at zero).
     totals: TaskTotals,
+    /// `(lease_until_ms, task id)` of every claimed task.
+    leases: OrdSet<(u64, String)>,
 }
 
 impl Tally {
@@ -184,7 +183,10 @@ impl Tally {
         self.digest = self.digest.wrapping_add(item_hash(id, task));
         match &task.state {
             TaskState::Pending => self.totals.pending += 1,
-            TaskState::Claimed { .. } => self.totals.claimed += 1,
+            TaskState::Claimed { lease_until_ms, .. } => {
+                self.totals.claimed += 1;
+                self.leases.insert((*lease_until_ms, id.to_string()));
+            }
             TaskState::Completed { worker, .. } => {
                 self.totals.completed += 1;
                 *self.totals.completed_by_worker.entry(*worker).or_default() += 1;
@@ -198,7 +200,10 @@ impl Tally {
         self.digest = self.digest.wrapping_sub(item_hash(id, task));
         let count = match &task.state {
             TaskState::Pending => &mut self.totals.pending,
-            TaskState::Claimed { .. } => &mut self.totals.claimed,
+            TaskState::Claimed { lease_until_ms, .. } => {
+                self.leases.remove(&(*lease_until_ms, id.to_string()));
+                &mut self.totals.claimed
+            }
             TaskState::Completed { worker, .. } => {
                 if let Some(done) = self.totals.completed_by_worker.get_mut(worker) {
                     *done = done.saturating_sub(1);
@@ -248,8 +253,7 @@ impl TaskQueue {
                             task.state = state;
                             task.claims += 1;
                         });
-                        tasks.push((id.clone(), task.payload.clone()));
-                        self.leases.insert((lease_until_ms, id));
+                        tasks.push((id, task.payload.clone()));
                     }
                 }
                 TaskResponse::Claimed { tasks }
@@ -279,8 +283,7 @@ impl TaskQueue {
                     change(&mut self.tally, task_id, task, |task| task.state = state);
                     true
                 }
-                TaskState::Claimed { lease_until_ms, .. } => {
-                    self.leases.remove(&(lease_until_ms, task_id.to_string()));
+                TaskState::Claimed { .. } => {
                     change(&mut self.tally, task_id, task, |task| task.state = state);
                     true
                 }
@@ -294,15 +297,8 @@ impl TaskQueue {
     /// They join it in task-id order (every replica must queue them alike,
     /// whatever version of this code it runs).
     fn expire(&mut self, now_ms: u64) {
-        let mut expired = Vec::new();
-        while let Some((until, _)) = self.leases.get_min() {
-            if *until >= now_ms {
-                break;
-            }
-            if let Some((_, id)) = self.leases.remove_min() {
-                expired.push(id);
-            }
-        }
+        let mut expired: Vec<String> =
+            self.tally.leases.range(..(now_ms, String::new())).map(|(_, id)| id.clone()).collect();
         expired.sort_unstable();
         for id in expired {
             if let Some(task) = self.tasks.get_mut(&id) {
@@ -327,20 +323,12 @@ impl TaskQueue {
         for (id, task) in &self.tasks {
             self.tally.add(id, task);
         }
-        self.leases = self
-            .tasks
-            .iter()
-            .filter_map(|(id, task)| match task.state {
-                TaskState::Claimed { lease_until_ms, .. } => Some((lease_until_ms, id.clone())),
-                _ => None,
-            })
-            .collect();
     }
 
     /// How many tasks a claim at `now_ms` would find: the pending ones plus
     /// the claimed ones whose lease ended before `now_ms`.
     pub fn claimable(&self, now_ms: u64) -> u64 {
-        let expired = self.leases.range(..(now_ms, String::new())).count();
+        let expired = self.tally.leases.range(..(now_ms, String::new())).count();
         (self.pending.len() + expired) as u64
     }
 
@@ -512,7 +500,7 @@ mod tests {
             queue.apply(&command);
             let mut rebuilt = queue.clone();
             rebuilt.rehash();
-            assert_eq!(queue.leases, rebuilt.leases, "step {step}: {command:?}");
+            assert_eq!(queue.tally.leases, rebuilt.tally.leases, "step {step}: {command:?}");
             assert_eq!(queue.tally, rebuilt.tally, "step {step}: {command:?}");
             let mut counted = TaskTotals {
                 total_tasks: queue.tasks.len() as u64,
