@@ -316,7 +316,7 @@ pub enum Message {
 
 /// The encoded size of a value in bytes (bincode, as the transport encodes it).
 pub fn encoded_len<T: Serialize + ?Sized>(value: &T) -> usize {
-    codec::encode_value(value).map(|bytes| bytes.len()).unwrap_or(usize::MAX)
+    codec::encoded_len(value).unwrap_or(usize::MAX)
 }
 
 /// Bytes reserved for a message's own framing when packing items under
