@@ -5,6 +5,10 @@
 #   values for a fixed time, then failover time after SIGKILL of the leader,
 #   then hand-over time after SIGTERM of the leader (both hand leadership
 #   over on SIGTERM before they stop).
+# First it measures the machine's floor for one client (the floor bench:
+# the same processes, TCP hops and fdatasyncs with no consensus software in
+# them), with fsync on and off, so the one-client figures can be read
+# against what this machine allows on the day.
 #
 # Both snapshot every 100,000 entries (etcd 3.4's default --snapshot-count).
 #
@@ -74,10 +78,6 @@ wait_until() {
 }
 
 run_etcd() {
-  need etcd etcd-server
-  need etcdctl etcd-client
-  need protoc protobuf-compiler
-  cargo build --release --quiet --manifest-path bench/etcd-load/Cargo.toml
   local load="$root/bench/etcd-load/target/release/concord-bench-etcd-load"
   for i in 1 2 3; do start_etcd_member "$i" new; done
   wait_until "etcd health" etcd_healthy
@@ -124,7 +124,6 @@ concord_follows() {
 }
 
 run_concord() {
-  cargo build --release --quiet -p concord-runtime
   local concord="$root/target/release/concord"
   for i in 1 2 3; do start_concord_node "$i"; done
   wait_until "concord quorum" concord_ready
@@ -148,6 +147,26 @@ run_concord() {
   for i in 1 2 3; do kill "${concord_pid[$i]}" 2>/dev/null || true; done
 }
 
+# ---------------------------------------------------------------- floor
+run_floor() {
+  for fsync in on off; do
+    cargo bench --quiet -p concord-runtime --bench floor -- --seconds "$seconds" --fsync "$fsync" --dir "$work" \
+      | tee -a "$results"
+  done
+}
+
+# Everything is built first, and written back to disk, so that no build's
+# writeback shares the disk with a measurement (it doubled the floor's p50).
+cargo build --release --quiet -p concord-runtime
+cargo bench --quiet -p concord-runtime --bench floor --no-run
+if [ "$only" != concord ]; then
+  need etcd etcd-server
+  need etcdctl etcd-client
+  need protoc protobuf-compiler
+  cargo build --release --quiet --manifest-path bench/etcd-load/Cargo.toml
+fi
+sync
+run_floor
 [ "$only" = concord ] || run_etcd
 [ "$only" = etcd ] || run_concord
 
@@ -158,7 +177,9 @@ print()
 print(f"{'system':8} {'clients':>7} {'puts/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
 for r in rows:
     if "puts_per_s" in r:
-        print(f"{r['system']:8} {r['clients']:>7} {r['puts_per_s']:>9.0f} {r['p50_ms']:>8.3f} {r['p99_ms']:>8.3f}")
+        name = r["system"] + ("" if r.get("fsync", True) else "*")
+        print(f"{name:8} {r['clients']:>7} {r['puts_per_s']:>9.0f} {r['p50_ms']:>8.3f} {r['p99_ms']:>8.3f}")
+print("floor: the machine's own cost of a replicated put (bench floor); floor*: the same without fdatasync")
 what = {"kill": "failover after SIGKILL", "term": "hand-over after SIGTERM"}
 for system, signal in sorted({(r["system"], r.get("signal", "kill")) for r in rows if "election_ms" in r}):
     mine = [r for r in rows if r.get("system") == system and r.get("signal", "kill") == signal and "election_ms" in r]
