@@ -191,6 +191,12 @@ pub struct Status {
     pub applied: Index,
     /// Last log index.
     pub last_index: Index,
+    /// Last index the latest snapshot covers (the log holds the entries
+    /// after it).
+    pub snapshot_index: Index,
+    /// Bytes of the entries the log holds in memory (bounded by
+    /// `max_log_bytes`).
+    pub log_bytes: u64,
     /// Latest configuration.
     pub membership: Membership,
     /// [`StateMachine::digest`] at `applied`.
@@ -1008,6 +1014,8 @@ impl<S: Storage, M: StateMachine> Handler<GetStatus> for RaftActor<S, M> {
             commit: log.commit,
             applied: self.applied,
             last_index: log.last_index(),
+            snapshot_index: log.snapshot().index,
+            log_bytes: log.bytes(),
             membership: self.core.membership().clone(),
             digest: self.machine.machine.digest(),
         })

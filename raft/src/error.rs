@@ -83,6 +83,17 @@ pub enum RequestError {
         /// The bound `max_log_entries`.
         max: u64,
     },
+    /// The entries in the log and a new one would hold more than
+    /// `max_log_bytes` bytes.
+    #[error("the log is full ({bytes} bytes of entries and {size} more, bound max_log_bytes {max})")]
+    LogBytesFull {
+        /// Bytes of the entries in the log.
+        bytes: u64,
+        /// Bytes of the refused entry.
+        size: u64,
+        /// The bound `max_log_bytes`.
+        max: u64,
+    },
     /// One command is larger than `batch_bytes_max`.
     #[error("a command of {size} bytes exceeds batch_bytes_max {max}")]
     CommandTooLarge {

@@ -264,3 +264,52 @@ async fn a_leader_saving_a_slow_snapshot_keeps_replicating_and_its_followers() {
 async fn nodes_saving_slow_snapshots_together_keep_their_leader() {
     slow_snapshot_saves(true).await;
 }
+
+/// Commands of 32 KiB, far fewer than `snapshot_threshold_entries`, fill a
+/// log bounded at 1 MiB: snapshots compact it by its bytes, so every
+/// proposal is taken and no node's log passes the bound.
+#[actix::test]
+async fn large_commands_are_compacted_by_the_log_byte_bound_before_the_entry_threshold() {
+    const COMMAND_BYTES: usize = 32 * 1024;
+    const COMMANDS: u64 = 120;
+    let network = MemoryNetwork::new();
+    let voters = Membership::with_voters([1, 2, 3].map(NodeId));
+    let mut config = ActorConfig::new(GroupId(1));
+    config.core.snapshot_threshold_entries = 1_000;
+    config.core.max_log_entries = 10_000;
+    config.core.max_log_bytes = 1 << 20;
+    config.core.batch_bytes_max = 64 * 1024;
+    let nodes: BTreeMap<NodeId, Addr<RaftActor<MemoryStore, Sum>>> = (1..=3)
+        .map(|i| {
+            let transport: Arc<dyn Transport> = Arc::new(network.join(NodeId(i)));
+            let store = MemoryStore::new(bootstrap_snapshot(voters.clone()));
+            let actor = RaftActor::new(config.clone(), transport, store, Sum::default()).unwrap();
+            (NodeId(i), actix::Actor::start(actor))
+        })
+        .collect();
+    let leader = common::leader_of(&nodes, DEADLINE).await;
+    let mut largest_log = 0;
+    for _ in 0..COMMANDS {
+        let data = Bytes::from(vec![1u8; COMMAND_BYTES]);
+        // A proposal the full log refuses waits for the snapshot and retries.
+        let pending = common::eventually("the log to take a proposal", DEADLINE, async || {
+            nodes[&leader].send(Propose { data: data.clone(), client: None }).await.unwrap().ok()
+        })
+        .await;
+        pending.await.unwrap();
+        for node in nodes.values() {
+            largest_log = largest_log.max(node.send(GetStatus).await.unwrap().log_bytes);
+        }
+    }
+    assert!(largest_log <= 1 << 20, "a log held {largest_log} bytes");
+    for (id, node) in &nodes {
+        let status = common::eventually("every node to apply everything", DEADLINE, async || {
+            let status = node.send(GetStatus).await.ok()?;
+            (status.digest == COMMANDS).then_some(status)
+        })
+        .await;
+        // 120 commands of 32 KiB are 3.75 MiB: at least three snapshots.
+        let taken = node.send(Metrics).await.unwrap().snapshots_taken;
+        assert!(taken >= 3 && status.snapshot_index > 0, "node {id}: {taken} snapshots");
+    }
+}

@@ -131,6 +131,11 @@ pub struct NodeArgs {
     /// refused while it is full [default: 100000].
     #[arg(long)]
     pub max_log_entries: Option<u64>,
+    /// Bound on the bytes of the entries kept in the log (in memory);
+    /// proposals past it are refused, and a snapshot is taken once the log
+    /// is within a tenth of it [default: 536870912].
+    #[arg(long)]
+    pub max_log_bytes: Option<u64>,
     /// Log format; the level comes from RUST_LOG [default: human].
     #[arg(long, value_enum, default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,
@@ -159,6 +164,7 @@ impl NodeArgs {
         set(&mut config.raft.batch_size, &self.batch_size);
         set(&mut config.raft.snapshot_entries, &self.snapshot_entries);
         set(&mut config.raft.max_log_entries, &self.max_log_entries);
+        set(&mut config.raft.max_log_bytes, &self.max_log_bytes);
         if !self.peers.is_empty() {
             config.peers = self.peers.clone();
         }

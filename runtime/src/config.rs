@@ -28,6 +28,8 @@ pub const SNAPSHOT_ENTRIES_DEFAULT: u64 = 10_000;
 /// tenth of it is the margin for proposals while a forced snapshot is
 /// built), at ~40 MB of memory for 300-byte entries.
 pub const MAX_LOG_ENTRIES_DEFAULT: u64 = 100_000;
+/// Default `raft.max_log_bytes`: the Raft core's, 512 MiB.
+pub const MAX_LOG_BYTES_DEFAULT: u64 = concord_raft::core::config::MAX_LOG_BYTES_DEFAULT;
 
 /// A node's configuration.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -90,6 +92,13 @@ pub struct RaftTiming {
     /// this many entries: 100,000 entries of 300 bytes are ~40 MB with
     /// their bookkeeping.
     pub max_log_entries: u64,
+    /// Bound on the bytes of the entries kept in the log (in memory), for
+    /// large values: 10,000 puts of 1 MiB would otherwise be held until the
+    /// first snapshot. Proposals that would pass it are refused (and retried
+    /// until the write's deadline); a snapshot is taken once the log is
+    /// within a tenth of it, before `snapshot_entries` if need be. At least
+    /// the largest command, 1 MiB.
+    pub max_log_bytes: u64,
 }
 
 impl Default for RaftTiming {
@@ -101,6 +110,7 @@ impl Default for RaftTiming {
             batch_size: 100,
             snapshot_entries: SNAPSHOT_ENTRIES_DEFAULT,
             max_log_entries: MAX_LOG_ENTRIES_DEFAULT,
+            max_log_bytes: MAX_LOG_BYTES_DEFAULT,
         }
     }
 }
@@ -309,6 +319,13 @@ impl NodeConfig {
                 timing.snapshot_entries, timing.max_log_entries
             )));
         }
+        let largest = concord_raft::core::Config::default().batch_bytes_max as u64;
+        if timing.max_log_bytes < largest {
+            return Err(ConfigError::Invalid(format!(
+                "raft.max_log_bytes ({}) must be at least {largest}, the largest command",
+                timing.max_log_bytes
+            )));
+        }
         if self.groups.is_empty() {
             return Err(ConfigError::Invalid("at least one group is needed".into()));
         }
@@ -386,10 +403,12 @@ mod tests {
             heartbeat_ms = 30
             snapshot_entries = 100000
             max_log_entries = 200000
+            max_log_bytes = 268435456
             "#,
         )
         .unwrap();
         assert_eq!((config.raft.snapshot_entries, config.raft.max_log_entries), (100_000, 200_000));
+        assert_eq!(config.raft.max_log_bytes, 256 << 20);
         assert_eq!(config.id, 3);
         assert_eq!(config.peers.len(), 2);
         assert_eq!(config.raft.heartbeat_ms, 30);
@@ -415,6 +434,10 @@ mod tests {
         config.raft.snapshot_entries = config.raft.max_log_entries;
         let error = config.validate().unwrap_err().to_string();
         assert!(error.contains("raft.snapshot_entries (100000) must be positive and below"), "{error}");
+        let mut config = NodeConfig::default();
+        config.raft.max_log_bytes = 1_000;
+        let error = config.validate().unwrap_err().to_string();
+        assert!(error.contains("raft.max_log_bytes (1000) must be at least 1048576"), "{error}");
         let error = NodeConfig::from_toml(r#"peers = ["2:127.0.0.1:1"]"#).unwrap_err();
         assert!(error.contains("is not ID=ADDRESS"), "{error}");
     }

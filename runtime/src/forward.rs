@@ -102,6 +102,10 @@ impl Outcome {
             Ok(Err(RaftError::Request(RequestError::TransferInProgress(to)))) => {
                 Outcome::Retry(format!("leadership transfer to {to} in progress"))
             }
+            // Until a snapshot compacts the log, which one nearly full takes.
+            Ok(Err(RaftError::Request(
+                full @ (RequestError::LogFull { .. } | RequestError::LogBytesFull { .. }),
+            ))) => Outcome::Retry(full.to_string()),
             Ok(Err(other)) => Outcome::Failed(other.to_string()),
             Err(e) => Outcome::Failed(format!("raft actor unavailable: {e}")),
         }
@@ -317,5 +321,17 @@ mod tests {
         }
         let still_waiting = futures_util::FutureExt::now_or_never(&mut to_3);
         assert!(still_waiting.is_none(), "node 3's request waits for its answer or its timeout");
+    }
+
+    #[test]
+    fn a_full_log_is_retried_and_an_oversized_command_is_not() {
+        let refused = |error| Outcome::from_raft(Ok(Err(RaftError::Request(error))));
+        match refused(RequestError::LogBytesFull { bytes: 900, size: 200, max: 1_000 }) {
+            Outcome::Retry(why) => assert!(why.contains("bound max_log_bytes 1000"), "{why}"),
+            other => panic!("expected a retry, got {other:?}"),
+        }
+        assert!(matches!(refused(RequestError::LogFull { entries: 4, max: 4 }), Outcome::Retry(_)));
+        let too_large = refused(RequestError::CommandTooLarge { size: 2, max: 1 });
+        assert!(matches!(too_large, Outcome::Failed(_)), "{too_large:?}");
     }
 }

@@ -169,6 +169,7 @@ fn actor_config(group: GroupId, timing: &RaftTiming) -> ActorConfig {
     config.core.batch_size = timing.batch_size;
     config.core.snapshot_threshold_entries = timing.snapshot_entries;
     config.core.max_log_entries = timing.max_log_entries;
+    config.core.max_log_bytes = timing.max_log_bytes;
     config
 }
 

@@ -76,6 +76,8 @@ pub fn status(status: &Status) -> Value {
         "commit_index": status.commit,
         "applied_index": status.applied,
         "last_index": status.last_index,
+        "snapshot_index": status.snapshot_index,
+        "log_bytes": status.log_bytes,
         "voters": status.membership.voters.iter().map(|(id, weight)| json!({"id": id.0, "weight": weight})).collect::<Vec<_>>(),
         "learners": status.membership.learners.iter().map(|n| n.0).collect::<Vec<_>>(),
         "state_digest": format!("{:016x}", status.digest),

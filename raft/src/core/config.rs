@@ -42,6 +42,17 @@ pub struct Config {
     ///
     /// [`SNAPSHOT_LOG_FULL_MARGIN_DIVISOR`]: crate::core::snapshot::SNAPSHOT_LOG_FULL_MARGIN_DIVISOR
     pub max_log_entries: u64,
+    /// Bytes of entries the log may hold ([`RaftLog::bytes`]): the bound on
+    /// its memory, which `max_log_entries` alone leaves at that many
+    /// commands of up to `batch_bytes_max` each. A proposal that would take
+    /// the log past it is refused until a snapshot compacts the log, and a
+    /// snapshot is due once the log is within a tenth of it
+    /// ([`SNAPSHOT_LOG_FULL_MARGIN_DIVISOR`]), before
+    /// `snapshot_threshold_entries` if need be. At least `batch_bytes_max`.
+    ///
+    /// [`RaftLog::bytes`]: crate::core::log::RaftLog::bytes
+    /// [`SNAPSHOT_LOG_FULL_MARGIN_DIVISOR`]: crate::core::snapshot::SNAPSHOT_LOG_FULL_MARGIN_DIVISOR
+    pub max_log_bytes: u64,
     /// Bytes of one snapshot chunk sent to a lagging follower.
     pub snapshot_chunk_bytes_max: usize,
     /// Bytes of a snapshot a follower accepts to assemble.
@@ -62,6 +73,12 @@ pub struct Config {
     pub elect_on_leader_down: bool,
 }
 
+/// Default `max_log_bytes`: 512 MiB of entries in memory. Commands of a
+/// few hundred bytes reach `max_log_entries` long before it; it matters for
+/// large ones (10,000 commands of 1 MiB, one entry threshold's worth, would
+/// be 10 GiB).
+pub const MAX_LOG_BYTES_DEFAULT: u64 = 512 << 20;
+
 /// Default ticks: 10 ms per tick.
 pub const TICK_MS_DEFAULT: u64 = 10;
 
@@ -79,6 +96,7 @@ impl Default for Config {
             inflight_bytes_max: 16 * 1024 * 1024,
             snapshot_threshold_entries: 1_000,
             max_log_entries: 10_000,
+            max_log_bytes: MAX_LOG_BYTES_DEFAULT,
             snapshot_chunk_bytes_max: 256 * 1024,
             snapshot_bytes_max: 1 << 30,
             apply_entries_max: 4_096,
@@ -121,6 +139,9 @@ impl Config {
         }
         if self.snapshot_threshold_entries == 0 || self.max_log_entries <= self.snapshot_threshold_entries {
             return fail("max_log_entries", "must exceed snapshot_threshold_entries, which must be positive");
+        }
+        if self.max_log_bytes < self.batch_bytes_max as u64 {
+            return fail("max_log_bytes", "must be at least batch_bytes_max, the largest command");
         }
         Ok(())
     }

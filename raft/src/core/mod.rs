@@ -364,9 +364,14 @@ impl Raft {
         if self.log.len() >= self.config.max_log_entries {
             return Err(RequestError::LogFull { entries: self.log.len(), max: self.config.max_log_entries });
         }
-        let index = self.log.last_index() + 1;
-        let is_membership = matches!(payload, Payload::Membership(_));
-        self.log.append_own(Entry { term: self.term, index, payload });
+        let entry = Entry { term: self.term, index: self.log.last_index() + 1, payload };
+        let (bytes, size) = (self.log.bytes(), entry.size_bytes() as u64);
+        if bytes.saturating_add(size) > self.config.max_log_bytes {
+            return Err(RequestError::LogBytesFull { bytes, size, max: self.config.max_log_bytes });
+        }
+        let index = entry.index;
+        let is_membership = matches!(entry.payload, Payload::Membership(_));
+        self.log.append_own(entry);
         if is_membership {
             self.on_membership_appended();
         }

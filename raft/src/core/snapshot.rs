@@ -36,14 +36,33 @@ pub const SNAPSHOT_LOG_BYTES_PERCENT: u64 = 100;
 /// second at 20,000 puts/s.
 pub const SNAPSHOT_LOG_FULL_MARGIN_DIVISOR: u64 = 10;
 
+/// Once the log's bytes are within the margin of `max_log_bytes` (a tenth
+/// of it, [`SNAPSHOT_LOG_FULL_MARGIN_DIVISOR`]), a snapshot is due before
+/// `snapshot_threshold_entries` if need be, but only once this percent of
+/// the entries held are applied: so that each snapshot frees a good part of
+/// the log, and a log filled with entries that cannot commit yet (a quorum
+/// lost) does not ask for a snapshot at every entry applied.
+pub const SNAPSHOT_LOG_FULL_APPLIED_PERCENT: u64 = 50;
+
 impl Raft {
     /// Whether the driver should take a snapshot now: at least
     /// `snapshot_threshold_entries` entries were applied since the last one,
     /// and either the log since it holds [`SNAPSHOT_LOG_BYTES_PERCENT`] of
     /// its size or the log is within [`SNAPSHOT_LOG_FULL_MARGIN_DIVISOR`]'s
-    /// margin of `max_log_entries`. O(1): the log keeps its byte count.
+    /// margin of `max_log_entries`. Or else the log's bytes are within that
+    /// margin of `max_log_bytes` and [`SNAPSHOT_LOG_FULL_APPLIED_PERCENT`]
+    /// of its entries are applied, however few they are. O(1): the log
+    /// keeps its byte count.
     pub fn snapshot_due(&self) -> bool {
         let applied_since = self.log.applied - self.log.snapshot().index;
+        let bytes_margin = self.config.max_log_bytes.div_ceil(SNAPSHOT_LOG_FULL_MARGIN_DIVISOR);
+        if self.log.bytes().saturating_add(bytes_margin) >= self.config.max_log_bytes
+            && applied_since > 0
+            && u128::from(applied_since) * 100
+                >= u128::from(self.log.len()) * u128::from(SNAPSHOT_LOG_FULL_APPLIED_PERCENT)
+        {
+            return true;
+        }
         if applied_since < self.config.snapshot_threshold_entries {
             return false;
         }

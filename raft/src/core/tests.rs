@@ -252,6 +252,32 @@ fn a_full_log_refuses_proposals_with_a_typed_error() {
 }
 
 #[test]
+fn a_log_at_max_log_bytes_refuses_proposals_with_a_typed_error() {
+    // The no-op takes 32 bytes (its header), each 100-byte command 132.
+    let config = Config { max_log_bytes: 32 + 3 * 132, batch_bytes_max: 100, ..Config::default() };
+    let mut raft = leader(config);
+    for _ in 0..3 {
+        raft.propose(Bytes::from(vec![1u8; 100]), None).unwrap();
+    }
+    assert_eq!(raft.log().bytes(), 428);
+    assert_eq!(
+        raft.propose(Bytes::from(vec![1u8; 100]), None),
+        Err(RequestError::LogBytesFull { bytes: 428, size: 132, max: 428 })
+    );
+    assert_eq!(raft.propose_empty(), Err(RequestError::LogBytesFull { bytes: 428, size: 32, max: 428 }));
+    assert_eq!(raft.log().len(), 4, "nothing refused was appended");
+}
+
+#[test]
+fn max_log_bytes_below_the_largest_command_is_refused() {
+    let config = Config { max_log_bytes: 1_000, batch_bytes_max: 1_001, ..Config::default() };
+    assert!(matches!(
+        config.validate(),
+        Err(crate::error::ConfigError::Setting { name: "max_log_bytes", .. })
+    ));
+}
+
+#[test]
 fn followers_refuse_proposals_naming_the_leader() {
     let mut raft = node(Config::default());
     raft.step(NodeId(2), Message { term: 1, body: Body::Heartbeat { commit: 0, round: 1 } });
@@ -608,6 +634,57 @@ fn a_log_near_max_log_entries_forces_a_snapshot_of_even_a_huge_state() {
     raft.snapshot_taken(applied, Bytes::from(vec![0u8; 1 << 20]));
     assert_eq!(raft.log().len(), margin);
     raft.propose(Bytes::from_static(b"x"), None).unwrap();
+}
+
+/// A leader whose log may hold 10,000 bytes, with an entry threshold far
+/// above what fits in them.
+fn leader_with_10_kb_of_log() -> Raft {
+    leader(Config {
+        snapshot_threshold_entries: 1_000,
+        max_log_entries: 10_000,
+        max_log_bytes: 10_000,
+        batch_bytes_max: 1_000,
+        ..Config::default()
+    })
+}
+
+#[test]
+fn a_log_near_max_log_bytes_makes_a_snapshot_due_before_the_entry_threshold() {
+    let mut raft = leader_with_10_kb_of_log();
+    let margin = 10_000u64.div_ceil(snapshot::SNAPSHOT_LOG_FULL_MARGIN_DIVISOR);
+    while raft.log().bytes() + margin < 10_000 {
+        assert!(!raft.snapshot_due(), "due at {} bytes", raft.log().bytes());
+        put(&mut raft, 968); // 1,000 bytes with the header
+    }
+    // The no-op and 9 commands: 9,032 bytes, 10 entries of the 1,000 the
+    // entry threshold asks for.
+    assert_eq!((raft.log().len(), raft.log().bytes()), (10, 9_032));
+    assert!(raft.snapshot_due());
+    let applied = raft.log().applied;
+    raft.snapshot_taken(applied, Bytes::from_static(b"state"));
+    assert_eq!(raft.log().bytes(), 0);
+    assert!(!raft.snapshot_due());
+    // The margin is room for the proposals accepted while it is built.
+    for _ in 0..9 {
+        put(&mut raft, 968);
+    }
+    assert!(raft.snapshot_due());
+    raft.propose(Bytes::from(vec![1u8; 968]), None).unwrap();
+}
+
+#[test]
+fn a_log_full_of_entries_not_yet_applied_asks_for_no_snapshot_until_half_are() {
+    let mut raft = leader_with_10_kb_of_log();
+    put(&mut raft, 968);
+    put(&mut raft, 968);
+    // 7 more that no quorum acknowledges: 3 of the 10 entries are applied.
+    for _ in 0..7 {
+        raft.propose(Bytes::from(vec![1u8; 968]), None).unwrap();
+    }
+    assert_eq!((raft.log().len(), raft.log().applied, raft.log().bytes()), (10, 3, 9_032));
+    assert!(!raft.snapshot_due(), "a snapshot of 3 applied entries would free a third of the log");
+    commit_and_apply(&mut raft);
+    assert!(raft.snapshot_due(), "all 10 applied");
 }
 
 #[test]

@@ -86,6 +86,7 @@ struct ConfigChange {
     batch_size: Option<usize>,
     snapshot_entries: Option<u64>,
     max_log_entries: Option<u64>,
+    max_log_bytes: Option<u64>,
 }
 
 async fn config_set(node: web::Data<Node>, change: web::Json<ConfigChange>) -> Result {
@@ -97,6 +98,7 @@ async fn config_set(node: web::Data<Node>, change: web::Json<ConfigChange>) -> R
         batch_size: change.batch_size.unwrap_or(current.batch_size),
         snapshot_entries: change.snapshot_entries.unwrap_or(current.snapshot_entries),
         max_log_entries: change.max_log_entries.unwrap_or(current.max_log_entries),
+        max_log_bytes: change.max_log_bytes.unwrap_or(current.max_log_bytes),
     };
     node.set_timing(timing).await?;
     Ok(HttpResponse::Ok().json(timing))
