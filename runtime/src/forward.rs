@@ -84,10 +84,17 @@ pub enum Outcome {
         /// The leader, if known.
         leader: Option<NodeId>,
     },
-    /// Worth retrying with the same tag (leadership changed, transfer, timeout).
+    /// Not done, and worth retrying: refused before it entered the log (a
+    /// leadership transfer, a full log), or never sent.
     Retry(String),
     /// Failed for good.
     Failed(String),
+    /// Perhaps done, perhaps not: leadership changed after the proposal
+    /// entered the log, or the node asked was found down or stopped
+    /// answering while it was pending. A retry is exactly-once only for a
+    /// tagged proposal (the sessions answer a duplicate); a read may retry.
+    /// (Last, so that the other variants keep their wire numbers.)
+    Unknown(String),
 }
 
 impl Outcome {
@@ -98,7 +105,9 @@ impl Outcome {
         match result {
             Ok(Ok(proposed)) => Outcome::Applied { index: proposed.index, response: proposed.response },
             Ok(Err(RaftError::Request(RequestError::NotLeader { leader }))) => Outcome::NotLeader { leader },
-            Ok(Err(RaftError::LeadershipLost)) => Outcome::Retry("leadership changed".into()),
+            Ok(Err(RaftError::LeadershipLost)) => {
+                Outcome::Unknown("leadership changed before the proposal was known to be applied".into())
+            }
             Ok(Err(RaftError::Request(RequestError::TransferInProgress(to)))) => {
                 Outcome::Retry(format!("leadership transfer to {to} in progress"))
             }
@@ -115,8 +124,9 @@ impl Outcome {
     pub fn from_read(result: Result<Result<Bytes, RaftError>, MailboxError>) -> Outcome {
         let proposed = result.map(|r| r.map(|response| concord_raft::actor::Proposed { index: 0, response }));
         match Outcome::from_raft(proposed) {
-            // A read that failed for want of a confirmed quorum is worth retrying.
-            Outcome::Failed(reason) => Outcome::Retry(reason),
+            // A read that failed for want of a confirmed quorum is worth
+            // retrying, and one whose outcome is unknown changed nothing.
+            Outcome::Failed(reason) | Outcome::Unknown(reason) => Outcome::Retry(reason),
             other => other,
         }
     }
@@ -253,7 +263,7 @@ impl Handler<PeerDown> for Forwarder {
             self.pending.iter().filter(|(_, (to, _))| *to == peer).map(|(id, _)| *id).collect();
         for id in dead {
             if let Some((_, waiter)) = self.pending.remove(&id) {
-                let _ = waiter.send(Outcome::Retry(format!("node {} is down", peer.0)));
+                let _ = waiter.send(Outcome::Unknown(format!("node {} is down", peer.0)));
             }
         }
     }
@@ -286,9 +296,9 @@ impl Handler<Forward> for Forwarder {
         ctx.run_later(FORWARD_TIMEOUT, move |actor, _| {
             actor.pending.remove(&id);
         });
-        Box::pin(
-            async move { rx.await.unwrap_or_else(|_| Outcome::Retry("forwarded request timed out".into())) },
-        )
+        Box::pin(async move {
+            rx.await.unwrap_or_else(|_| Outcome::Unknown("forwarded request timed out".into()))
+        })
     }
 }
 
@@ -316,8 +326,8 @@ mod tests {
         let mut to_3 = Box::pin(forwarder.send(propose_to(3)));
         forwarder.send(PeerDown(NodeId(2))).await.unwrap();
         match to_2.await.unwrap() {
-            Outcome::Retry(why) => assert_eq!(why, "node 2 is down"),
-            other => panic!("expected a retry, got {other:?}"),
+            Outcome::Unknown(why) => assert_eq!(why, "node 2 is down"),
+            other => panic!("expected an unknown outcome, got {other:?}"),
         }
         let still_waiting = futures_util::FutureExt::now_or_never(&mut to_3);
         assert!(still_waiting.is_none(), "node 3's request waits for its answer or its timeout");

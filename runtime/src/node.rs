@@ -76,6 +76,13 @@ pub enum ProposeError {
     /// Refused for good.
     #[error("{0}")]
     Failed(String),
+    /// An untagged proposal that may or may not have been applied: it is
+    /// not proposed again, since that could apply it twice (a put twice, a
+    /// compare-and-swap that reports a conflict with its own write). Read
+    /// to learn what happened, as after etcd's "request timed out,
+    /// possibly due to previous leader failure".
+    #[error("the write may or may not have been applied ({0}); read to learn its outcome")]
+    OutcomeUnknown(String),
 }
 
 /// A group served by a node.
@@ -370,7 +377,10 @@ impl Node {
 
     /// Proposes `command` on `group` through whichever node leads it,
     /// retrying with the same client tag until `timeout`: sessions make the
-    /// retries exactly-once.
+    /// retries exactly-once. An untagged proposal is retried only while it is
+    /// known not to be applied (refused, or never sent), or when it is
+    /// idempotent ([`Command::is_idempotent`]); once its outcome is unknown
+    /// it fails with [`ProposeError::OutcomeUnknown`] instead.
     pub async fn propose(
         &self,
         group: &str,
@@ -402,7 +412,8 @@ impl Node {
             if local.is_none() {
                 self.learn_leader(&route, via, &outcome);
             }
-            match Self::settle(outcome, &mut leader, &mut last).await {
+            let retry_is_safe = client.is_some() || command.is_idempotent();
+            match Self::settle(outcome, retry_is_safe, &mut leader, &mut last).await {
                 Some(Ok((index, response))) => {
                     if let Some(local) = &local {
                         local.proposal_latency.record(started.elapsed());
@@ -425,13 +436,16 @@ impl Node {
     }
 
     /// One attempt's outcome: `Some` to return, `None` to retry (after
-    /// following a leader hint or waiting a moment).
+    /// following a leader hint or waiting a moment). An unknown outcome is
+    /// retried only if `retry_is_safe` (a tagged proposal, or a read).
     async fn settle(
         outcome: Outcome,
+        retry_is_safe: bool,
         leader: &mut Option<NodeId>,
         last: &mut String,
     ) -> Option<Result<(u64, bytes::Bytes), ProposeError>> {
         match outcome {
+            Outcome::Unknown(reason) if !retry_is_safe => Some(Err(ProposeError::OutcomeUnknown(reason))),
             Outcome::Applied { index, response } => Some(Ok((index, response))),
             Outcome::NotLeader { leader: known } => {
                 *last = format!("not the leader (leader: {known:?})");
@@ -441,7 +455,7 @@ impl Node {
                 *leader = known;
                 None
             }
-            Outcome::Retry(reason) => {
+            Outcome::Retry(reason) | Outcome::Unknown(reason) => {
                 *last = reason;
                 *leader = None;
                 tokio::time::sleep(PROPOSE_RETRY_DELAY).await;
@@ -488,7 +502,8 @@ impl Node {
             if local.is_none() {
                 self.learn_leader(&route, via, &outcome);
             }
-            match Self::settle(outcome, &mut leader, &mut last).await {
+            // Reads change nothing: any outcome may be retried.
+            match Self::settle(outcome, true, &mut leader, &mut last).await {
                 Some(Ok((_, answer))) => return decode(&answer).map_err(ProposeError::Failed),
                 Some(Err(error)) => return Err(error),
                 None => {}
@@ -513,7 +528,7 @@ impl Node {
         let leader = match outcome {
             Outcome::Applied { .. } => Some(asked),
             Outcome::NotLeader { leader } => *leader,
-            Outcome::Retry(_) | Outcome::Failed(_) => None,
+            Outcome::Retry(_) | Outcome::Failed(_) | Outcome::Unknown(_) => None,
         };
         let mut leaders = self.inner.remote_leaders.lock().unwrap_or_else(|p| p.into_inner());
         match leader {
@@ -601,5 +616,34 @@ impl Handler<StopForwarder> for Forwarder {
 
     fn handle(&mut self, _: StopForwarder, ctx: &mut Context<Self>) {
         ctx.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::kv::KvCommand;
+    use crate::state::tasks::TaskCommand;
+
+    async fn settle(
+        outcome: Outcome,
+        retry_is_safe: bool,
+    ) -> Option<Result<(u64, bytes::Bytes), ProposeError>> {
+        let (mut leader, mut last) = (Some(NodeId(2)), String::new());
+        Node::settle(outcome, retry_is_safe, &mut leader, &mut last).await
+    }
+
+    #[actix::test]
+    async fn an_unknown_outcome_is_retried_only_when_a_retry_cannot_apply_twice() {
+        let unknown = || Outcome::Unknown("leadership changed".into());
+        assert_eq!(
+            settle(unknown(), false).await,
+            Some(Err(ProposeError::OutcomeUnknown("leadership changed".into())))
+        );
+        assert_eq!(settle(unknown(), true).await, None, "tagged or idempotent: retried");
+        assert_eq!(settle(Outcome::Retry("a full log".into()), false).await, None, "never applied: retried");
+        let put = Command::Kv(KvCommand::Put { key: "k".into(), value: "v".into() });
+        let submit = Command::Task(TaskCommand::Submit { task_id: "t".into(), payload: String::new() });
+        assert!(!put.is_idempotent() && submit.is_idempotent());
     }
 }

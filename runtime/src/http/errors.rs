@@ -35,6 +35,10 @@ pub enum ApiError {
         /// The leader's HTTP address, when known.
         leader: Option<String>,
     },
+    /// A write that may or may not have been applied (leadership changed
+    /// while it was in flight): read to learn its outcome.
+    #[error("{0}")]
+    OutcomeUnknown(String),
     /// A compare-and-swap or similar precondition failed.
     #[error("{0}")]
     Conflict(String),
@@ -62,6 +66,7 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::Unavailable { .. } => "unavailable",
+            ApiError::OutcomeUnknown(_) => "outcome_unknown",
             ApiError::Conflict(_) => "conflict",
             ApiError::Timeout(_) => "timeout",
             ApiError::Internal(_) => "internal",
@@ -76,7 +81,7 @@ impl ResponseError for ApiError {
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable { .. } | ApiError::OutcomeUnknown(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -76,6 +76,7 @@ impl From<ProposeError> for ApiError {
             ProposeError::Timeout(..) => ApiError::Unavailable { message: error.to_string(), leader: None },
             ProposeError::Invalid(message) => ApiError::BadRequest(message),
             ProposeError::Failed(message) => ApiError::Internal(message),
+            ProposeError::OutcomeUnknown(_) => ApiError::OutcomeUnknown(error.to_string()),
         }
     }
 }

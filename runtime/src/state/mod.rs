@@ -55,6 +55,17 @@ pub enum Command {
     Task(tasks::TaskCommand),
 }
 
+impl Command {
+    /// Whether applying it a second time changes nothing, so that a retry
+    /// whose first attempt's outcome is unknown is safe without a client
+    /// tag: a task submission (a second one of the same id is a no-op). Not
+    /// a put: applied again after another client's put, it would undo that
+    /// one.
+    pub fn is_idempotent(&self) -> bool {
+        matches!(self, Command::Task(tasks::TaskCommand::Submit { .. }))
+    }
+}
+
 /// What applying a [`Command`] produced.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 
