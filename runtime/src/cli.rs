@@ -225,6 +225,9 @@ pub enum CtlVerb {
         key: String,
         /// The value.
         value: String,
+        /// Answer with the value the put replaced, if any.
+        #[arg(long)]
+        prev_kv: bool,
     },
     /// Read a key (linearizable unless --stale or --lease).
     Get {

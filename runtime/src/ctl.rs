@@ -36,8 +36,9 @@ fn request(args: &CtlArgs) -> (&'static str, String, Option<Value>) {
             }
             ("PUT", "/raft/config".into(), Some(Value::Object(body)))
         }
-        CtlVerb::Put { key, value } => {
-            ("PUT", format!("{}?{group}", key_path(key)), Some(json!({ "value": value })))
+        CtlVerb::Put { key, value, prev_kv } => {
+            let prev_kv = if *prev_kv { "&prev_kv=true" } else { "" };
+            ("PUT", format!("{}?{group}{prev_kv}", key_path(key)), Some(json!({ "value": value })))
         }
         CtlVerb::Get { key, stale, lease } => {
             let consistency = if *stale {

@@ -5,10 +5,8 @@
 
 mod in_process;
 
-use actix_web::{test, web, App};
+use actix_web::test;
 use concord_raft::actor::GetStatus;
-use concord_raft::core::Role;
-use concord_runtime::http::{errors, routes};
 use concord_runtime::node::Node;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -37,40 +35,13 @@ macro_rules! post {
 async fn quorum_changes_over_http_reach_raft_and_bad_ones_get_json_errors() {
     let data = tempfile::tempdir().unwrap();
     let nodes = in_process::cluster(3, data.path()).await;
-    let start = Instant::now();
-    let leader = loop {
-        let mut found = None;
-        for node in &nodes {
-            let status = node.group("default").unwrap().raft.send(GetStatus).await.unwrap();
-            if status.role == Role::Leader && status.commit > 0 {
-                found = Some(node.clone());
-            }
-        }
-        if let Some(leader) = found {
-            break leader;
-        }
-        assert!(start.elapsed() < DEADLINE, "no leader");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let leader = in_process::leader(&nodes).await;
     let id = leader.id().0;
     let follower = nodes.iter().find(|n| n.id().0 != id).unwrap().clone();
     let others: Vec<u64> = nodes.iter().map(|n| n.id().0).filter(|&n| n != id).collect();
 
-    let app = |node: Node| {
-        let (json, payload) = errors::extractor_configs(64 * 1024);
-        let (path, query) = errors::path_and_query_configs();
-        test::init_service(
-            App::new()
-                .app_data(web::Data::new(node))
-                .app_data(json)
-                .app_data(payload)
-                .app_data(path)
-                .app_data(query)
-                .configure(routes),
-        )
-    };
-    let on_leader = app(leader.clone()).await;
-    let on_follower = app(follower.clone()).await;
+    let on_leader = in_process::api(leader.clone()).await;
+    let on_follower = in_process::api(follower.clone()).await;
 
     // The leader's manager learns of its leadership at its next poll.
     let weighted = json!({ "voters": { id.to_string(): 2, others[0].to_string(): 1, others[1].to_string(): 1 },

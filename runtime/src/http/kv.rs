@@ -36,12 +36,31 @@ struct ReadAnswer<'a> {
     value: &'a str,
 }
 
-/// The answer to a put, delete or compare-and-swap.
+/// The answer to a delete, a compare-and-swap, or a put asked for the
+/// previous value.
 #[derive(Debug, Serialize)]
 struct WriteAnswer<'a> {
     previous: Option<Revisioned<'a>>,
     revision: u64,
     succeeded: bool,
+}
+
+/// The answer to a put: without the value it replaced unless asked
+/// (`?prev_kv=true`), as etcd answers, so that a put of a large value is
+/// not answered with another as large.
+#[derive(Debug, Serialize)]
+struct PutAnswer {
+    revision: u64,
+    succeeded: bool,
+}
+
+/// `?group=&prev_kv=` of a put.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PutParams {
+    group: Option<String>,
+    /// Answer with the value the put replaced.
+    prev_kv: Option<bool>,
 }
 
 /// `?group=&consistency=` of a read.
@@ -86,18 +105,18 @@ async fn get(node: web::Data<Node>, key: web::Path<String>, params: web::Query<R
     }
 }
 
-async fn write(node: &Node, group: &GroupParam, command: KvCommand) -> Result {
+/// Proposes `command`; answers with the value it replaced if `previous`.
+async fn write(node: &Node, group: &GroupParam, command: KvCommand, previous: bool) -> Result {
     let (index, response) = node.propose(group.name(), &Command::Kv(command), None, WRITE_TIMEOUT).await?;
     let Response::Kv(response) = response else {
         return Err(ApiError::Internal("a key-value command got another answer".into()));
     };
-    let previous = response.previous.as_ref().map(|p| Revisioned { revision: p.revision, value: &p.value });
-    let body = WriteAnswer { previous, revision: index, succeeded: response.succeeded };
-    if response.succeeded {
-        Ok(HttpResponse::Ok().json(body))
-    } else {
-        Ok(HttpResponse::Conflict().json(body))
+    let mut answer = if response.succeeded { HttpResponse::Ok() } else { HttpResponse::Conflict() };
+    if !previous {
+        return Ok(answer.json(PutAnswer { revision: index, succeeded: response.succeeded }));
     }
+    let previous = response.previous.as_ref().map(|p| Revisioned { revision: p.revision, value: &p.value });
+    Ok(answer.json(WriteAnswer { previous, revision: index, succeeded: response.succeeded }))
 }
 
 /// Body of a put.
@@ -110,17 +129,20 @@ struct PutBody {
 async fn put(
     node: web::Data<Node>,
     key: web::Path<String>,
-    group: web::Query<GroupParam>,
+    params: web::Query<PutParams>,
     body: web::Json<PutBody>,
 ) -> Result {
     check_key(&key)?;
     let body = body.into_inner();
-    write(&node, &group, KvCommand::Put { key: key.into_inner(), value: body.value }).await
+    let params = params.into_inner();
+    let group = GroupParam { group: params.group };
+    let command = KvCommand::Put { key: key.into_inner(), value: body.value };
+    write(&node, &group, command, params.prev_kv.unwrap_or(false)).await
 }
 
 async fn delete(node: web::Data<Node>, key: web::Path<String>, group: web::Query<GroupParam>) -> Result {
     check_key(&key)?;
-    write(&node, &group, KvCommand::Delete { key: key.into_inner() }).await
+    write(&node, &group, KvCommand::Delete { key: key.into_inner() }, true).await
 }
 
 /// Body of a compare-and-swap: `null` means "absent".
@@ -143,6 +165,7 @@ async fn compare_and_swap(
         &node,
         &group,
         KvCommand::CompareAndSwap { key: key.into_inner(), expected: body.expected, new: body.new },
+        true,
     )
     .await
 }
@@ -184,6 +207,9 @@ mod tests {
         let write = WriteAnswer { previous: None, revision: 10, succeeded: false };
         let as_map = json!({"succeeded": false, "revision": 10, "previous": null});
         assert_eq!(serde_json::to_string(&write).unwrap(), as_map.to_string());
+        let put = PutAnswer { revision: 11, succeeded: true };
+        let as_map = json!({"succeeded": true, "revision": 11});
+        assert_eq!(serde_json::to_string(&put).unwrap(), as_map.to_string());
     }
 
     /// Which resource each path reaches, seen through the methods it
