@@ -5,10 +5,11 @@
 #   values for a fixed time, then failover time after SIGKILL of the leader,
 #   then hand-over time after SIGTERM of the leader (both hand leadership
 #   over on SIGTERM before they stop).
-# First it measures the machine's floor for one client (the floor bench:
-# the same processes, TCP hops and fdatasyncs with no consensus software in
-# them), with fsync on and off, so the one-client figures can be read
-# against what this machine allows on the day.
+# Before each system it measures the machine's floor for one client (the
+# floor bench: the same processes, TCP hops and fdatasyncs with no consensus
+# software in them), with fsync on and off, so that each system's one-client
+# figures can be read against what this machine allowed minutes before (its
+# disk's fdatasync latency moves by 2x within an hour).
 #
 # Both snapshot every 100,000 entries (etcd 3.4's default --snapshot-count).
 #
@@ -50,6 +51,23 @@ need() {
   command -v "$1" >/dev/null 2>&1 || { echo "missing $1 (Debian package $2)" >&2; exit 1; }
 }
 
+# Runs a load command and adds to its JSON line the share of the VM's CPU
+# time the hypervisor took meanwhile (steal, from /proc/stat): on a shared
+# host it moves latency more than anything measured here.
+with_steal() {
+  local before after line
+  before=$(head -n 1 /proc/stat)
+  line=$("$@")
+  after=$(head -n 1 /proc/stat)
+  python3 -c '
+import json, sys
+before, after = ([int(x) for x in l.split()[1:]] for l in sys.argv[1:3])
+spent = [a - b for a, b in zip(after, before)]
+row = json.loads(sys.argv[3])
+row["steal_pct"] = round(100 * spent[7] / max(1, sum(spent)), 1)
+print(json.dumps(row))' "$before" "$after" "$line"
+}
+
 # ---------------------------------------------------------------- etcd
 etcd_cluster="e1=http://127.0.0.1:23801,e2=http://127.0.0.1:23802,e3=http://127.0.0.1:23803"
 etcd_endpoints="127.0.0.1:23791,127.0.0.1:23792,127.0.0.1:23793"
@@ -78,11 +96,12 @@ wait_until() {
 }
 
 run_etcd() {
+  run_floor
   local load="$root/bench/etcd-load/target/release/concord-bench-etcd-load"
   for i in 1 2 3; do start_etcd_member "$i" new; done
   wait_until "etcd health" etcd_healthy
   for clients in 1 16 64; do
-    "$load" puts --endpoints "$etcd_endpoints" --clients "$clients" --seconds "$seconds" | tee -a "$results"
+    with_steal "$load" puts --endpoints "$etcd_endpoints" --clients "$clients" --seconds "$seconds" | tee -a "$results"
   done
   local signals=()
   for _ in $(seq 1 "$failovers"); do signals+=(kill); done
@@ -124,11 +143,13 @@ concord_follows() {
 }
 
 run_concord() {
+  run_floor
   local concord="$root/target/release/concord"
   for i in 1 2 3; do start_concord_node "$i"; done
   wait_until "concord quorum" concord_ready
   for clients in 1 16 64; do
-    "$concord" load --endpoints "$concord_endpoints" puts --clients "$clients" --seconds "$seconds" | tee -a "$results"
+    with_steal "$concord" load --endpoints "$concord_endpoints" puts --clients "$clients" --seconds "$seconds" \
+      | tee -a "$results"
   done
   local signals=()
   for _ in $(seq 1 "$failovers"); do signals+=(kill); done
@@ -150,8 +171,8 @@ run_concord() {
 # ---------------------------------------------------------------- floor
 run_floor() {
   for fsync in on off; do
-    cargo bench --quiet -p concord-runtime --bench floor -- --seconds "$seconds" --fsync "$fsync" --dir "$work" \
-      | tee -a "$results"
+    with_steal cargo bench --quiet -p concord-runtime --bench floor -- --seconds "$seconds" --fsync "$fsync" \
+      --dir "$work" | tee -a "$results"
   done
 }
 
@@ -166,7 +187,6 @@ if [ "$only" != concord ]; then
   cargo build --release --quiet --manifest-path bench/etcd-load/Cargo.toml
 fi
 sync
-run_floor
 [ "$only" = concord ] || run_etcd
 [ "$only" = etcd ] || run_concord
 
@@ -174,12 +194,14 @@ python3 - "$results" <<'PY'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
 print()
-print(f"{'system':8} {'clients':>7} {'puts/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
+print(f"{'system':8} {'clients':>7} {'puts/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'steal %':>8}")
 for r in rows:
     if "puts_per_s" in r:
         name = r["system"] + ("" if r.get("fsync", True) else "*")
-        print(f"{name:8} {r['clients']:>7} {r['puts_per_s']:>9.0f} {r['p50_ms']:>8.3f} {r['p99_ms']:>8.3f}")
-print("floor: the machine's own cost of a replicated put (bench floor); floor*: the same without fdatasync")
+        print(f"{name:8} {r['clients']:>7} {r['puts_per_s']:>9.0f} {r['p50_ms']:>8.3f} {r['p99_ms']:>8.3f} "
+              f"{r.get('steal_pct', float('nan')):>8.1f}")
+print("floor: the machine's own cost of a replicated put (bench floor); floor*: the same without fdatasync;")
+print("steal %: CPU time the hypervisor took from this VM during the run")
 what = {"kill": "failover after SIGKILL", "term": "hand-over after SIGTERM"}
 for system, signal in sorted({(r["system"], r.get("signal", "kill")) for r in rows if "election_ms" in r}):
     mine = [r for r in rows if r.get("system") == system and r.get("signal", "kill") == signal and "election_ms" in r]
