@@ -49,6 +49,8 @@ pub struct Config {
     /// snapshot is due once the log is within a tenth of it
     /// ([`SNAPSHOT_LOG_FULL_MARGIN_DIVISOR`]), before
     /// `snapshot_threshold_entries` if need be. At least `batch_bytes_max`.
+    /// Only a leader refuses entries: a follower's log is compacted by the
+    /// same rule, and may pass the bound while its snapshot lags.
     ///
     /// [`RaftLog::bytes`]: crate::core::log::RaftLog::bytes
     /// [`SNAPSHOT_LOG_FULL_MARGIN_DIVISOR`]: crate::core::snapshot::SNAPSHOT_LOG_FULL_MARGIN_DIVISOR
