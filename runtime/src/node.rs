@@ -392,6 +392,7 @@ impl Node {
         let data = encode(command);
         let started = Instant::now();
         let deadline = started + timeout;
+        let retry_is_safe = client.is_some() || command.is_idempotent();
         let mut leader: Option<NodeId> = self.remote_leader(&route, &local);
         let mut last = String::from("no attempt");
         let mut attempt = 0;
@@ -412,7 +413,6 @@ impl Node {
             if local.is_none() {
                 self.learn_leader(&route, via, &outcome);
             }
-            let retry_is_safe = client.is_some() || command.is_idempotent();
             match Self::settle(outcome, retry_is_safe, &mut leader, &mut last).await {
                 Some(Ok((index, response))) => {
                     if let Some(local) = &local {
@@ -437,7 +437,8 @@ impl Node {
 
     /// One attempt's outcome: `Some` to return, `None` to retry (after
     /// following a leader hint or waiting a moment). An unknown outcome is
-    /// retried only if `retry_is_safe` (a tagged proposal, or a read).
+    /// retried only if `retry_is_safe` (a tagged or idempotent proposal, or
+    /// a read).
     async fn settle(
         outcome: Outcome,
         retry_is_safe: bool,
