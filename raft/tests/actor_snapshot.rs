@@ -11,7 +11,7 @@ use concord_raft::actor::*;
 use concord_raft::core::{Entry, HardState, Index, Membership, Snapshot};
 use concord_raft::machine::{SnapshotJob, StateMachine};
 use concord_raft::storage::memory::MemoryStore;
-use concord_raft::storage::{LogStore, StateStore, StorageError, WriteBatch};
+use concord_raft::storage::{LogStore, SnapshotStager, StagedSnapshot, StateStore, StorageError, WriteBatch};
 use concord_transport::{GroupId, MemoryNetwork, NodeId, Transport};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -263,6 +263,139 @@ async fn a_leader_saving_a_slow_snapshot_keeps_replicating_and_its_followers() {
 #[actix::test]
 async fn nodes_saving_slow_snapshots_together_keep_their_leader() {
     slow_snapshot_saves(true).await;
+}
+
+/// A memory store that writes off the actor's thread and stages its
+/// snapshots, as the WAL does: the stager waits at a gate (a snapshot's data
+/// as slow to write as the test wants), its recording is quick. A plain
+/// save waits at the gate too, so that a driver saving instead of staging
+/// holds up the log.
+struct SlowStages {
+    store: MemoryStore,
+    /// Stagings entered so far, on every node.
+    staging: Arc<AtomicUsize>,
+    /// Staged snapshots recorded so far, on every node.
+    recorded: Arc<AtomicUsize>,
+    gate: Gate,
+    /// What the stager wrote: a memory store has no file to put it in.
+    staged: Arc<Mutex<Option<Snapshot>>>,
+}
+
+impl LogStore for SlowStages {
+    fn write(&mut self, batch: WriteBatch<'_>) -> Result<(), StorageError> {
+        self.store.write(batch)
+    }
+    fn entries(&self, from: Index, to: Index) -> Result<Vec<Entry>, StorageError> {
+        self.store.entries(from, to)
+    }
+    fn last_index(&self) -> Result<Index, StorageError> {
+        self.store.last_index()
+    }
+    fn writes_block(&self) -> bool {
+        true
+    }
+}
+
+impl StateStore for SlowStages {
+    fn hard_state(&self) -> Result<HardState, StorageError> {
+        self.store.hard_state()
+    }
+    fn snapshot(&self) -> Result<Snapshot, StorageError> {
+        self.store.snapshot()
+    }
+    fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StorageError> {
+        self.gate.wait();
+        self.store.save_snapshot(snapshot)
+    }
+    fn snapshot_stager(&self) -> Option<SnapshotStager> {
+        let (staging, gate, staged) = (self.staging.clone(), self.gate.clone(), self.staged.clone());
+        Some(Box::new(move |snapshot: &Snapshot| {
+            staging.fetch_add(1, Ordering::SeqCst);
+            gate.wait();
+            *staged.lock().unwrap() = Some(snapshot.clone());
+            Ok(StagedSnapshot { meta: snapshot.meta.clone(), path: "staged".into() })
+        }))
+    }
+    fn save_staged_snapshot(&mut self, staged: StagedSnapshot) -> Result<(), StorageError> {
+        let snapshot = self.staged.lock().unwrap().take().expect("a staged snapshot");
+        assert_eq!(snapshot.meta, staged.meta);
+        self.store.save_snapshot(&snapshot)?;
+        self.recorded.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// Every node stages a snapshot whose data takes longer to write than the
+/// longest election timeout: meanwhile the log's writes go on, so entries
+/// proposed then are committed and applied on every node and the leader
+/// keeps its term; each staged snapshot is recorded once written. (Before,
+/// the whole save ran on the persistence thread and no entry was written
+/// until it ended.)
+#[actix::test]
+async fn nodes_staging_slow_snapshots_together_keep_committing() {
+    let network = MemoryNetwork::new();
+    let voters = Membership::with_voters([1, 2, 3].map(NodeId));
+    let (staging, recorded, gate) =
+        (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)), Gate::default());
+    let mut transports = BTreeMap::new();
+    let nodes: BTreeMap<NodeId, Addr<RaftActor<SlowStages, Sum>>> = (1..=3)
+        .map(|i| {
+            let transport: Arc<dyn Transport> = Arc::new(network.join(NodeId(i)));
+            transports.insert(NodeId(i), transport.clone());
+            let store = SlowStages {
+                store: MemoryStore::new(bootstrap_snapshot(voters.clone())),
+                staging: staging.clone(),
+                recorded: recorded.clone(),
+                gate: gate.clone(),
+                staged: Arc::default(),
+            };
+            let config = ActorConfig::new(GroupId(1)).with_timeouts_ms(150, ELECTION_MAX_MS, HEARTBEAT_MS);
+            let actor = RaftActor::new(config, transport, store, Sum::default()).unwrap();
+            (NodeId(i), actix::Actor::start(actor))
+        })
+        .collect();
+    let leader = common::leader_of(&nodes, DEADLINE).await;
+    for v in 1..=5 {
+        nodes[&leader].send(command(v)).await.unwrap().unwrap().await.unwrap();
+    }
+    let before = nodes[&leader].send(GetStatus).await.unwrap();
+    for node in nodes.values() {
+        node.send(TakeSnapshot).await.unwrap().unwrap();
+    }
+    common::eventually("every node to stage its snapshot", DEADLINE, async || {
+        (staging.load(Ordering::SeqCst) == nodes.len()).then_some(())
+    })
+    .await;
+
+    for v in 6..=10 {
+        nodes[&leader].send(command(v)).await.unwrap().unwrap().await.unwrap();
+    }
+    let enough = 2 * ELECTION_MAX_MS / HEARTBEAT_MS;
+    let delivered = |id: &NodeId| transports[id].stats().delivered;
+    let start: BTreeMap<NodeId, u64> = nodes.keys().map(|id| (*id, delivered(id))).collect();
+    common::eventually("heartbeats and their answers during the stagings", DEADLINE, async || {
+        nodes.keys().all(|id| delivered(id) >= start[id] + enough).then_some(())
+    })
+    .await;
+    for (id, node) in &nodes {
+        let status = common::eventually("every node to apply the entries", DEADLINE, async || {
+            let status = node.send(GetStatus).await.ok()?;
+            (status.digest == (1..=10).sum::<u64>()).then_some(status)
+        })
+        .await;
+        assert_eq!((status.term, status.leader), (before.term, Some(leader)), "node {id} kept its leader");
+    }
+    assert_eq!(staging.load(Ordering::SeqCst), nodes.len());
+    assert_eq!(recorded.load(Ordering::SeqCst), 0, "the stagings are still held");
+
+    gate.open();
+    common::eventually("every staged snapshot to be recorded", DEADLINE, async || {
+        (recorded.load(Ordering::SeqCst) == nodes.len()).then_some(())
+    })
+    .await;
+    nodes[&leader].send(command(11)).await.unwrap().unwrap().await.unwrap();
+    let status = nodes[&leader].send(GetStatus).await.unwrap();
+    assert_eq!(status.term, before.term);
 }
 
 /// Commands of 32 KiB, far fewer than `snapshot_threshold_entries`, fill a

@@ -13,8 +13,9 @@ pub mod memory;
 pub mod redb;
 pub mod wal;
 
-use crate::core::types::{Entry, HardState, Index, Snapshot};
+use crate::core::types::{Entry, HardState, Index, Snapshot, SnapshotMeta};
 use crate::core::Recovered;
+use std::path::PathBuf;
 use thiserror::Error;
 
 /// What one ready batch asks to make durable, in this order and atomically:
@@ -69,6 +70,39 @@ pub trait StateStore {
     /// Stores a snapshot the state machine took and drops the entries it
     /// covers, in one transaction.
     fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StorageError>;
+
+    /// For a store whose [`StateStore::save_snapshot`] spends most of its
+    /// time writing the snapshot's data: a job that writes it without the
+    /// store, so that a driver can run it beside the log's writes and then
+    /// record it with [`StateStore::save_staged_snapshot`]. `None` (the
+    /// default): the driver calls `save_snapshot`.
+    fn snapshot_stager(&self) -> Option<SnapshotStager> {
+        None
+    }
+
+    /// Records a snapshot written by this store's [`SnapshotStager`] and
+    /// drops the entries it covers, as [`StateStore::save_snapshot`] does. A
+    /// snapshot no newer than the store's is discarded.
+    fn save_staged_snapshot(&mut self, staged: StagedSnapshot) -> Result<(), StorageError> {
+        Err(StorageError::Engine(format!(
+            "a snapshot staged at {} for a store that stages none",
+            staged.path.display()
+        )))
+    }
+}
+
+/// Writes a snapshot's data where its store will find it, without borrowing
+/// the store (see [`StateStore::snapshot_stager`]). Until it is recorded,
+/// the store ignores what the job wrote, and a crash loses it.
+pub type SnapshotStager = Box<dyn FnOnce(&Snapshot) -> Result<StagedSnapshot, StorageError> + Send>;
+
+/// A snapshot written by a [`SnapshotStager`], not yet part of its store.
+#[derive(Debug)]
+pub struct StagedSnapshot {
+    /// The snapshot's index, term and membership.
+    pub meta: SnapshotMeta,
+    /// The file the stager wrote, synced.
+    pub path: PathBuf,
 }
 
 /// A complete store.

@@ -15,10 +15,12 @@
 //!   is written over the zeros.
 //! - `snap-<gen>.snap`: the latest snapshot, one record of kind
 //!   `SNAPSHOT_DATA` holding the bincode [`Snapshot`]. It is written to a
-//!   `.tmp` file, synced, renamed and the directory synced before the WAL
-//!   record naming its `gen` is written, and the older file is deleted only
-//!   after that record is durable. A file no record names (a crash between
-//!   the two) is deleted at open.
+//!   `snap-staged-<index>-<nonce>.tmp` file and synced — for a snapshot the
+//!   node took, by [`StateStore::snapshot_stager`]'s job, beside the log's
+//!   writes — then renamed and the directory synced before the WAL record
+//!   naming its `gen` is written, and the older file is deleted only after
+//!   that record is durable. A `.tmp` file, or a snapshot file no record
+//!   names (a crash between the two), is deleted at open.
 //!
 //! # Records
 //!
@@ -51,7 +53,7 @@
 //! ([`crate::storage::Storage::recover`]).
 
 use crate::core::types::{Entry, HardState, Index, Snapshot, Term};
-use crate::storage::{LogStore, StateStore, StorageError, WriteBatch};
+use crate::storage::{LogStore, SnapshotStager, StagedSnapshot, StateStore, StorageError, WriteBatch};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
@@ -350,21 +352,69 @@ fn sync_dir(dir: &Path) -> Result<(), StorageError> {
 /// bytes: a temporary file, synced, renamed, and the directory synced.
 fn write_atomically(dir: &Path, name: &str, bytes: &[u8], len: u64) -> Result<File, StorageError> {
     let tmp = dir.join(format!("{name}.tmp"));
+    let file = write_synced(&tmp, &[bytes], len)?;
+    std::fs::rename(&tmp, dir.join(name)).map_err(io_error(format!("rename {}", tmp.display())))?;
+    sync_dir(dir)?;
+    Ok(file)
+}
+
+/// Writes `parts`, one after the other, to a new file at `path`, extended
+/// to `len` bytes, and syncs it (not its directory).
+fn write_synced(path: &Path, parts: &[&[u8]], len: u64) -> Result<File, StorageError> {
     let file = OpenOptions::new()
         .read(true)
         .write(true)
         .create(true)
         .truncate(true)
-        .open(&tmp)
-        .map_err(io_error(format!("create {}", tmp.display())))?;
-    file.write_all_at(bytes, 0).map_err(io_error(format!("write {}", tmp.display())))?;
-    if len > bytes.len() as u64 {
-        file.set_len(len).map_err(io_error(format!("extend {}", tmp.display())))?;
+        .open(path)
+        .map_err(io_error(format!("create {}", path.display())))?;
+    let mut at = 0;
+    for part in parts {
+        file.write_all_at(part, at).map_err(io_error(format!("write {}", path.display())))?;
+        at += part.len() as u64;
     }
-    file.sync_all().map_err(io_error(format!("sync {}", tmp.display())))?;
-    std::fs::rename(&tmp, dir.join(name)).map_err(io_error(format!("rename {}", tmp.display())))?;
-    sync_dir(dir)?;
+    if len > at {
+        file.set_len(len).map_err(io_error(format!("extend {}", path.display())))?;
+    }
+    file.sync_all().map_err(io_error(format!("sync {}", path.display())))?;
     Ok(file)
+}
+
+/// A staged snapshot's file name (see [`StateStore::snapshot_stager`]): a
+/// temporary name, so that opening the store deletes a file never recorded.
+fn staged_snapshot_name(index: Index) -> String {
+    format!("snap-staged-{index:020}-{:016x}.tmp", rand::random::<u64>())
+}
+
+/// Writes `snapshot` as a snapshot file's one record at `path`, synced.
+/// The data is written from where it is, not copied into the record: its
+/// encoding is the metadata's, then the data's length, then its bytes, so
+/// the record's head is encoded alone. (Each copy of a 480 MB state took
+/// 0.4–0.7 s of fresh pages on the VM this was built on.)
+fn write_snapshot_data(path: &Path, snapshot: &Snapshot) -> Result<(), StorageError> {
+    let (head, data) = snapshot_record(snapshot)?;
+    write_synced(path, &[&head, data], 0).map(drop)
+}
+
+/// A snapshot file's record as its head (record header, encoded metadata
+/// and data length) and the data that follows it.
+fn snapshot_record(snapshot: &Snapshot) -> Result<(Vec<u8>, &[u8]), StorageError> {
+    let data = &snapshot.data[..];
+    // Encoded as `Snapshot` is: its fields in order, the bytes length-prefixed.
+    let encoded_head = encode(&(&snapshot.meta, data.len() as u64))?;
+    let payload_len = encoded_head.len() + data.len();
+    let len = u32::try_from(payload_len)
+        .map_err(|_| StorageError::Engine(format!("a snapshot of {payload_len} bytes is too large")))?;
+    let mut hasher = crc32fast::Hasher::new();
+    hasher.update(&[KIND_SNAPSHOT_DATA]);
+    hasher.update(&encoded_head);
+    hasher.update(data);
+    let mut head = Vec::with_capacity(RECORD_HEADER_BYTES + encoded_head.len());
+    head.extend_from_slice(&len.to_le_bytes());
+    head.extend_from_slice(&hasher.finalize().to_le_bytes());
+    head.push(KIND_SNAPSHOT_DATA);
+    head.extend_from_slice(&encoded_head);
+    Ok((head, data))
 }
 
 /// Grows `file` from `from` to `to` bytes as `how` says.
@@ -821,10 +871,18 @@ impl WalStore {
 
     /// Writes a snapshot file as the next generation, before any record names it.
     fn write_snapshot_file(&self, snapshot: &Snapshot) -> Result<u64, StorageError> {
+        let path = self.dir.join(staged_snapshot_name(snapshot.meta.index));
+        write_snapshot_data(&path, snapshot)?;
+        self.name_snapshot_file(&path)
+    }
+
+    /// Renames a written snapshot file as the next generation, before any
+    /// record names it.
+    fn name_snapshot_file(&self, path: &Path) -> Result<u64, StorageError> {
         let gen = self.model.snapshot.gen + 1;
-        let mut bytes = Vec::new();
-        push_record(&mut bytes, KIND_SNAPSHOT_DATA, &encode(snapshot)?)?;
-        write_atomically(&self.dir, &snapshot_name(gen), &bytes, 0)?;
+        std::fs::rename(path, self.dir.join(snapshot_name(gen)))
+            .map_err(io_error(format!("rename {}", path.display())))?;
+        sync_dir(&self.dir)?;
         Ok(gen)
     }
 
@@ -1117,6 +1175,42 @@ impl StateStore for WalStore {
         let gen = self.write_snapshot_file(snapshot)?;
         let reference =
             SnapshotRef { gen, index: snapshot.meta.index, term: snapshot.meta.term, clear: false };
+        self.commit(Some(reference), None, &[], None)
+    }
+
+    /// Writes the snapshot file under a temporary name in the store's
+    /// directory; [`WalStore::save_staged_snapshot`] renames it and writes
+    /// the record naming it (one small batch).
+    fn snapshot_stager(&self) -> Option<SnapshotStager> {
+        let dir = self.dir.clone();
+        Some(Box::new(move |snapshot: &Snapshot| {
+            let path = dir.join(staged_snapshot_name(snapshot.meta.index));
+            write_snapshot_data(&path, snapshot)?;
+            Ok(StagedSnapshot { meta: snapshot.meta.clone(), path })
+        }))
+    }
+
+    fn save_staged_snapshot(&mut self, staged: StagedSnapshot) -> Result<(), StorageError> {
+        self.check_usable()?;
+        let staged_here = staged.path.parent() == Some(self.dir.as_path())
+            && staged
+                .path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("snap-staged-"));
+        if !staged_here {
+            return Err(StorageError::Engine(format!(
+                "{} is not a snapshot staged by the store in {}",
+                staged.path.display(),
+                self.dir.display()
+            )));
+        }
+        if staged.meta.index <= self.model.snapshot.index {
+            return std::fs::remove_file(&staged.path)
+                .map_err(io_error(format!("remove {}", staged.path.display())));
+        }
+        let gen = self.name_snapshot_file(&staged.path)?;
+        let reference = SnapshotRef { gen, index: staged.meta.index, term: staged.meta.term, clear: false };
         self.commit(Some(reference), None, &[], None)
     }
 }
@@ -1460,5 +1554,52 @@ mod tests {
         assert_eq!(store.snapshot().unwrap(), snapshot(10, 3));
         assert!(dir.path().join(snapshot_name(1)).exists());
         assert!(!dir.path().join(snapshot_name(2)).exists());
+    }
+
+    #[test]
+    fn a_snapshot_record_written_in_parts_is_the_record_of_the_encoded_snapshot() {
+        for data_len in [0, 1, 250, 251, 70_000] {
+            let mut written = snapshot(9, 2);
+            written.data = bytes::Bytes::from(vec![3u8; data_len]);
+            let (head, data) = snapshot_record(&written).unwrap();
+            let mut whole = Vec::new();
+            push_record(&mut whole, KIND_SNAPSHOT_DATA, &encode(&written).unwrap()).unwrap();
+            assert_eq!([head.as_slice(), data].concat(), whole, "{data_len} bytes of data");
+        }
+    }
+
+    /// Everything in the directory but the lock file, sorted.
+    fn files(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name != LOCK_FILE)
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_staged_snapshot_is_renamed_when_saved_and_removed_at_open_if_never_saved() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut store = WalStore::open(dir.path()).unwrap();
+            fill(&mut store, 2);
+            let staged = store.snapshot_stager().unwrap()(&snapshot(10, 3)).unwrap();
+            store.save_staged_snapshot(staged).unwrap();
+            assert_eq!(files(dir.path()), [snapshot_name(1), segment_name(0)]);
+            // As if a crash came between the staged file and its record.
+            let staged = store.snapshot_stager().unwrap()(&snapshot(20, 3)).unwrap();
+            assert!(staged.path.exists());
+        }
+        let mut store = WalStore::open(dir.path()).unwrap();
+        assert_eq!(store.snapshot().unwrap(), snapshot(10, 3));
+        assert_eq!(files(dir.path()), [snapshot_name(1), segment_name(0)], "the staged file is gone");
+        // A stager's file is not taken from anywhere else.
+        let elsewhere = tempfile::tempdir().unwrap();
+        let foreign = WalStore::open(elsewhere.path()).unwrap().snapshot_stager().unwrap()(&snapshot(20, 3));
+        let result = store.save_staged_snapshot(foreign.unwrap());
+        assert!(matches!(&result, Err(StorageError::Engine(why)) if why.contains("not a snapshot staged")));
+        assert_eq!(store.snapshot().unwrap(), snapshot(10, 3));
     }
 }
