@@ -8,6 +8,10 @@
 //!   outstanding and right after a capture (the first writes after a
 //!   capture copy the map nodes they touch).
 //!
+//! - `state_1mb_values`: 256 keys of 1 MiB values (what `concord load` with
+//!   1 MB values leaves): an overwrite right after a capture, which copies
+//!   the map nodes it touches but none of their values.
+//!
 //! - `sessions_100k`: the Raft client-session table, full (100,000
 //!   clients): cloning it (what a snapshot's capture does) and recording a
 //!   new client, which evicts the least recently active one.
@@ -83,6 +87,38 @@ fn benches(c: &mut Criterion) {
     group.finish();
 }
 
+/// Keys of the large-value state.
+const LARGE_KEYS: u64 = 256;
+/// Bytes per value in the large-value state: the HTTP API's body bound.
+const LARGE_VALUE_BYTES: usize = 1 << 20;
+
+fn large_values(c: &mut Criterion) {
+    let mut machine = ConcordMachine::default();
+    let value = "v".repeat(LARGE_VALUE_BYTES);
+    for key in 0..LARGE_KEYS {
+        machine.apply(key + 1, &put(key, &value));
+    }
+    let mut index = LARGE_KEYS;
+    let command = put(LARGE_KEYS / 2, &"w".repeat(LARGE_VALUE_BYTES));
+    let mut group = c.benchmark_group("state_1mb_values");
+    group.sample_size(20);
+    group.bench_function("put_after_capture", |b| {
+        b.iter_custom(|iterations| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iterations {
+                let job = machine.snapshot_job();
+                index += 1;
+                let start = Instant::now();
+                machine.apply(index, &command);
+                total += start.elapsed();
+                drop(job);
+            }
+            total
+        })
+    });
+    group.finish();
+}
+
 fn sessions(c: &mut Criterion) {
     let clients = SESSIONS_MAX_DEFAULT as u64;
     let mut sessions = Sessions::default();
@@ -137,5 +173,5 @@ fn tasks(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(state, benches, sessions, tasks);
+criterion_group!(state, benches, large_values, sessions, tasks);
 criterion_main!(state);

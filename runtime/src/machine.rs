@@ -159,7 +159,7 @@ mod tests {
         assert_eq!(machine.state().applied_index, 2);
         assert_ne!(machine.digest(), digest, "the applied index is part of the state");
         let answer = decode::<QueryAnswer>(&machine.query(&encode(&Query::Get { key: "k".into() }))).unwrap();
-        assert!(matches!(answer, QueryAnswer::Value(Some(v)) if v.value == "v"));
+        assert!(matches!(answer, QueryAnswer::Value(Some(v)) if &*v.value == "v"));
         assert!(matches!(
             decode::<QueryAnswer>(&machine.query(b"\xff\xff")).unwrap(),
             QueryAnswer::Invalid(_)
@@ -188,13 +188,9 @@ mod tests {
         let mut restored = ConcordMachine::default();
         restored.restore(&data).unwrap();
         assert_eq!(restored.state().applied_index, 3);
-        assert_eq!(restored.state().kv.get("a").map(|v| v.value.as_str()), Some("old"));
+        assert_eq!(restored.state().kv.get("a").map(|v| &*v.value), Some("old"));
         assert!(restored.state().kv.get("b").is_some() && restored.state().kv.get("d").is_none());
-        assert_eq!(
-            machine.state().kv.get("a").map(|v| v.value.as_str()),
-            Some("new"),
-            "the live state moved on"
-        );
+        assert_eq!(machine.state().kv.get("a").map(|v| &*v.value), Some("new"), "the live state moved on");
         assert_eq!(machine.state().kv.len(), 3);
     }
 

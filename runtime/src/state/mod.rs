@@ -249,7 +249,7 @@ mod tests {
             &Command::Task(tasks::TaskCommand::Claim { worker: 1, count: 1, now_ms: 0, lease_ms: 10 }),
         );
         let versioned = |value: &str, revision| kv::Versioned { value: value.into(), revision };
-        let task = |id: &str, state, claims| tasks::Task { payload: format!("p-{id}"), state, claims };
+        let task = |id: &str, state, claims| tasks::Task { payload: format!("p-{id}").into(), state, claims };
         let standard = StdState {
             kv: StdKv {
                 entries: BTreeMap::from([("a".into(), versioned("1", 2)), ("b".into(), versioned("2", 1))]),

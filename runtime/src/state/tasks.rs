@@ -12,6 +12,7 @@ use super::item_hash;
 use imbl::{OrdMap, OrdSet, Vector};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Bound on tasks handed out by one claim.
 pub const CLAIM_BATCH_MAX: usize = 256;
@@ -78,23 +79,25 @@ pub enum TaskState {
     Completed {
         /// The worker whose completion was applied.
         worker: WorkerId,
-        /// Its result.
-        result: String,
+        /// Its result (shared, as [`Task::payload`]).
+        result: Arc<str>,
     },
     /// Failed.
     Failed {
         /// The worker that reported it.
         worker: WorkerId,
-        /// Why.
-        error: String,
+        /// Why (shared, as [`Task::payload`]).
+        error: Arc<str>,
     },
 }
 
 /// One task.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Task {
-    /// What the worker needs to run it.
-    pub payload: String,
+    /// What the worker needs to run it: shared (encoded as a string), so
+    /// that copying the map's nodes, as a write does while a snapshot holds a
+    /// clone, copies no payload (see [`super::kv::Versioned::value`]).
+    pub payload: Arc<str>,
     /// Where it is.
     pub state: TaskState,
     /// How many times it was handed to a worker.
@@ -115,7 +118,7 @@ pub enum TaskResponse {
     /// Tasks handed to the claimer: (id, payload).
     Claimed {
         /// The tasks.
-        tasks: Vec<(String, String)>,
+        tasks: Vec<(String, Arc<str>)>,
     },
     /// A completion or failure report: `applied` is false when the task was
     /// already finished (a duplicate) or unknown.
@@ -234,7 +237,8 @@ impl TaskQueue {
             TaskCommand::Submit { task_id, payload } => {
                 let created = !self.tasks.contains_key(task_id);
                 if created {
-                    let task = Task { payload: payload.clone(), state: TaskState::Pending, claims: 0 };
+                    let task =
+                        Task { payload: Arc::from(payload.as_str()), state: TaskState::Pending, claims: 0 };
                     self.tally.add(task_id, &task);
                     self.tasks.insert(task_id.clone(), task);
                     self.pending.push_back(task_id.clone());
@@ -259,11 +263,11 @@ impl TaskQueue {
                 TaskResponse::Claimed { tasks }
             }
             TaskCommand::Complete { task_id, worker, result } => {
-                let state = TaskState::Completed { worker: *worker, result: result.clone() };
+                let state = TaskState::Completed { worker: *worker, result: Arc::from(result.as_str()) };
                 self.finish(task_id, state)
             }
             TaskCommand::Fail { task_id, worker, error } => {
-                let state = TaskState::Failed { worker: *worker, error: error.clone() };
+                let state = TaskState::Failed { worker: *worker, error: Arc::from(error.as_str()) };
                 self.finish(task_id, state)
             }
         }
@@ -441,7 +445,7 @@ mod tests {
         // Leases ending in the reverse of the ids' order.
         for (lease_ms, id) in [(300, "a"), (200, "b"), (100, "c")] {
             let command = TaskCommand::Claim { worker: 1, count: 1, now_ms: 0, lease_ms };
-            let claimed = vec![(id.to_string(), format!("payload-{id}"))];
+            let claimed = vec![(id.to_string(), format!("payload-{id}").into())];
             assert_eq!(queue.apply(&command), TaskResponse::Claimed { tasks: claimed });
         }
         assert_eq!(queue.claimable(250), 3, "d, then c and b, whose leases ended");
