@@ -53,7 +53,19 @@ pub struct ActorConfig {
     /// [`FOLLOWER_INLINE_BYTES_MAX_DEFAULT`]); a larger one goes to the
     /// persistence thread, as a leader's does.
     pub follower_inline_bytes_max: usize,
+    /// How long a node keeps sending heartbeats, or answering them, while
+    /// one batch's write is outstanding (default
+    /// [`WRITE_HEARTBEATS_MAX_DEFAULT`]); see
+    /// [`crate::core::Raft::take_heartbeat_messages`]. A write that takes
+    /// longer is taken for a stuck disk: the node falls silent, so that a
+    /// leader that can write nothing is replaced.
+    pub write_heartbeats_max: Duration,
 }
+
+/// Default of [`ActorConfig::write_heartbeats_max`]: 2 s, well past the
+/// `fsync`s of a busy disk (up to about 0.6 s were seen beside 1 MB puts and
+/// snapshot writes) and a few election timeouts short of a stalled service.
+pub const WRITE_HEARTBEATS_MAX_DEFAULT: Duration = Duration::from_secs(2);
 
 /// Default of [`ActorConfig::follower_inline_bytes_max`]: 64 KiB. The hand-offs
 /// an inline write saves cost about 0.1 ms, a 64 KiB batch's write about as
@@ -72,6 +84,7 @@ impl ActorConfig {
             core: Config::default(),
             follower_writes_inline: false,
             follower_inline_bytes_max: FOLLOWER_INLINE_BYTES_MAX_DEFAULT,
+            write_heartbeats_max: WRITE_HEARTBEATS_MAX_DEFAULT,
         }
     }
 
@@ -463,6 +476,9 @@ pub struct RaftActor<S: Storage, M: StateMachine> {
     drive_queued: bool,
     /// The store is saving a snapshot on the persistence thread.
     saving_snapshot: bool,
+    /// When the batch being written on the persistence thread was handed
+    /// to it.
+    write_started: Option<std::time::Instant>,
     /// The store's [`SnapshotStager`] is writing a snapshot on the blocking
     /// pool, beside the log's writes.
     snapshot_staging: bool,
@@ -524,6 +540,7 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
             snapshot_requests: Vec::new(),
             drive_queued: false,
             saving_snapshot: false,
+            write_started: None,
             snapshot_staging: false,
             snapshot_staged: None,
             metrics: MetricsReport::default(),
@@ -555,10 +572,22 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
                 // so that followers keep hearing from their leader. (Doing so
                 // during every batch's write too split the appends into many
                 // small ones: 64 clients went from 23-25k to 15-17k puts/s.)
-                if self.saving_snapshot {
-                    let messages = self.core.take_immediate_messages();
-                    self.send_all(messages);
-                }
+                // While a batch is written, only heartbeats and their
+                // answers leave (`Raft::take_heartbeat_messages`): an `fsync`
+                // behind a busy disk's writeback (1 MB puts while snapshots
+                // were written) outlasted the election timeout, and the
+                // leader's check-quorum stepped it down.
+                // A write outstanding past `write_heartbeats_max` is taken
+                // for a stuck disk: the node falls silent.
+                let messages = if self.saving_snapshot {
+                    self.core.take_immediate_messages()
+                } else if self.write_started.is_some_and(|t| t.elapsed() <= self.config.write_heartbeats_max)
+                {
+                    self.core.take_heartbeat_messages()
+                } else {
+                    Vec::new()
+                };
+                self.send_all(messages);
                 return;
             }
             // No batch is outstanding here: the core's applied index is the
@@ -673,10 +702,12 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
             Ok(job) => job,
             Err(e) => return self.fail(e, ctx),
         };
+        self.write_started = Some(std::time::Instant::now());
         job.into_actor(self)
             .map(move |joined, actor, ctx| match joined {
                 Ok((storage, Ok(()))) => {
                     actor.storage = Some(storage);
+                    actor.write_started = None;
                     actor.finish(ready, ctx);
                     actor.drive(ctx);
                 }
@@ -691,6 +722,7 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
         tracing::error!(error = %error, "raft storage failed; stopping the actor");
         self.storage = None;
         self.saving_snapshot = false;
+        self.write_started = None;
         ctx.stop();
     }
 

@@ -5,18 +5,19 @@ mod common;
 
 use actix::Addr;
 use bytes::Bytes;
-use common::Sum;
+use common::{Gate, Sum};
 use concord_raft::actor::*;
-use concord_raft::core::{Config, Index, Membership, Role};
+use concord_raft::core::{Config, Entry, HardState, Index, Membership, Role, Snapshot};
 use concord_raft::error::RequestError;
 use concord_raft::machine::StateMachine;
 use concord_raft::storage::memory::MemoryStore;
 use concord_raft::storage::redb::RedbStore;
 use concord_raft::storage::wal::WalStore;
-use concord_raft::storage::{Storage, StorageError};
+use concord_raft::storage::{LogStore, StateStore, Storage, StorageError, WriteBatch};
 use concord_transport::{GroupId, MemoryNetwork, NodeId, Transport};
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -369,4 +370,151 @@ async fn a_durable_machine_recognizes_retries_across_a_restart() {
         let counts = machine.0.lock().unwrap().1.clone();
         assert!(counts.values().all(|c| *c == 1), "node {id} applied once each: {counts:?}");
     }
+}
+
+/// A memory store whose writes, once armed, wait at a gate on the
+/// persistence thread: an `fsync` as slow as the test wants.
+struct GatedWrites {
+    store: MemoryStore,
+    armed: Arc<AtomicBool>,
+    gate: Gate,
+    /// Writes that reached the gate while armed, on every node sharing it.
+    held: Arc<AtomicUsize>,
+}
+
+impl LogStore for GatedWrites {
+    fn write(&mut self, batch: WriteBatch<'_>) -> Result<(), StorageError> {
+        if self.armed.load(Ordering::SeqCst) {
+            self.held.fetch_add(1, Ordering::SeqCst);
+            self.gate.wait();
+        }
+        self.store.write(batch)
+    }
+    fn entries(&self, from: Index, to: Index) -> Result<Vec<Entry>, StorageError> {
+        self.store.entries(from, to)
+    }
+    fn last_index(&self) -> Result<Index, StorageError> {
+        self.store.last_index()
+    }
+    fn writes_block(&self) -> bool {
+        true
+    }
+}
+
+impl StateStore for GatedWrites {
+    fn hard_state(&self) -> Result<HardState, StorageError> {
+        self.store.hard_state()
+    }
+    fn snapshot(&self) -> Result<Snapshot, StorageError> {
+        self.store.snapshot()
+    }
+    fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StorageError> {
+        self.store.save_snapshot(snapshot)
+    }
+}
+
+const HEARTBEAT_MS: u64 = 30;
+const ELECTION_MAX_MS: u64 = 300;
+
+/// Three nodes over one memory network; each store is armed by its entry of
+/// `armed`, and all share `gate` and `held`.
+struct GatedCluster {
+    nodes: BTreeMap<NodeId, Addr<RaftActor<GatedWrites, Sum>>>,
+    transports: BTreeMap<NodeId, Arc<dyn Transport>>,
+    armed: BTreeMap<NodeId, Arc<AtomicBool>>,
+    gate: Gate,
+    held: Arc<AtomicUsize>,
+}
+
+fn gated_cluster(network: &MemoryNetwork, write_heartbeats_max: Duration) -> GatedCluster {
+    let voters = Membership::with_voters([1, 2, 3].map(NodeId));
+    let (gate, held) = (Gate::default(), Arc::new(AtomicUsize::new(0)));
+    let (mut nodes, mut transports, mut armed) = (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
+    for id in [1, 2, 3].map(NodeId) {
+        let transport: Arc<dyn Transport> = Arc::new(network.join(id));
+        let arm = Arc::new(AtomicBool::new(false));
+        let store = GatedWrites {
+            store: MemoryStore::new(bootstrap_snapshot(voters.clone())),
+            armed: arm.clone(),
+            gate: gate.clone(),
+            held: held.clone(),
+        };
+        let config = ActorConfig {
+            write_heartbeats_max,
+            ..ActorConfig::new(GroupId(1)).with_timeouts_ms(150, ELECTION_MAX_MS, HEARTBEAT_MS)
+        };
+        let actor = RaftActor::new(config, transport.clone(), store, Sum::default()).unwrap();
+        nodes.insert(id, actix::Actor::start(actor));
+        transports.insert(id, transport);
+        armed.insert(id, arm);
+    }
+    GatedCluster { nodes, transports, armed, gate, held }
+}
+
+/// Every node's write is held past twice the longest election timeout:
+/// meanwhile the leader sends heartbeats and the followers answer them, so
+/// no follower campaigns and the leader's check-quorum keeps it; once the
+/// writes end, the entry commits in the same term. (Before, nothing left a
+/// node while its batch was written.)
+#[actix::test]
+async fn writes_slower_than_the_election_timeout_keep_the_leader() {
+    let network = MemoryNetwork::new();
+    let cluster = gated_cluster(&network, WRITE_HEARTBEATS_MAX_DEFAULT);
+    let nodes = &cluster.nodes;
+    let leader = leader_of(nodes).await;
+    nodes[&leader].send(command(1)).await.unwrap().unwrap().await.unwrap();
+    let before = nodes[&leader].send(GetStatus).await.unwrap();
+    for arm in cluster.armed.values() {
+        arm.store(true, Ordering::SeqCst);
+    }
+    let pending = nodes[&leader].send(command(2)).await.unwrap().unwrap();
+    eventually("every node to be held in a write", async || {
+        (cluster.held.load(Ordering::SeqCst) >= nodes.len()).then_some(())
+    })
+    .await;
+    let enough = 2 * ELECTION_MAX_MS / HEARTBEAT_MS;
+    let delivered = |id: &NodeId| cluster.transports[id].stats().delivered;
+    let start: BTreeMap<NodeId, u64> = nodes.keys().map(|id| (*id, delivered(id))).collect();
+    eventually("heartbeats and their answers during the writes", async || {
+        nodes.keys().all(|id| delivered(id) >= start[id] + enough).then_some(())
+    })
+    .await;
+    for (id, node) in nodes {
+        let status = node.send(GetStatus).await.unwrap();
+        assert_eq!((status.term, status.leader), (before.term, Some(leader)), "node {id} kept its leader");
+    }
+    for arm in cluster.armed.values() {
+        arm.store(false, Ordering::SeqCst);
+    }
+    cluster.gate.open();
+    pending.await.unwrap();
+    let status = nodes[&leader].send(GetStatus).await.unwrap();
+    assert_eq!((status.term, status.role), (before.term, Role::Leader));
+}
+
+/// A leader whose write never ends (a stuck disk) sends heartbeats only for
+/// `write_heartbeats_max`, then falls silent, and the others elect a leader
+/// of a later term.
+#[actix::test]
+async fn a_leader_whose_write_is_stuck_falls_silent_and_is_replaced() {
+    let network = MemoryNetwork::new();
+    let cluster = gated_cluster(&network, Duration::from_millis(200));
+    let nodes = &cluster.nodes;
+    let leader = leader_of(nodes).await;
+    nodes[&leader].send(command(1)).await.unwrap().unwrap().await.unwrap();
+    let before = nodes[&leader].send(GetStatus).await.unwrap();
+    cluster.armed[&leader].store(true, Ordering::SeqCst);
+    let _pending = nodes[&leader].send(command(2)).await.unwrap().unwrap();
+    let (successor, term) = eventually("another leader", async || {
+        for (id, node) in nodes.iter().filter(|(id, _)| **id != leader) {
+            let status = node.send(GetStatus).await.ok()?;
+            if status.role == Role::Leader {
+                return Some((*id, status.term));
+            }
+        }
+        None
+    })
+    .await;
+    assert!(term > before.term, "node {successor} leads term {term}, after {}", before.term);
+    cluster.gate.open();
 }

@@ -6,7 +6,7 @@ mod common;
 
 use actix::Addr;
 use bytes::Bytes;
-use common::Sum;
+use common::{Gate, Sum};
 use concord_raft::actor::*;
 use concord_raft::core::{Entry, HardState, Index, Membership, Snapshot};
 use concord_raft::machine::{SnapshotJob, StateMachine};
@@ -15,28 +15,10 @@ use concord_raft::storage::{LogStore, SnapshotStager, StagedSnapshot, StateStore
 use concord_transport::{GroupId, MemoryNetwork, NodeId, Transport};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const DEADLINE: Duration = Duration::from_secs(10);
-
-/// A gate a snapshot job waits at until the test opens it.
-#[derive(Clone, Default)]
-struct Gate(Arc<(Mutex<bool>, Condvar)>);
-
-impl Gate {
-    fn open(&self) {
-        *self.0 .0.lock().unwrap() = true;
-        self.0 .1.notify_all();
-    }
-
-    fn wait(&self) {
-        let mut open = self.0 .0.lock().unwrap();
-        while !*open {
-            open = self.0 .1.wait(open).unwrap();
-        }
-    }
-}
 
 /// Sums the commands' first byte; its snapshot job waits at the gate.
 #[derive(Default)]

@@ -481,18 +481,45 @@ impl Raft {
     /// healthy leader (the followers time out, or the leader's check-quorum
     /// steps it down when both followers are busy).
     pub fn take_immediate_messages(&mut self) -> Vec<(NodeId, Message)> {
-        let durable = self.outstanding.as_ref().map_or(self.persisted, |o| o.hard_state);
-        let unchanged = |h: HardState| h.term == self.term && h.vote == self.vote;
-        if !unchanged(durable) || !unchanged(self.persisted) || self.snapshot_to_install.is_some() {
+        if !self.may_send_early() {
             return Vec::new();
         }
         self.flush_read_round();
         self.flush_replication();
-        let (immediate, later): (Vec<_>, Vec<_>) = self.outbox.drain(..).partition(|(_, message)| {
-            leaves_before_write(&message.body) || matches!(message.body, Body::HeartbeatResponse { .. })
-        });
-        self.outbox = later;
-        immediate
+        self.take_outbox(|body| leaves_before_write(body) || matches!(body, Body::HeartbeatResponse { .. }))
+    }
+
+    /// Takes the heartbeats and heartbeat responses waiting to leave, on
+    /// the terms of [`Raft::take_immediate_messages`] but nothing else: no
+    /// appends, no replication flushed, no read round started. An actor
+    /// calls this while a batch is being written, so that a write longer
+    /// than an election timeout (an `fsync` behind a busy disk's writeback)
+    /// neither lets the followers time out nor the leader's check-quorum
+    /// step it down, while appends still wait to form the next batch.
+    pub fn take_heartbeat_messages(&mut self) -> Vec<(NodeId, Message)> {
+        let heartbeat = |body: &Body| matches!(body, Body::Heartbeat { .. } | Body::HeartbeatResponse { .. });
+        if !self.outbox.iter().any(|(_, message)| heartbeat(&message.body)) || !self.may_send_early() {
+            return Vec::new();
+        }
+        self.take_outbox(heartbeat)
+    }
+
+    /// Whether messages may leave before the next batch: the term and vote
+    /// are durable (written, not only in the outstanding batch) and no
+    /// received snapshot waits to be installed.
+    fn may_send_early(&self) -> bool {
+        let durable = self.outstanding.as_ref().map_or(self.persisted, |o| o.hard_state);
+        let unchanged = |h: HardState| h.term == self.term && h.vote == self.vote;
+        unchanged(durable) && unchanged(self.persisted) && self.snapshot_to_install.is_none()
+    }
+
+    /// Takes the outbox's messages whose body passes `leaves`, in order,
+    /// and keeps the others.
+    fn take_outbox(&mut self, leaves: impl Fn(&Body) -> bool) -> Vec<(NodeId, Message)> {
+        let (taken, kept): (Vec<_>, Vec<_>) =
+            self.outbox.drain(..).partition(|(_, message)| leaves(&message.body));
+        self.outbox = kept;
+        taken
     }
 
     /// Acknowledges batch `number`: persisted, sent and applied.

@@ -137,6 +137,75 @@ fn a_follower_busy_with_a_write_still_answers_heartbeats_but_not_appends() {
 }
 
 #[test]
+fn a_leader_busy_with_a_write_sends_heartbeats_but_keeps_its_appends_for_the_next_batch() {
+    let config = Config::default();
+    let mut raft = leader(config.clone());
+    raft.propose(Bytes::from_static(b"x"), None).unwrap();
+    let first = raft.ready(); // being written, not advanced
+    raft.propose(Bytes::from_static(b"y"), None).unwrap();
+    for _ in 0..config.heartbeat_ticks {
+        raft.tick();
+    }
+    let messages = raft.take_heartbeat_messages();
+    let to: Vec<NodeId> = messages.iter().map(|(to, _)| *to).collect();
+    assert_eq!(to, vec![NodeId(2), NodeId(3)], "{messages:?}");
+    assert!(messages.iter().all(|(_, m)| matches!(m.body, Body::Heartbeat { .. })), "{messages:?}");
+    assert!(raft.take_heartbeat_messages().is_empty(), "taken once");
+    raft.advance(first.number);
+    let next = raft.ready();
+    assert_eq!(next.entries.iter().map(|e| e.index).collect::<Vec<_>>(), vec![3]);
+    let appended: Vec<Index> = next
+        .messages
+        .iter()
+        .filter_map(|(_, m)| match &m.body {
+            Body::Append { entries, .. } => entries.last().map(|e| e.index),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(appended, vec![3, 3], "the entry goes with the next batch: {:?}", next.messages);
+}
+
+#[test]
+fn a_follower_busy_with_a_write_answers_heartbeats_of_its_durable_term_only() {
+    let mut raft = node(Config::default());
+    let append = |prev: Index, index: Index| Message {
+        term: 1,
+        body: Body::Append {
+            prev_index: prev,
+            prev_term: if prev == 0 { 0 } else { 1 },
+            entries: vec![Entry { term: 1, index, payload: Payload::Empty }],
+            commit: 0,
+        },
+    };
+    raft.step(NodeId(2), append(0, 1));
+    let first = raft.ready();
+    raft.advance(first.number);
+    raft.step(NodeId(2), append(1, 2));
+    let second = raft.ready(); // entry 2 is being written
+    raft.step(NodeId(2), Message { term: 1, body: Body::Heartbeat { commit: 1, round: 4 } });
+    raft.step(NodeId(2), append(2, 3));
+    assert_eq!(
+        raft.take_heartbeat_messages().into_iter().map(|(to, m)| (to, m.body)).collect::<Vec<_>>(),
+        vec![(NodeId(2), Body::HeartbeatResponse { round: 4 })],
+        "entry 3 is acknowledged only once durable"
+    );
+    // A leader of a newer term: its term is not durable while the batch is
+    // written, so the answer waits for the next batch.
+    raft.step(NodeId(3), Message { term: 2, body: Body::Heartbeat { commit: 1, round: 1 } });
+    assert!(raft.take_heartbeat_messages().is_empty(), "term 2 is not durable yet");
+    raft.advance(second.number);
+    let next = raft.ready();
+    assert_eq!(next.hard_state.map(|h| h.term), Some(2));
+    assert!(
+        next.persisted_messages
+            .iter()
+            .any(|(to, m)| *to == NodeId(3) && m.body == Body::HeartbeatResponse { round: 1 }),
+        "{:?}",
+        next.persisted_messages
+    );
+}
+
+#[test]
 fn nothing_leaves_early_while_a_term_or_vote_waits_to_be_durable() {
     let mut raft = node(Config::default());
     raft.trigger_election().unwrap();

@@ -92,7 +92,9 @@ pub struct TestNode {
     pub incarnation: u64,
     pub now: Time,
     /// Before each batch, send what may leave early
-    /// (`Raft::take_immediate_messages`), as an actor whose store is busy does.
+    /// (`Raft::take_immediate_messages`), and while it is written the
+    /// heartbeats and their answers (`Raft::take_heartbeat_messages`), as an
+    /// actor whose store is busy does.
     pub early_messages: bool,
 }
 
@@ -180,6 +182,12 @@ impl TestNode {
             let ready = self.raft.ready();
             for (to, m) in ready.messages {
                 out(to, m);
+            }
+            if self.early_messages {
+                // As an actor does while this batch is written.
+                for (to, m) in self.raft.take_heartbeat_messages() {
+                    out(to, m);
+                }
             }
             // Rule 4: what may be applied before this write is durable already.
             for entry in &ready.committed_entries[..ready.committed_entries_durable] {
@@ -584,4 +592,25 @@ where
         None
     })
     .await
+}
+
+/// A gate that a store's or a state machine's job waits at, on its own
+/// thread, until the test opens it.
+#[derive(Clone, Default)]
+pub struct Gate(std::sync::Arc<(std::sync::Mutex<bool>, std::sync::Condvar)>);
+
+impl Gate {
+    /// Lets every waiter through, now and later.
+    pub fn open(&self) {
+        *self.0 .0.lock().unwrap() = true;
+        self.0 .1.notify_all();
+    }
+
+    /// Waits until the gate is open.
+    pub fn wait(&self) {
+        let mut open = self.0 .0.lock().unwrap();
+        while !*open {
+            open = self.0 .1.wait(open).unwrap();
+        }
+    }
 }
