@@ -5,11 +5,16 @@
 //! batch — group commit), applies committed entries in order and answers its
 //! public messages. It holds no protocol logic.
 //!
-//! While the store saves a snapshot (the whole state machine: the one write
-//! that can outlast an election timeout), appends and heartbeats still leave
-//! (`Raft::take_immediate_messages`), so the followers keep their leader; the
-//! entries a snapshot compacts are freed on the blocking pool, not the loop.
-//! A tick later than [`TICK_LATE_WARN_TICKS`] is logged as a warning.
+//! A store that stages its snapshots (`StateStore::snapshot_stager`, as
+//! the WAL does) writes a snapshot's data on the blocking pool beside the
+//! log's batches, and the persistence thread only records it. While a store
+//! saves a whole snapshot itself, appends and heartbeats still leave
+//! (`Raft::take_immediate_messages`); while a batch is written, heartbeats
+//! and their answers do (`Raft::take_heartbeat_messages`), for at most
+//! [`ActorConfig::write_heartbeats_max`]: so a slow disk does not cost the
+//! leader, and a stuck one still does. The entries a snapshot compacts are
+//! freed on the blocking pool, not the loop. A tick later than
+//! [`TICK_LATE_WARN_TICKS`] is logged as a warning.
 
 use crate::core::types::{ClientTag, Entry, Index, Payload, Snapshot, Term};
 use crate::core::{
