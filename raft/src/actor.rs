@@ -621,6 +621,7 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
                 return;
             }
             let mut ready = self.core.ready();
+            self.free_replaced_snapshot();
             self.send_all(std::mem::take(&mut ready.messages));
             // A follower's acknowledgement waits for its write anyway:
             // writing here saves two thread hand-offs (see
@@ -859,6 +860,7 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
         if !compacted.is_empty() {
             actix_rt::task::spawn_blocking(move || drop(compacted));
         }
+        self.free_replaced_snapshot();
         self.metrics.snapshots_taken += 1;
         for reply in self.snapshot_requests_building.drain(..) {
             let _ = reply.send(Ok(snapshot.meta.index));
@@ -868,6 +870,15 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
         }
         if !self.snapshot_requests.is_empty() {
             self.build_snapshot(ctx);
+        }
+    }
+
+    /// Frees the data of the snapshot the core's last one replaced on the
+    /// blocking pool: returning a state of 0.5-1 GB to the system took the
+    /// loop 100-450 ms, past the election timeout.
+    fn free_replaced_snapshot(&mut self) {
+        if let Some(data) = self.core.take_replaced_snapshot() {
+            actix_rt::task::spawn_blocking(move || drop(data));
         }
     }
 

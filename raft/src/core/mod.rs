@@ -114,6 +114,9 @@ pub struct Raft {
     /// driver takes them ([`Raft::take_compacted`]) or the next one replaces
     /// them.
     compacted: VecDeque<Entry>,
+    /// The data of the snapshot the last one replaced, until the driver
+    /// takes it ([`Raft::take_replaced_snapshot`]) or the next replaces it.
+    replaced_snapshot: Option<Bytes>,
     outbox: Vec<(NodeId, Message)>,
     read_states: Vec<ReadState>,
     events: Vec<Event>,
@@ -171,6 +174,7 @@ impl Raft {
             incoming_snapshot: None,
             snapshot_to_install: None,
             compacted: VecDeque::new(),
+            replaced_snapshot: None,
             outbox: Vec::new(),
             read_states: Vec::new(),
             events: Vec::new(),

@@ -85,8 +85,23 @@ impl Raft {
         let term = self.log.term(index).expect("an applied index is in the log");
         let meta = SnapshotMeta { index, term, membership: self.log.membership_at(index).clone() };
         self.compacted = self.log.compact_through(meta.clone());
-        self.snapshot = Snapshot { meta, data };
+        self.replace_snapshot(Snapshot { meta, data });
         self.snapshot.clone()
+    }
+
+    /// Makes `snapshot` the current one, keeping the data it replaces for
+    /// [`Raft::take_replaced_snapshot`].
+    fn replace_snapshot(&mut self, snapshot: Snapshot) {
+        let replaced = std::mem::replace(&mut self.snapshot, snapshot);
+        self.replaced_snapshot = Some(replaced.data);
+    }
+
+    /// Takes the data of the snapshot the last local or received one
+    /// replaced, so that the driver frees it off its event loop: the core
+    /// often holds its last reference, and freeing a state of 0.5-1 GB held
+    /// the loop 100-450 ms. Left untaken, it is freed at the next snapshot.
+    pub fn take_replaced_snapshot(&mut self) -> Option<Bytes> {
+        self.replaced_snapshot.take()
     }
 
     /// Takes the entries the last [`Raft::snapshot_taken`] removed from the
@@ -161,7 +176,7 @@ impl Raft {
         }
         let (meta, data) = self.incoming_snapshot.take().expect("set above");
         self.log.install_snapshot(meta.clone());
-        self.snapshot = Snapshot { meta, data: Bytes::from(data) };
+        self.replace_snapshot(Snapshot { meta, data: Bytes::from(data) });
         self.snapshot_to_install = Some(self.snapshot.clone());
         reply(self, total_bytes, true);
     }

@@ -653,6 +653,9 @@ fn a_small_state_snapshots_at_the_entry_threshold() {
     let compacted: Vec<Index> = raft.take_compacted().iter().map(|e| e.index).collect();
     assert_eq!(compacted, (1..=10).collect::<Vec<_>>());
     assert!(raft.take_compacted().is_empty(), "taken once");
+    // So does the data of the snapshot it replaced (the bootstrap one).
+    assert_eq!(raft.take_replaced_snapshot(), Some(Bytes::new()));
+    assert_eq!(raft.take_replaced_snapshot(), None, "taken once");
     for _ in 0..9 {
         put(&mut raft, 1);
     }
@@ -814,6 +817,9 @@ fn the_log_byte_count_stays_exact_across_truncation_compaction_install_and_resta
     install(&mut raft, 7, 2);
     assert_eq!(raft.log().snapshot().index, 7);
     check(&raft, 0);
+    // The received snapshot's data it replaced goes to the driver, to be
+    // freed off its loop.
+    assert_eq!(raft.take_replaced_snapshot(), Some(Bytes::from_static(b"image")));
     // A restart counts the recovered entries.
     let recovered = Recovered {
         hard_state: raft.hard_state(),
