@@ -109,8 +109,10 @@ fn a_leader_busy_with_a_write_still_sends_heartbeats_and_new_entries() {
     );
 }
 
-#[test]
-fn a_follower_busy_with_a_write_still_answers_heartbeats_but_not_appends() {
+/// Node 1 as a follower of node 2 in term 1: entry 1 durable, the batch of
+/// entry 2 handed out and not advanced (being written), then a heartbeat
+/// (round 4) and entry 3 received. Returns the outstanding batch.
+fn follower_writing_entry_2_with_a_heartbeat_and_entry_3_waiting() -> (Raft, Ready) {
     let mut raft = node(Config::default());
     let append = |prev: Index, index: Index| Message {
         term: 1,
@@ -125,9 +127,15 @@ fn a_follower_busy_with_a_write_still_answers_heartbeats_but_not_appends() {
     let first = raft.ready(); // the term and entry 1 are being written
     raft.advance(first.number);
     raft.step(NodeId(2), append(1, 2));
-    let _second = raft.ready(); // entry 2 is being written: not advanced
+    let second = raft.ready(); // entry 2 is being written: not advanced
     raft.step(NodeId(2), Message { term: 1, body: Body::Heartbeat { commit: 1, round: 4 } });
     raft.step(NodeId(2), append(2, 3));
+    (raft, second)
+}
+
+#[test]
+fn a_follower_busy_with_a_write_still_answers_heartbeats_but_not_appends() {
+    let (mut raft, _second) = follower_writing_entry_2_with_a_heartbeat_and_entry_3_waiting();
     let messages = raft.take_immediate_messages();
     assert_eq!(
         messages.iter().map(|(to, m)| (*to, m.body.clone())).collect::<Vec<_>>(),
@@ -167,23 +175,7 @@ fn a_leader_busy_with_a_write_sends_heartbeats_but_keeps_its_appends_for_the_nex
 
 #[test]
 fn a_follower_busy_with_a_write_answers_heartbeats_of_its_durable_term_only() {
-    let mut raft = node(Config::default());
-    let append = |prev: Index, index: Index| Message {
-        term: 1,
-        body: Body::Append {
-            prev_index: prev,
-            prev_term: if prev == 0 { 0 } else { 1 },
-            entries: vec![Entry { term: 1, index, payload: Payload::Empty }],
-            commit: 0,
-        },
-    };
-    raft.step(NodeId(2), append(0, 1));
-    let first = raft.ready();
-    raft.advance(first.number);
-    raft.step(NodeId(2), append(1, 2));
-    let second = raft.ready(); // entry 2 is being written
-    raft.step(NodeId(2), Message { term: 1, body: Body::Heartbeat { commit: 1, round: 4 } });
-    raft.step(NodeId(2), append(2, 3));
+    let (mut raft, second) = follower_writing_entry_2_with_a_heartbeat_and_entry_3_waiting();
     assert_eq!(
         raft.take_heartbeat_messages().into_iter().map(|(to, m)| (to, m.body)).collect::<Vec<_>>(),
         vec![(NodeId(2), Body::HeartbeatResponse { round: 4 })],
