@@ -804,8 +804,15 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
 
     fn on_event(&mut self, event: Event) {
         match event {
-            Event::BecameLeader(_) => self.metrics.leaderships += 1,
-            Event::SteppedDown { .. } => {
+            Event::BecameLeader(record) => {
+                self.metrics.leaderships += 1;
+                tracing::info!(
+                    group = %self.config.group, term = record.term, voted_by = ?record.voted_by,
+                    "became leader"
+                );
+            }
+            Event::SteppedDown { term } => {
+                tracing::info!(group = %self.config.group, term, "stepped down");
                 for (_, waiter) in self.waiters.take_all() {
                     waiter.fail(RaftError::LeadershipLost);
                 }
@@ -817,7 +824,12 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
                     }
                 }
             }
-            Event::LeaderChanged { .. } | Event::MembershipChanged { .. } => {}
+            Event::LeaderChanged { term, leader } => {
+                tracing::info!(group = %self.config.group, term, ?leader, "leader changed");
+            }
+            Event::MembershipChanged { index } => {
+                tracing::info!(group = %self.config.group, index, membership = ?self.core.membership(), "membership changed");
+            }
         }
     }
 

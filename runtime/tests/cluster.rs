@@ -127,7 +127,7 @@ async fn three_processes_survive_sigkill_of_the_leader_and_the_victim_catches_up
 async fn bad_requests_get_json_errors_and_the_node_keeps_serving() {
     let data = tempfile::tempdir().unwrap();
     let spec = Spec { id: 1, listen: free_address(), http: free_address() };
-    let process = Process { child: spawn(&spec, &[], data.path()), spec };
+    let process = Process::start(spec, &[], data.path(), &[]);
     let http = process.spec.http;
     eventually("a single-node leader", async || leader(&[&process]).await).await;
 

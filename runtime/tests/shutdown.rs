@@ -29,7 +29,7 @@ async fn sigterm_stops_cleanly_and_keeps_acknowledged_writes(http_workers: usize
     std::fs::write(&config, format!("http_workers = {http_workers}\n")).unwrap();
     let extra = ["--config".to_string(), config.display().to_string()];
     let spec = Spec { id: 1, listen: free_address(), http: free_address() };
-    let mut process = Process { child: spawn_with(&spec, &[], data.path(), &extra), spec };
+    let mut process = Process::start(spec, &[], data.path(), &extra);
     eventually("a single-node leader", async || leader(&[&process]).await).await;
     for i in 0..20 {
         assert!(put(process.spec.http, &format!("k{i}"), &format!("v{i}")).await, "put k{i}");

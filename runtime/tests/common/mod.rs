@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 use std::net::{SocketAddr, TcpListener};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -47,12 +47,32 @@ pub struct Spec {
 pub struct Process {
     pub spec: Spec,
     pub child: Child,
+    /// Where its standard error goes (see [`spawn_with`]).
+    pub log: PathBuf,
 }
+
+impl Process {
+    /// Starts `concord node` for `spec` with the others of `all` as peers
+    /// and `extra` arguments (see [`spawn_with`]).
+    pub fn start(spec: Spec, all: &[Spec], data: &Path, extra: &[String]) -> Process {
+        let child = spawn_with(&spec, all, data, extra);
+        Process { log: log_path(&spec, data), spec, child }
+    }
+}
+
+/// Lines of a node's log printed when a test fails.
+const LOG_TAIL_LINES: usize = 60;
 
 impl Drop for Process {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(LOG_TAIL_LINES)..];
+            eprintln!("--- node {} log, last {} lines ---\n{}", self.spec.id, tail.len(), tail.join("\n"));
+        }
     }
 }
 
@@ -66,16 +86,34 @@ pub fn spawn(spec: &Spec, all: &[Spec], data: &Path) -> Child {
     spawn_with(spec, all, data, &[])
 }
 
-/// As [`spawn`], with `extra` arguments (a `--config` file, say).
+/// The file a node's standard error is appended to, beside its data
+/// directory, across restarts; printed by [`Process`] when a test fails.
+pub fn log_path(spec: &Spec, data: &Path) -> PathBuf {
+    data.join(format!("node{}.log", spec.id))
+}
+
+/// As [`spawn`], with `extra` arguments (a `--config` file, say). The node
+/// logs at `info` for the Raft and runtime crates (unless `RUST_LOG` says
+/// otherwise) into [`log_path`].
 pub fn spawn_with(spec: &Spec, all: &[Spec], data: &Path, extra: &[String]) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path(spec, data))
+        .expect("open the node's log file");
     let mut command = Command::new(env!("CARGO_BIN_EXE_concord"));
     command
         .args(["node", "--id", &spec.id.to_string()])
         .args(["--listen", &spec.listen.to_string(), "--http", &spec.http.to_string()])
         .arg("--data-dir")
         .arg(data.join(format!("node{}", spec.id)))
+        .env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG")
+                .unwrap_or_else(|_| "warn,concord_raft=info,concord_runtime=info".into()),
+        )
         .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stderr(log);
     for peer in all.iter().filter(|p| p.id != spec.id) {
         command.args(["--peer", &format!("{}={}", peer.id, peer.listen)]);
     }
@@ -88,10 +126,7 @@ pub fn spawn_with(spec: &Spec, all: &[Spec], data: &Path, extra: &[String]) -> C
 pub fn spawn_all(specs: &[Spec], data: &Path, extra: &[String]) -> Vec<Process> {
     specs
         .iter()
-        .map(|s| Process {
-            spec: Spec { id: s.id, listen: s.listen, http: s.http },
-            child: spawn_with(s, specs, data, extra),
-        })
+        .map(|s| Process::start(Spec { id: s.id, listen: s.listen, http: s.http }, specs, data, extra))
         .collect()
 }
 
