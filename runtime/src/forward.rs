@@ -3,9 +3,12 @@
 //! on the `Application(FORWARD_PROTOCOL)` channel: it proposes requests
 //! from peers to its local Raft actor and answers them, and it sends this
 //! node's requests to the leader and matches the answers. Requests waiting
-//! on a node the transport finds down are answered `Retry` at once, not
+//! on a node the transport finds down are answered `Unknown` at once, not
 //! after [`FORWARD_TIMEOUT`], so a write sent to a follower while the leader
-//! dies moves on to the next leader as soon as there is one.
+//! dies moves on to the next leader as soon as there is one. Requests for a
+//! node found down are then not sent to it for [`FORWARD_DOWN_HOLD`] (or
+//! until it is heard from): they are answered `Retry`, so that the caller
+//! asks another member at once instead of waiting out the timeout there.
 
 use crate::node::GroupActor;
 use actix::prelude::*;
@@ -19,7 +22,7 @@ use concord_transport::{
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 /// The application protocol number of forwarding.
@@ -30,6 +33,9 @@ pub const FORWARD_CHANNEL: Channel = Channel::single(Protocol::Application(FORWA
 pub const FORWARD_PENDING_MAX: usize = 4_096;
 /// How long a forwarded request waits for its answer.
 pub const FORWARD_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long requests for a node the transport found down are refused
+/// without being sent, unless the node is heard from sooner.
+pub const FORWARD_DOWN_HOLD: Duration = Duration::from_secs(1);
 
 /// What travels between forwarders. Version 1.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -180,12 +186,14 @@ pub struct Forwarder {
     /// By request id: the node asked, and who waits for the answer.
     pending: HashMap<u64, (NodeId, oneshot::Sender<Outcome>)>,
     next_id: u64,
+    /// Peers the transport found down, and when: one entry per peer at most.
+    down: HashMap<NodeId, Instant>,
 }
 
 impl Forwarder {
     /// A forwarder for the given local groups.
     pub fn new(transport: Arc<dyn Transport>, groups: HashMap<GroupId, Addr<GroupActor>>) -> Forwarder {
-        Forwarder { transport, groups, pending: HashMap::new(), next_id: 1 }
+        Forwarder { transport, groups, pending: HashMap::new(), next_id: 1, down: HashMap::new() }
     }
 
     fn reply(&self, to: NodeId, id: u64, outcome: Outcome) {
@@ -216,6 +224,7 @@ impl Handler<Inbound> for Forwarder {
 
     fn handle(&mut self, Inbound(envelope): Inbound, ctx: &mut Context<Self>) {
         let from = envelope.from;
+        self.down.remove(&from);
         let message = match envelope.open::<ForwardWire>() {
             Ok(message) => message,
             Err(error) => {
@@ -259,6 +268,7 @@ impl Handler<PeerDown> for Forwarder {
     type Result = ();
 
     fn handle(&mut self, PeerDown(peer): PeerDown, _ctx: &mut Context<Self>) {
+        self.down.insert(peer, Instant::now());
         let dead: Vec<u64> =
             self.pending.iter().filter(|(_, (to, _))| *to == peer).map(|(id, _)| *id).collect();
         for id in dead {
@@ -275,6 +285,13 @@ impl Handler<Forward> for Forwarder {
     fn handle(&mut self, request: Forward, ctx: &mut Context<Self>) -> ResponseFuture<Outcome> {
         if self.pending.len() >= FORWARD_PENDING_MAX {
             return Box::pin(async { Outcome::Retry("too many forwarded requests pending".into()) });
+        }
+        if let Some(since) = self.down.get(&request.to) {
+            if since.elapsed() < FORWARD_DOWN_HOLD {
+                let why = format!("node {} is down", request.to.0);
+                return Box::pin(async move { Outcome::Retry(why) });
+            }
+            self.down.remove(&request.to);
         }
         let id = self.next_id;
         self.next_id += 1;
@@ -321,7 +338,7 @@ mod tests {
         let network = MemoryNetwork::new();
         let transport: Arc<dyn Transport> = Arc::new(network.join(NodeId(1)));
         let (_silent_2, _silent_3) = (network.join(NodeId(2)), network.join(NodeId(3)));
-        let forwarder = Forwarder::new(transport, HashMap::new()).start();
+        let forwarder = Forwarder::new(transport.clone(), HashMap::new()).start();
         let to_2 = forwarder.send(propose_to(2));
         let mut to_3 = Box::pin(forwarder.send(propose_to(3)));
         forwarder.send(PeerDown(NodeId(2))).await.unwrap();
@@ -331,6 +348,21 @@ mod tests {
         }
         let still_waiting = futures_util::FutureExt::now_or_never(&mut to_3);
         assert!(still_waiting.is_none(), "node 3's request waits for its answer or its timeout");
+        // Node 2 is not asked again for a while: the caller asks another
+        // member at once, and nothing is sent.
+        let sent = transport.stats().sent;
+        match forwarder.send(propose_to(2)).await.unwrap() {
+            Outcome::Retry(why) => assert_eq!(why, "node 2 is down"),
+            other => panic!("expected a retry, got {other:?}"),
+        }
+        assert_eq!(transport.stats().sent, sent);
+        // Once heard from, node 2 is asked again.
+        let heard = ForwardWire::Reply { id: u64::MAX, outcome: Outcome::Retry(String::new()) };
+        let envelope = Envelope::wrap(NodeId(2), NodeId(1), GroupId(0), &heard).unwrap();
+        forwarder.send(Inbound(envelope)).await.unwrap();
+        let _to_2 = forwarder.send(propose_to(2));
+        forwarder.send(PeerDown(NodeId(4))).await.unwrap(); // handled after the request
+        assert_eq!(transport.stats().sent, sent + 1, "node 2's request was sent");
     }
 
     #[test]

@@ -114,10 +114,54 @@ pub struct GroupRoute {
 }
 
 impl GroupRoute {
-    /// The member to try on the `attempt`-th attempt when no leader is
-    /// known: each in turn.
-    fn member(&self, attempt: usize) -> NodeId {
-        self.members.get(attempt % self.members.len().max(1)).copied().unwrap_or(NodeId(0))
+    /// The member `turn` places along [`GroupRoute::members`], wrapping:
+    /// with no leader known, each attempt asks the next member in turn.
+    fn member(&self, turn: usize) -> NodeId {
+        self.members.get(turn % self.members.len().max(1)).copied().unwrap_or(NodeId(0))
+    }
+}
+
+/// What this node knows of how to reach a group it does not run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct RemoteRoute {
+    /// The member that last applied a request, or that a member named as
+    /// the leader.
+    leader: Option<NodeId>,
+    /// Where, along the members, a request with no leader known starts:
+    /// past the last member that gave no answer or knew no leader. A
+    /// member that died is then not asked first by every later request
+    /// (each of which would wait out its forwarding timeout there).
+    turn: usize,
+}
+
+/// [`RemoteRoute`]s by group: one entry per group this node does not run.
+#[derive(Debug, Default)]
+struct RemoteRoutes(HashMap<GroupId, RemoteRoute>);
+
+impl RemoteRoutes {
+    /// Where a request to `route` starts.
+    fn start(&self, route: &GroupRoute) -> RemoteRoute {
+        self.0.get(&route.id).copied().unwrap_or_default()
+    }
+
+    /// Learns from `asked`'s `outcome`: the leader, when it applied the
+    /// request or a member named one; otherwise to start past `asked`.
+    fn learn(&mut self, route: &GroupRoute, asked: NodeId, outcome: &Outcome) {
+        let entry = self.0.entry(route.id).or_default();
+        let leader = match outcome {
+            Outcome::Applied { .. } => Some(asked),
+            Outcome::NotLeader { leader } => leader.filter(|l| route.members.contains(l)),
+            // A definite refusal (an invalid command, say) says nothing of
+            // where the leader is.
+            Outcome::Failed(_) => return,
+            Outcome::Retry(_) | Outcome::Unknown(_) => None,
+        };
+        entry.leader = leader;
+        if leader.is_none() {
+            if let Some(at) = route.members.iter().position(|m| *m == asked) {
+                entry.turn = at + 1;
+            }
+        }
     }
 }
 
@@ -153,9 +197,8 @@ struct NodeInner {
     groups: BTreeMap<String, Group>,
     /// Every group of the cluster, run here or not.
     routes: BTreeMap<String, GroupRoute>,
-    /// The last known leader of each group this node does not run (one
-    /// entry per such group at most).
-    remote_leaders: Mutex<HashMap<GroupId, NodeId>>,
+    /// How to reach each group this node does not run.
+    remote_routes: Mutex<RemoteRoutes>,
     forwarder: Addr<Forwarder>,
     gossip: Addr<GossipActor>,
     timing: Mutex<RaftTiming>,
@@ -288,13 +331,13 @@ impl BoundNode {
         bridge_gossip(gossip.clone(), managers, LIVENESS_POLL);
         let timing = Mutex::new(config.raft);
         let stopped = AtomicBool::new(false);
-        let remote_leaders = Mutex::default();
+        let remote_routes = Mutex::default();
         let inner = NodeInner {
             config,
             transport,
             groups,
             routes,
-            remote_leaders,
+            remote_routes,
             forwarder,
             gossip,
             timing,
@@ -393,15 +436,16 @@ impl Node {
         let started = Instant::now();
         let deadline = started + timeout;
         let retry_is_safe = client.is_some() || command.is_idempotent();
-        let mut leader: Option<NodeId> = self.remote_leader(&route, &local);
+        let RemoteRoute { mut leader, mut turn } = self.remote_start(&route, &local);
         let mut last = String::from("no attempt");
-        let mut attempt = 0;
         while Instant::now() < deadline && !self.is_stopped() {
-            attempt += 1;
             let via = match (leader, &local) {
                 (Some(to), _) if to != self.id() => Via::Peer(to),
                 (_, Some(local)) => Via::Local(local),
-                (_, None) => Via::Peer(route.member(attempt)),
+                (_, None) => {
+                    turn += 1;
+                    Via::Peer(route.member(turn - 1))
+                }
             };
             let outcome = match via {
                 Via::Local(local) => propose_local(&local.raft, data.clone(), client).await,
@@ -411,7 +455,7 @@ impl Node {
                 }
             };
             if local.is_none() {
-                self.learn_leader(&route, via, &outcome);
+                self.learn_route(&route, via, &outcome);
             }
             match Self::settle(outcome, retry_is_safe, &mut leader, &mut last).await {
                 Some(Ok((index, response))) => {
@@ -478,18 +522,19 @@ impl Node {
         let (route, local) = self.target(group)?;
         let query = encode(query);
         let deadline = Instant::now() + READ_TIMEOUT;
-        let mut leader: Option<NodeId> = self.remote_leader(&route, &local);
+        let RemoteRoute { mut leader, mut turn } = self.remote_start(&route, &local);
         let mut last = String::from("no attempt");
-        let mut attempt = 0;
         while Instant::now() < deadline && !self.is_stopped() {
-            attempt += 1;
             let via = match (leader, &local) {
                 (Some(to), Some(_)) if to != self.id() && kind != ReadKind::Stale => Via::Peer(to),
                 (_, Some(local)) => Via::Local(local),
                 // Not run here: a member's leader answers (a stale read is
                 // served linearizably, which is stronger than asked).
                 (Some(to), None) => Via::Peer(to),
-                (None, None) => Via::Peer(route.member(attempt)),
+                (None, None) => {
+                    turn += 1;
+                    Via::Peer(route.member(turn - 1))
+                }
             };
             let outcome = match via {
                 Via::Local(local) => {
@@ -501,7 +546,7 @@ impl Node {
                 }
             };
             if local.is_none() {
-                self.learn_leader(&route, via, &outcome);
+                self.learn_route(&route, via, &outcome);
             }
             // Reads change nothing: any outcome may be retried.
             match Self::settle(outcome, true, &mut leader, &mut last).await {
@@ -513,29 +558,20 @@ impl Node {
         Err(ProposeError::Timeout(READ_TIMEOUT, last))
     }
 
-    /// Where to send the first attempt for a group this node does not run:
-    /// the member that last answered, if any.
-    fn remote_leader(&self, route: &GroupRoute, local: &Option<Group>) -> Option<NodeId> {
+    /// Where the first attempt for a group this node does not run goes:
+    /// the leader it knows, else the member [`RemoteRoute::turn`] names.
+    fn remote_start(&self, route: &GroupRoute, local: &Option<Group>) -> RemoteRoute {
         if local.is_some() {
-            return None;
+            return RemoteRoute::default();
         }
-        self.inner.remote_leaders.lock().unwrap_or_else(|p| p.into_inner()).get(&route.id).copied()
+        self.inner.remote_routes.lock().unwrap_or_else(|p| p.into_inner()).start(route)
     }
 
-    /// Remembers which member leads a group this node does not run: the one
-    /// that applied a request, or the one another member named.
-    fn learn_leader(&self, route: &GroupRoute, via: Via<'_>, outcome: &Outcome) {
+    /// Learns how to reach a group this node does not run from the
+    /// outcome of asking a member ([`RemoteRoutes::learn`]).
+    fn learn_route(&self, route: &GroupRoute, via: Via<'_>, outcome: &Outcome) {
         let Via::Peer(asked) = via else { return };
-        let leader = match outcome {
-            Outcome::Applied { .. } => Some(asked),
-            Outcome::NotLeader { leader } => *leader,
-            Outcome::Retry(_) | Outcome::Failed(_) | Outcome::Unknown(_) => None,
-        };
-        let mut leaders = self.inner.remote_leaders.lock().unwrap_or_else(|p| p.into_inner());
-        match leader {
-            Some(leader) if route.members.contains(&leader) => leaders.insert(route.id, leader),
-            _ => leaders.remove(&route.id),
-        };
+        self.inner.remote_routes.lock().unwrap_or_else(|p| p.into_inner()).learn(route, asked, outcome);
     }
 
     /// The route of `group` and, when this node runs it, its local actors.
@@ -646,5 +682,32 @@ mod tests {
         let put = Command::Kv(KvCommand::Put { key: "k".into(), value: "v".into() });
         let submit = Command::Task(TaskCommand::Submit { task_id: "t".into(), payload: String::new() });
         assert!(!put.is_idempotent() && submit.is_idempotent());
+    }
+
+    /// A group on nodes 1-3, seen from a node that does not run it.
+    fn remote() -> GroupRoute {
+        GroupRoute { id: GroupId(7), members: vec![NodeId(1), NodeId(2), NodeId(3)], members_named: true }
+    }
+
+    #[test]
+    fn a_member_that_gave_no_answer_is_not_asked_first_again() {
+        let (route, mut routes) = (remote(), RemoteRoutes::default());
+        assert_eq!(routes.start(&route), RemoteRoute { leader: None, turn: 0 });
+        let applied = Outcome::Applied { index: 1, response: bytes::Bytes::new() };
+        routes.learn(&route, NodeId(2), &applied);
+        assert_eq!(routes.start(&route).leader, Some(NodeId(2)), "the member that applied leads");
+        // The leader dies: its requests time out. The next request starts
+        // at node 3, not at node 2 again.
+        routes.learn(&route, NodeId(2), &Outcome::Unknown("node 2 is down".into()));
+        let start = routes.start(&route);
+        assert_eq!((start.leader, route.member(start.turn)), (None, NodeId(3)));
+        // Node 3 names the new leader; a name outside the members is ignored.
+        routes.learn(&route, NodeId(3), &Outcome::NotLeader { leader: Some(NodeId(1)) });
+        assert_eq!(routes.start(&route).leader, Some(NodeId(1)));
+        routes.learn(&route, NodeId(1), &Outcome::Failed("invalid command".into()));
+        assert_eq!(routes.start(&route).leader, Some(NodeId(1)), "a refusal keeps the leader");
+        routes.learn(&route, NodeId(3), &Outcome::NotLeader { leader: Some(NodeId(9)) });
+        let start = routes.start(&route);
+        assert_eq!((start.leader, route.member(start.turn)), (None, NodeId(1)), "past node 3, wrapping");
     }
 }
