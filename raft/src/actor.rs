@@ -39,6 +39,9 @@ use tokio::sync::oneshot;
 pub struct ActorConfig {
     /// The group this actor serves.
     pub group: GroupId,
+    /// How its log lines name the group (default: the group's id; the
+    /// runtime sets the name from its configuration).
+    pub name: String,
     /// The timer period; the core counts everything in these ticks.
     pub tick: Duration,
     /// The core's settings, in ticks.
@@ -85,6 +88,7 @@ impl ActorConfig {
     pub fn new(group: GroupId) -> ActorConfig {
         ActorConfig {
             group,
+            name: group.to_string(),
             tick: Duration::from_millis(crate::core::config::TICK_MS_DEFAULT),
             core: Config::default(),
             follower_writes_inline: false,
@@ -807,12 +811,12 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
             Event::BecameLeader(record) => {
                 self.metrics.leaderships += 1;
                 tracing::info!(
-                    group = %self.config.group, term = record.term, voted_by = ?record.voted_by,
+                    group = %self.config.name, term = record.term, voted_by = ?record.voted_by,
                     "became leader"
                 );
             }
             Event::SteppedDown { term } => {
-                tracing::info!(group = %self.config.group, term, "stepped down");
+                tracing::info!(group = %self.config.name, term, "stepped down");
                 for (_, waiter) in self.waiters.take_all() {
                     waiter.fail(RaftError::LeadershipLost);
                 }
@@ -825,10 +829,10 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
                 }
             }
             Event::LeaderChanged { term, leader } => {
-                tracing::info!(group = %self.config.group, term, ?leader, "leader changed");
+                tracing::info!(group = %self.config.name, term, ?leader, "leader changed");
             }
             Event::MembershipChanged { index } => {
-                tracing::info!(group = %self.config.group, index, membership = ?self.core.membership(), "membership changed");
+                tracing::info!(group = %self.config.name, index, membership = ?self.core.membership(), "membership changed");
             }
         }
     }
@@ -990,7 +994,7 @@ impl<S: Storage, M: StateMachine> Actor for RaftActor<S, M> {
                 // What held the thread up delays heartbeats and answers alike:
                 // long enough, and followers elect another leader.
                 tracing::warn!(
-                    group = %actor.config.group,
+                    group = %actor.config.name,
                     gap_ms = gap.as_millis() as u64,
                     role = ?actor.core.role(),
                     "raft tick late: the event loop was blocked"
@@ -999,7 +1003,7 @@ impl<S: Storage, M: StateMachine> Actor for RaftActor<S, M> {
             actor.core.tick();
             actor.drive(ctx);
         });
-        tracing::debug!(node = %self.transport.local_id(), group = %self.config.group, "raft actor started");
+        tracing::debug!(node = %self.transport.local_id(), group = %self.config.name, "raft actor started");
     }
 
     fn stopped(&mut self, _ctx: &mut Context<Self>) {
@@ -1052,7 +1056,7 @@ impl<S: Storage, M: StateMachine> Handler<PeerDown> for RaftActor<S, M> {
 
     fn handle(&mut self, PeerDown(peer): PeerDown, _ctx: &mut Context<Self>) {
         if self.core.leader() == Some(peer) {
-            tracing::info!(group = %self.config.group, %peer, "leader found down: campaigning when the lease ends");
+            tracing::info!(group = %self.config.name, %peer, "leader found down: campaigning when the lease ends");
         }
         self.core.peer_down(peer);
     }

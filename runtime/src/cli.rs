@@ -136,7 +136,7 @@ pub struct NodeArgs {
     /// is within a tenth of it [default: 536870912].
     #[arg(long)]
     pub max_log_bytes: Option<u64>,
-    /// Log format; the level comes from RUST_LOG [default: human].
+    /// Log format; the level comes from RUST_LOG (default `info`) [default: human].
     #[arg(long, value_enum, default_value_t = LogFormat::Human)]
     pub log_format: LogFormat,
 }

@@ -7,10 +7,16 @@ use concord_runtime::node::Node;
 use concord_runtime::{ctl, http, load, worker};
 use std::process::ExitCode;
 
-fn init_logging(format: LogFormat) {
+/// Logs to standard error at `default_level` unless `RUST_LOG` says
+/// otherwise; colours only on a terminal, so that a log file holds plain text.
+fn init_logging(format: LogFormat, default_level: &str) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -72,7 +78,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Verb::Node(args) => {
-            init_logging(args.log_format);
+            // A node logs what an operator follows: its start and stop,
+            // elections, leader changes, peers found down.
+            init_logging(args.log_format, "info");
             match actix::System::new().block_on(run_node(args)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(error) => {
@@ -105,7 +113,7 @@ fn main() -> ExitCode {
             }
         }
         Verb::Demo(args) => {
-            init_logging(LogFormat::Human);
+            init_logging(LogFormat::Human, "warn");
             let config = DemoConfig {
                 nodes: args.nodes,
                 tasks: args.tasks,

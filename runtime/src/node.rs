@@ -304,6 +304,7 @@ impl BoundNode {
             bootstrap_store(&mut store, Membership::with_voters(members)).map_err(storage_error)?;
             let mut actor_config = actor_config(id, &config.raft);
             actor_config.follower_writes_inline = one_group_here;
+            actor_config.name = name.clone();
             let actor = RaftActor::new(actor_config, shared.clone(), store, ConcordMachine::default())
                 .map_err(|e| NodeError::Raft { group: name.clone(), message: e.to_string() })?;
             let raft = actor.start();

@@ -93,8 +93,7 @@ pub fn log_path(spec: &Spec, data: &Path) -> PathBuf {
 }
 
 /// As [`spawn`], with `extra` arguments (a `--config` file, say). The node
-/// logs at `info` for the Raft and runtime crates (unless `RUST_LOG` says
-/// otherwise) into [`log_path`].
+/// logs (at `info` unless `RUST_LOG` says otherwise) into [`log_path`].
 pub fn spawn_with(spec: &Spec, all: &[Spec], data: &Path, extra: &[String]) -> Child {
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -107,11 +106,6 @@ pub fn spawn_with(spec: &Spec, all: &[Spec], data: &Path, extra: &[String]) -> C
         .args(["--listen", &spec.listen.to_string(), "--http", &spec.http.to_string()])
         .arg("--data-dir")
         .arg(data.join(format!("node{}", spec.id)))
-        .env(
-            "RUST_LOG",
-            std::env::var("RUST_LOG")
-                .unwrap_or_else(|_| "warn,concord_raft=info,concord_runtime=info".into()),
-        )
         .stdout(Stdio::null())
         .stderr(log);
     for peer in all.iter().filter(|p| p.id != spec.id) {
