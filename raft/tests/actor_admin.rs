@@ -5,19 +5,19 @@ mod common;
 
 use actix::Addr;
 use bytes::Bytes;
-use common::{Gate, Sum};
+use common::{Gate, GateCounts, GatedStore, Sum};
 use concord_raft::actor::*;
-use concord_raft::core::{Config, Entry, HardState, Index, Membership, Role, Snapshot};
+use concord_raft::core::{Config, Index, Membership, Role};
 use concord_raft::error::RequestError;
 use concord_raft::machine::StateMachine;
 use concord_raft::storage::memory::MemoryStore;
 use concord_raft::storage::redb::RedbStore;
 use concord_raft::storage::wal::WalStore;
-use concord_raft::storage::{LogStore, StateStore, Storage, StorageError, WriteBatch};
+use concord_raft::storage::{Storage, StorageError};
 use concord_transport::{GroupId, MemoryNetwork, NodeId, Transport};
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -372,73 +372,27 @@ async fn a_durable_machine_recognizes_retries_across_a_restart() {
     }
 }
 
-/// A memory store whose writes, once armed, wait at a gate on the
-/// persistence thread: an `fsync` as slow as the test wants.
-struct GatedWrites {
-    store: MemoryStore,
-    armed: Arc<AtomicBool>,
-    gate: Gate,
-    /// Writes that reached the gate while armed, on every node sharing it.
-    held: Arc<AtomicUsize>,
-}
-
-impl LogStore for GatedWrites {
-    fn write(&mut self, batch: WriteBatch<'_>) -> Result<(), StorageError> {
-        if self.armed.load(Ordering::SeqCst) {
-            self.held.fetch_add(1, Ordering::SeqCst);
-            self.gate.wait();
-        }
-        self.store.write(batch)
-    }
-    fn entries(&self, from: Index, to: Index) -> Result<Vec<Entry>, StorageError> {
-        self.store.entries(from, to)
-    }
-    fn last_index(&self) -> Result<Index, StorageError> {
-        self.store.last_index()
-    }
-    fn writes_block(&self) -> bool {
-        true
-    }
-}
-
-impl StateStore for GatedWrites {
-    fn hard_state(&self) -> Result<HardState, StorageError> {
-        self.store.hard_state()
-    }
-    fn snapshot(&self) -> Result<Snapshot, StorageError> {
-        self.store.snapshot()
-    }
-    fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StorageError> {
-        self.store.save_snapshot(snapshot)
-    }
-}
-
 const HEARTBEAT_MS: u64 = 30;
 const ELECTION_MAX_MS: u64 = 300;
 
 /// Three nodes over one memory network; each store is armed by its entry of
-/// `armed`, and all share `gate` and `held`.
+/// `armed`, and all share `gate` and `counts`.
 struct GatedCluster {
-    nodes: BTreeMap<NodeId, Addr<RaftActor<GatedWrites, Sum>>>,
+    nodes: BTreeMap<NodeId, Addr<RaftActor<GatedStore, Sum>>>,
     transports: BTreeMap<NodeId, Arc<dyn Transport>>,
     armed: BTreeMap<NodeId, Arc<AtomicBool>>,
     gate: Gate,
-    held: Arc<AtomicUsize>,
+    counts: GateCounts,
 }
 
 fn gated_cluster(network: &MemoryNetwork, write_heartbeats_max: Duration) -> GatedCluster {
     let voters = Membership::with_voters([1, 2, 3].map(NodeId));
-    let (gate, held) = (Gate::default(), Arc::new(AtomicUsize::new(0)));
+    let (gate, counts) = (Gate::default(), GateCounts::default());
     let (mut nodes, mut transports, mut armed) = (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
     for id in [1, 2, 3].map(NodeId) {
         let transport: Arc<dyn Transport> = Arc::new(network.join(id));
         let arm = Arc::new(AtomicBool::new(false));
-        let store = GatedWrites {
-            store: MemoryStore::new(bootstrap_snapshot(voters.clone())),
-            armed: arm.clone(),
-            gate: gate.clone(),
-            held: held.clone(),
-        };
+        let store = GatedStore::new(voters.clone(), &gate, &counts).gating_writes(arm.clone());
         let config = ActorConfig {
             write_heartbeats_max,
             ..ActorConfig::new(GroupId(1)).with_timeouts_ms(150, ELECTION_MAX_MS, HEARTBEAT_MS)
@@ -448,7 +402,7 @@ fn gated_cluster(network: &MemoryNetwork, write_heartbeats_max: Duration) -> Gat
         transports.insert(id, transport);
         armed.insert(id, arm);
     }
-    GatedCluster { nodes, transports, armed, gate, held }
+    GatedCluster { nodes, transports, armed, gate, counts }
 }
 
 /// Every node's write is held past twice the longest election timeout:
@@ -469,7 +423,7 @@ async fn writes_slower_than_the_election_timeout_keep_the_leader() {
     }
     let pending = nodes[&leader].send(command(2)).await.unwrap().unwrap();
     eventually("every node to be held in a write", async || {
-        (cluster.held.load(Ordering::SeqCst) >= nodes.len()).then_some(())
+        (GateCounts::get(&cluster.counts.writes_held) >= nodes.len()).then_some(())
     })
     .await;
     let enough = 2 * ELECTION_MAX_MS / HEARTBEAT_MS;

@@ -6,16 +6,14 @@ mod common;
 
 use actix::Addr;
 use bytes::Bytes;
-use common::{Gate, Sum};
+use common::{Gate, GateCounts, GatedStore, Sum};
 use concord_raft::actor::*;
-use concord_raft::core::{Entry, HardState, Index, Membership, Snapshot};
+use concord_raft::core::{Index, Membership};
 use concord_raft::machine::{SnapshotJob, StateMachine};
 use concord_raft::storage::memory::MemoryStore;
-use concord_raft::storage::{LogStore, SnapshotStager, StagedSnapshot, StateStore, StorageError, WriteBatch};
 use concord_transport::{GroupId, MemoryNetwork, NodeId, Transport};
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 const DEADLINE: Duration = Duration::from_secs(10);
@@ -105,81 +103,62 @@ async fn the_snapshot_is_serialized_off_the_loop_and_installed_on_a_late_learner
     assert_eq!(restored.unwrap()[..], 210u64.to_le_bytes());
 }
 
-/// A memory store that writes off the actor's thread, as a disk store does,
-/// and whose snapshot saves wait at a gate: a save as slow as the test wants.
-struct SlowSaves {
-    store: MemoryStore,
-    /// Saves entered so far, on every node.
-    saving: Arc<AtomicUsize>,
-    gate: Gate,
-}
-
-impl LogStore for SlowSaves {
-    fn write(&mut self, batch: WriteBatch<'_>) -> Result<(), StorageError> {
-        self.store.write(batch)
-    }
-    fn entries(&self, from: Index, to: Index) -> Result<Vec<Entry>, StorageError> {
-        self.store.entries(from, to)
-    }
-    fn last_index(&self) -> Result<Index, StorageError> {
-        self.store.last_index()
-    }
-    fn writes_block(&self) -> bool {
-        true
-    }
-}
-
-impl StateStore for SlowSaves {
-    fn hard_state(&self) -> Result<HardState, StorageError> {
-        self.store.hard_state()
-    }
-    fn snapshot(&self) -> Result<Snapshot, StorageError> {
-        self.store.snapshot()
-    }
-    fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StorageError> {
-        self.saving.fetch_add(1, Ordering::SeqCst);
-        self.gate.wait();
-        self.store.save_snapshot(snapshot)
-    }
-}
-
 const HEARTBEAT_MS: u64 = 30;
 const ELECTION_MAX_MS: u64 = 300;
 
-/// Three actors on `SlowSaves`; `savers` (the leader alone, or everyone) save
+/// Three actors over `network` on [`GatedStore`]s set up by `gated`, all
+/// sharing one gate and one set of counts; their transports.
+#[allow(clippy::type_complexity)]
+fn gated_trio(
+    network: &MemoryNetwork,
+    gated: impl Fn(GatedStore) -> GatedStore,
+) -> (
+    BTreeMap<NodeId, Addr<RaftActor<GatedStore, Sum>>>,
+    BTreeMap<NodeId, Arc<dyn Transport>>,
+    Gate,
+    GateCounts,
+) {
+    let voters = Membership::with_voters([1, 2, 3].map(NodeId));
+    let (counts, gate) = (GateCounts::default(), Gate::default());
+    let mut transports = BTreeMap::new();
+    let nodes = (1..=3)
+        .map(|i| {
+            let transport: Arc<dyn Transport> = Arc::new(network.join(NodeId(i)));
+            transports.insert(NodeId(i), transport.clone());
+            let store = gated(GatedStore::new(voters.clone(), &gate, &counts));
+            let config = ActorConfig::new(GroupId(1)).with_timeouts_ms(150, ELECTION_MAX_MS, HEARTBEAT_MS);
+            let actor = RaftActor::new(config, transport, store, Sum::default()).unwrap();
+            (NodeId(i), actix::Actor::start(actor))
+        })
+        .collect();
+    (nodes, transports, gate, counts)
+}
+
+/// The leader of `nodes`, once it has committed five commands, and its status then.
+async fn leader_after_five_commands(
+    nodes: &BTreeMap<NodeId, Addr<RaftActor<GatedStore, Sum>>>,
+) -> (NodeId, Status) {
+    let leader = common::leader_of(nodes, DEADLINE).await;
+    for v in 1..=5 {
+        nodes[&leader].send(command(v)).await.unwrap().unwrap().await.unwrap();
+    }
+    (leader, nodes[&leader].send(GetStatus).await.unwrap())
+}
+
+/// Three actors on [`GatedStore`]s gating their saves; `savers` (the leader alone, or everyone) save
 /// a snapshot held at the gate for longer than the longest election timeout,
 /// timed by the leader's own heartbeats. Nobody campaigns meanwhile; entries
 /// proposed during the saves are applied once they end. With only the leader
 /// saving, the followers also commit those entries during the save.
 async fn slow_snapshot_saves(everyone_saves: bool) {
     let network = MemoryNetwork::new();
-    let voters = Membership::with_voters([1, 2, 3].map(NodeId));
-    let (saving, gate) = (Arc::new(AtomicUsize::new(0)), Gate::default());
-    let mut transports = BTreeMap::new();
-    let nodes: BTreeMap<NodeId, Addr<RaftActor<SlowSaves, Sum>>> = (1..=3)
-        .map(|i| {
-            let transport: Arc<dyn Transport> = Arc::new(network.join(NodeId(i)));
-            transports.insert(NodeId(i), transport.clone());
-            let store = SlowSaves {
-                store: MemoryStore::new(bootstrap_snapshot(voters.clone())),
-                saving: saving.clone(),
-                gate: gate.clone(),
-            };
-            let config = ActorConfig::new(GroupId(1)).with_timeouts_ms(150, ELECTION_MAX_MS, HEARTBEAT_MS);
-            let actor = RaftActor::new(config, transport, store, Sum::default()).unwrap();
-            (NodeId(i), actix::Actor::start(actor))
-        })
-        .collect();
-    let leader = common::leader_of(&nodes, DEADLINE).await;
-    for v in 1..=5 {
-        nodes[&leader].send(command(v)).await.unwrap().unwrap().await.unwrap();
-    }
-    let before = nodes[&leader].send(GetStatus).await.unwrap();
+    let (nodes, transports, gate, counts) = gated_trio(&network, GatedStore::gating_saves);
+    let (leader, before) = leader_after_five_commands(&nodes).await;
     let followers: Vec<NodeId> = nodes.keys().copied().filter(|id| *id != leader).collect();
     let savers: Vec<NodeId> = if everyone_saves { nodes.keys().copied().collect() } else { vec![leader] };
     let taking: Vec<_> = savers.iter().map(|id| nodes[id].send(TakeSnapshot)).collect();
     common::eventually("the saves to start", DEADLINE, async || {
-        (saving.load(Ordering::SeqCst) == savers.len()).then_some(())
+        (GateCounts::get(&counts.saves) == savers.len()).then_some(())
     })
     .await;
 
@@ -247,66 +226,6 @@ async fn nodes_saving_slow_snapshots_together_keep_their_leader() {
     slow_snapshot_saves(true).await;
 }
 
-/// A memory store that writes off the actor's thread and stages its
-/// snapshots, as the WAL does: the stager waits at a gate (a snapshot's data
-/// as slow to write as the test wants), its recording is quick. A plain
-/// save waits at the gate too, so that a driver saving instead of staging
-/// holds up the log.
-struct SlowStages {
-    store: MemoryStore,
-    /// Stagings entered so far, on every node.
-    staging: Arc<AtomicUsize>,
-    /// Staged snapshots recorded so far, on every node.
-    recorded: Arc<AtomicUsize>,
-    gate: Gate,
-    /// What the stager wrote: a memory store has no file to put it in.
-    staged: Arc<Mutex<Option<Snapshot>>>,
-}
-
-impl LogStore for SlowStages {
-    fn write(&mut self, batch: WriteBatch<'_>) -> Result<(), StorageError> {
-        self.store.write(batch)
-    }
-    fn entries(&self, from: Index, to: Index) -> Result<Vec<Entry>, StorageError> {
-        self.store.entries(from, to)
-    }
-    fn last_index(&self) -> Result<Index, StorageError> {
-        self.store.last_index()
-    }
-    fn writes_block(&self) -> bool {
-        true
-    }
-}
-
-impl StateStore for SlowStages {
-    fn hard_state(&self) -> Result<HardState, StorageError> {
-        self.store.hard_state()
-    }
-    fn snapshot(&self) -> Result<Snapshot, StorageError> {
-        self.store.snapshot()
-    }
-    fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StorageError> {
-        self.gate.wait();
-        self.store.save_snapshot(snapshot)
-    }
-    fn snapshot_stager(&self) -> Option<SnapshotStager> {
-        let (staging, gate, staged) = (self.staging.clone(), self.gate.clone(), self.staged.clone());
-        Some(Box::new(move |snapshot: &Snapshot| {
-            staging.fetch_add(1, Ordering::SeqCst);
-            gate.wait();
-            *staged.lock().unwrap() = Some(snapshot.clone());
-            Ok(StagedSnapshot { meta: snapshot.meta.clone(), path: "staged".into() })
-        }))
-    }
-    fn save_staged_snapshot(&mut self, staged: StagedSnapshot) -> Result<(), StorageError> {
-        let snapshot = self.staged.lock().unwrap().take().expect("a staged snapshot");
-        assert_eq!(snapshot.meta, staged.meta);
-        self.store.save_snapshot(&snapshot)?;
-        self.recorded.fetch_add(1, Ordering::SeqCst);
-        Ok(())
-    }
-}
-
 /// Every node stages a snapshot whose data takes longer to write than the
 /// longest election timeout: meanwhile the log's writes go on, so entries
 /// proposed then are committed and applied on every node and the leader
@@ -316,36 +235,15 @@ impl StateStore for SlowStages {
 #[actix::test]
 async fn nodes_staging_slow_snapshots_together_keep_committing() {
     let network = MemoryNetwork::new();
-    let voters = Membership::with_voters([1, 2, 3].map(NodeId));
-    let (staging, recorded, gate) =
-        (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)), Gate::default());
-    let mut transports = BTreeMap::new();
-    let nodes: BTreeMap<NodeId, Addr<RaftActor<SlowStages, Sum>>> = (1..=3)
-        .map(|i| {
-            let transport: Arc<dyn Transport> = Arc::new(network.join(NodeId(i)));
-            transports.insert(NodeId(i), transport.clone());
-            let store = SlowStages {
-                store: MemoryStore::new(bootstrap_snapshot(voters.clone())),
-                staging: staging.clone(),
-                recorded: recorded.clone(),
-                gate: gate.clone(),
-                staged: Arc::default(),
-            };
-            let config = ActorConfig::new(GroupId(1)).with_timeouts_ms(150, ELECTION_MAX_MS, HEARTBEAT_MS);
-            let actor = RaftActor::new(config, transport, store, Sum::default()).unwrap();
-            (NodeId(i), actix::Actor::start(actor))
-        })
-        .collect();
-    let leader = common::leader_of(&nodes, DEADLINE).await;
-    for v in 1..=5 {
-        nodes[&leader].send(command(v)).await.unwrap().unwrap().await.unwrap();
-    }
-    let before = nodes[&leader].send(GetStatus).await.unwrap();
+    // A plain save waits at the gate too, so that a driver saving instead
+    // of staging holds up the log.
+    let (nodes, transports, gate, counts) = gated_trio(&network, |s| s.gating_saves().staging());
+    let (leader, before) = leader_after_five_commands(&nodes).await;
     for node in nodes.values() {
         node.send(TakeSnapshot).await.unwrap().unwrap();
     }
     common::eventually("every node to stage its snapshot", DEADLINE, async || {
-        (staging.load(Ordering::SeqCst) == nodes.len()).then_some(())
+        (GateCounts::get(&counts.stagings) == nodes.len()).then_some(())
     })
     .await;
 
@@ -367,12 +265,12 @@ async fn nodes_staging_slow_snapshots_together_keep_committing() {
         .await;
         assert_eq!((status.term, status.leader), (before.term, Some(leader)), "node {id} kept its leader");
     }
-    assert_eq!(staging.load(Ordering::SeqCst), nodes.len());
-    assert_eq!(recorded.load(Ordering::SeqCst), 0, "the stagings are still held");
+    assert_eq!(GateCounts::get(&counts.stagings), nodes.len());
+    assert_eq!(GateCounts::get(&counts.recorded), 0, "the stagings are still held");
 
     gate.open();
     common::eventually("every staged snapshot to be recorded", DEADLINE, async || {
-        (recorded.load(Ordering::SeqCst) == nodes.len()).then_some(())
+        (GateCounts::get(&counts.recorded) == nodes.len()).then_some(())
     })
     .await;
     nodes[&leader].send(command(11)).await.unwrap().unwrap().await.unwrap();

@@ -5,12 +5,14 @@
 
 use bytes::Bytes;
 use concord_raft::core::{
-    ClientTag, Config, Entry, Event, Index, Membership, Message, Payload, Raft, ReadState, Recovered, Role,
-    Snapshot, SnapshotMeta, Term,
+    ClientTag, Config, Entry, Event, HardState, Index, Membership, Message, Payload, Raft, ReadState,
+    Recovered, Role, Snapshot, SnapshotMeta, Term,
 };
 use concord_raft::session::{SessionCheck, Sessions};
 use concord_raft::storage::memory::MemoryStore;
-use concord_raft::storage::{LogStore, StateStore, Storage, WriteBatch};
+use concord_raft::storage::{
+    LogStore, SnapshotStager, StagedSnapshot, StateStore, Storage, StorageError, WriteBatch,
+};
 use concord_transport::sim::{Outbox, SimNode, Time};
 use concord_transport::NodeId;
 use serde::{Deserialize, Serialize};
@@ -612,5 +614,133 @@ impl Gate {
         while !*open {
             open = self.0 .1.wait(open).unwrap();
         }
+    }
+}
+
+/// What the [`GatedStore`]s sharing these counters did so far, on every node.
+#[derive(Clone, Default)]
+pub struct GateCounts {
+    /// Log writes that reached the gate while armed.
+    pub writes_held: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// Plain snapshot saves entered (held at the gate when gated).
+    pub saves: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// Snapshot stagings entered (each held at the gate).
+    pub stagings: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// Staged snapshots recorded.
+    pub recorded: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl GateCounts {
+    fn bump(counter: &std::sync::atomic::AtomicUsize) {
+        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Reads `counter`.
+    pub fn get(counter: &std::sync::atomic::AtomicUsize) -> usize {
+        counter.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// A memory store that writes off the actor's thread, as a disk store does,
+/// and holds its slow steps at a [`Gate`] for as long as a test wants: log
+/// writes while armed ([`GatedStore::gating_writes`]), plain snapshot saves
+/// ([`GatedStore::gating_saves`]), and, when it stages its snapshots as the
+/// write-ahead log does ([`GatedStore::staging`]), the staging of their data
+/// (the recording is quick).
+pub struct GatedStore {
+    store: MemoryStore,
+    gate: Gate,
+    counts: GateCounts,
+    writes_armed: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    saves_gated: bool,
+    stages: bool,
+    /// What the stager wrote: a memory store has no file to put it in.
+    staged: std::sync::Arc<std::sync::Mutex<Option<Snapshot>>>,
+}
+
+impl GatedStore {
+    /// A store bootstrapped with `voters` that holds nothing yet.
+    pub fn new(voters: Membership, gate: &Gate, counts: &GateCounts) -> GatedStore {
+        GatedStore {
+            store: MemoryStore::new(concord_raft::actor::bootstrap_snapshot(voters)),
+            gate: gate.clone(),
+            counts: counts.clone(),
+            writes_armed: None,
+            saves_gated: false,
+            stages: false,
+            staged: Default::default(),
+        }
+    }
+
+    /// Log writes wait at the gate while `armed` is set.
+    pub fn gating_writes(mut self, armed: std::sync::Arc<std::sync::atomic::AtomicBool>) -> GatedStore {
+        self.writes_armed = Some(armed);
+        self
+    }
+
+    /// Plain snapshot saves wait at the gate.
+    pub fn gating_saves(mut self) -> GatedStore {
+        self.saves_gated = true;
+        self
+    }
+
+    /// Snapshots are staged: the stager waits at the gate.
+    pub fn staging(mut self) -> GatedStore {
+        self.stages = true;
+        self
+    }
+}
+
+impl LogStore for GatedStore {
+    fn write(&mut self, batch: WriteBatch<'_>) -> Result<(), StorageError> {
+        if self.writes_armed.as_ref().is_some_and(|a| a.load(std::sync::atomic::Ordering::SeqCst)) {
+            GateCounts::bump(&self.counts.writes_held);
+            self.gate.wait();
+        }
+        self.store.write(batch)
+    }
+    fn entries(&self, from: Index, to: Index) -> Result<Vec<Entry>, StorageError> {
+        self.store.entries(from, to)
+    }
+    fn last_index(&self) -> Result<Index, StorageError> {
+        self.store.last_index()
+    }
+    fn writes_block(&self) -> bool {
+        true
+    }
+}
+
+impl StateStore for GatedStore {
+    fn hard_state(&self) -> Result<HardState, StorageError> {
+        self.store.hard_state()
+    }
+    fn snapshot(&self) -> Result<Snapshot, StorageError> {
+        self.store.snapshot()
+    }
+    fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StorageError> {
+        GateCounts::bump(&self.counts.saves);
+        if self.saves_gated {
+            self.gate.wait();
+        }
+        self.store.save_snapshot(snapshot)
+    }
+    fn snapshot_stager(&self) -> Option<SnapshotStager> {
+        if !self.stages {
+            return None;
+        }
+        let (counts, gate, staged) = (self.counts.clone(), self.gate.clone(), self.staged.clone());
+        Some(Box::new(move |snapshot: &Snapshot| {
+            GateCounts::bump(&counts.stagings);
+            gate.wait();
+            *staged.lock().unwrap() = Some(snapshot.clone());
+            Ok(StagedSnapshot { meta: snapshot.meta.clone(), path: "staged".into() })
+        }))
+    }
+    fn save_staged_snapshot(&mut self, staged: StagedSnapshot) -> Result<(), StorageError> {
+        let snapshot = self.staged.lock().unwrap().take().expect("a staged snapshot");
+        assert_eq!(snapshot.meta, staged.meta);
+        self.store.save_snapshot(&snapshot)?;
+        GateCounts::bump(&self.counts.recorded);
+        Ok(())
     }
 }
