@@ -120,3 +120,34 @@ async fn five_processes_survive_sigkill_of_the_leader_and_the_victim_catches_up(
     let log = leader_log_status(&processes.iter().collect::<Vec<_>>(), CRITICAL, 4).await;
     assert_eq!(log["followers"].as_array().map(Vec::len), Some(4), "{log}");
 }
+
+/// A node outside a group writes to it through whichever members are alive.
+/// Node 2, the group's second member, is SIGKILLed before the node outside
+/// sends anything: before, a node outside a group asked its second member
+/// first on every request that knew no leader, so each one waited out the
+/// forwarding timeout at the dead node and failed, for as long as it was down.
+#[actix::test]
+async fn a_node_outside_a_group_writes_past_a_dead_member() {
+    let data = tempfile::tempdir().unwrap();
+    let specs = specs(4);
+    let groups = ["--group", "g=1,2,3"].map(String::from).to_vec();
+    let mut processes = spawn_all(&specs, data.path(), &groups);
+    let members: Vec<&Process> = processes[..3].iter().collect();
+    eventually("a leader of g", async || leader_of(&members, "g").await).await;
+    processes[1].child.kill().unwrap();
+    processes[1].child.wait().unwrap();
+
+    let http = processes[3].spec.http;
+    eventually("a write through the node outside g", async || {
+        put_in(http, "g", "k0", "v").await.then_some(())
+    })
+    .await;
+    // Once it has found the leader, each write goes through at once.
+    for i in 1..6 {
+        assert!(put_in(http, "g", &format!("k{i}"), "v").await, "write k{i} on the first try");
+    }
+    let alive = [&processes[0], &processes[2]];
+    let leader = eventually("a leader of g among the living", async || leader_of(&alive, "g").await).await;
+    assert!([1, 3].contains(&leader), "{leader}");
+    assert_eq!(get_in(processes[0].spec.http, "g", "k5", "linearizable").await.as_deref(), Some("v"));
+}
