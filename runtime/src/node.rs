@@ -312,6 +312,7 @@ impl BoundNode {
             // A group with named members keeps them: gossip's other nodes
             // do not join it on their own.
             manager_config.core.join_automatically = spec.members.is_none();
+            manager_config.group_name = name.clone();
             let manager = QuorumManager::new(manager_config, raft.clone())
                 .map_err(|e| NodeError::Raft { group: name.clone(), message: e.to_string() })?
                 .start();

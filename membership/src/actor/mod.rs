@@ -69,6 +69,9 @@ pub struct ManagerConfig {
     pub mailbox_capacity: usize,
     /// Bound on [`Subscribe`]d recipients.
     pub subscribers_max: usize,
+    /// How its log lines name the group it manages (default: empty; the
+    /// runtime sets the group's configured name).
+    pub group_name: String,
 }
 
 impl ManagerConfig {
@@ -79,6 +82,7 @@ impl ManagerConfig {
             tick: TICK_DEFAULT,
             mailbox_capacity: MAILBOX_CAPACITY_DEFAULT,
             subscribers_max: SUBSCRIBERS_MAX_DEFAULT,
+            group_name: String::new(),
         }
     }
 }
@@ -260,7 +264,7 @@ impl QuorumManager {
 
     /// Logs a report and hands it to every subscriber.
     fn notify(&mut self, notice: Notice) {
-        tracing::info!(?notice, "quorum manager notice");
+        tracing::info!(group = %self.config.group_name, ?notice, "quorum manager notice");
         self.subscribers.retain(|subscriber| match subscriber.try_send(notice.clone()) {
             Ok(()) => true,
             Err(SendError::Full(_)) => {
