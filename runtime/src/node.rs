@@ -114,10 +114,13 @@ pub struct GroupRoute {
 }
 
 impl GroupRoute {
-    /// The member `turn` places along [`GroupRoute::members`], wrapping:
-    /// with no leader known, each attempt asks the next member in turn.
-    fn member(&self, turn: usize) -> NodeId {
-        self.members.get(turn % self.members.len().max(1)).copied().unwrap_or(NodeId(0))
+    /// The member `turn` places along [`GroupRoute::members`], wrapping,
+    /// and moves `turn` past it: with no leader known, each attempt asks
+    /// the next member in turn.
+    fn next_member(&self, turn: &mut usize) -> NodeId {
+        let member = self.members.get(*turn % self.members.len().max(1)).copied().unwrap_or(NodeId(0));
+        *turn += 1;
+        member
     }
 }
 
@@ -444,10 +447,7 @@ impl Node {
             let via = match (leader, &local) {
                 (Some(to), _) if to != self.id() => Via::Peer(to),
                 (_, Some(local)) => Via::Local(local),
-                (_, None) => {
-                    turn += 1;
-                    Via::Peer(route.member(turn - 1))
-                }
+                (_, None) => Via::Peer(route.next_member(&mut turn)),
             };
             let outcome = match via {
                 Via::Local(local) => propose_local(&local.raft, data.clone(), client).await,
@@ -533,10 +533,7 @@ impl Node {
                 // Not run here: a member's leader answers (a stale read is
                 // served linearizably, which is stronger than asked).
                 (Some(to), None) => Via::Peer(to),
-                (None, None) => {
-                    turn += 1;
-                    Via::Peer(route.member(turn - 1))
-                }
+                (None, None) => Via::Peer(route.next_member(&mut turn)),
             };
             let outcome = match via {
                 Via::Local(local) => {
@@ -701,15 +698,19 @@ mod tests {
         // The leader dies: its requests time out. The next request starts
         // at node 3, not at node 2 again.
         routes.learn(&route, NodeId(2), &Outcome::Unknown("node 2 is down".into()));
-        let start = routes.start(&route);
-        assert_eq!((start.leader, route.member(start.turn)), (None, NodeId(3)));
+        let mut start = routes.start(&route);
+        assert_eq!((start.leader, route.next_member(&mut start.turn)), (None, NodeId(3)));
         // Node 3 names the new leader; a name outside the members is ignored.
         routes.learn(&route, NodeId(3), &Outcome::NotLeader { leader: Some(NodeId(1)) });
         assert_eq!(routes.start(&route).leader, Some(NodeId(1)));
         routes.learn(&route, NodeId(1), &Outcome::Failed("invalid command".into()));
         assert_eq!(routes.start(&route).leader, Some(NodeId(1)), "a refusal keeps the leader");
         routes.learn(&route, NodeId(3), &Outcome::NotLeader { leader: Some(NodeId(9)) });
-        let start = routes.start(&route);
-        assert_eq!((start.leader, route.member(start.turn)), (None, NodeId(1)), "past node 3, wrapping");
+        let mut start = routes.start(&route);
+        assert_eq!(
+            (start.leader, route.next_member(&mut start.turn)),
+            (None, NodeId(1)),
+            "past node 3, wrapping"
+        );
     }
 }
