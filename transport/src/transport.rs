@@ -35,7 +35,8 @@ pub struct PeerDown(pub NodeId);
 /// Sends envelopes to peers and delivers inbound ones to registered actors.
 ///
 /// `send` never blocks and never waits for the network: it queues the envelope
-/// (bounded, see each implementation) or refuses it with a [`SendError`].
+/// (bounded, see each implementation), writes it to an idle connection with a
+/// non-blocking write, or refuses it with a [`SendError`].
 /// Delivery is at most once and, per pair of nodes, in order, unless faults are
 /// injected. Protocols retry what they need.
 pub trait Transport: Send + Sync + 'static {
@@ -73,6 +74,9 @@ pub trait Transport: Send + Sync + 'static {
 pub struct TransportStats {
     /// Envelopes accepted by `send`.
     pub sent: u64,
+    /// Of those, envelopes the sender wrote to an idle connection itself
+    /// instead of queueing them (TCP only).
+    pub sent_direct: u64,
     /// Envelopes handed to a registered actor.
     pub delivered: u64,
     /// Envelopes refused because a peer's outbound queue was full.
@@ -101,6 +105,7 @@ pub struct TransportStats {
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     pub sent: AtomicU64,
+    pub sent_direct: AtomicU64,
     pub delivered: AtomicU64,
     pub dropped_queue_full: AtomicU64,
     pub dropped_write_failed: AtomicU64,
@@ -122,6 +127,7 @@ impl Counters {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         TransportStats {
             sent: get(&self.sent),
+            sent_direct: get(&self.sent_direct),
             delivered: get(&self.delivered),
             dropped_queue_full: get(&self.dropped_queue_full),
             dropped_write_failed: get(&self.dropped_write_failed),

@@ -63,6 +63,49 @@ async fn hundred_thousand_messages_arrive_in_order_with_none_lost() {
     assert_eq!(b.stats().delivered, COUNT);
 }
 
+/// An idle link lends its socket to the sender, who writes at once; a
+/// frame larger than the socket takes at once leaves its rest to the
+/// link, and what is sent after it still arrives after it.
+#[actix::test]
+async fn an_idle_link_is_written_by_the_sender_and_large_frames_keep_their_order() {
+    const LARGE: usize = 8 * 1024 * 1024;
+    let (a, _) = node(1).await;
+    let (b, inbox) = node(2).await;
+    a.add_peer(NodeId(2), b.local_addr());
+    a.send(numbered(1, 2, 0, 0)).unwrap();
+    eventually(DEADLINE, "the first message", || {
+        let inbox = inbox.clone();
+        async move { inbox.send(Count).await.unwrap() == 1 }
+    })
+    .await;
+    assert_eq!(a.stats().sent_direct, 0, "the first message waits for the connection");
+    // No yield between these sends: the receiver reads nothing meanwhile, so
+    // each large frame fills the socket and leaves its rest pending.
+    let padding = |seq: u64| if seq % 5 == 0 { LARGE } else { 10 };
+    for seq in 1..=20 {
+        a.send(numbered(1, 2, seq, padding(seq))).unwrap();
+    }
+    eventually(DEADLINE, "21 messages", || {
+        let inbox = inbox.clone();
+        async move { inbox.send(Count).await.unwrap() == 21 }
+    })
+    .await;
+    let received = inbox.send(Take).await.unwrap();
+    let seqs: Vec<u64> = received.iter().map(seq_of).collect();
+    assert_eq!(seqs, (0..=20).collect::<Vec<_>>());
+    for envelope in &received[1..] {
+        let seq = seq_of(envelope);
+        assert_eq!(envelope.body.encoded().unwrap().len(), 8 + padding(seq), "message {seq}");
+    }
+    let stats = a.stats();
+    // The first after the connection idles is written by the sender; the
+    // first large one then fills the socket, and those after it are queued.
+    assert!(stats.sent_direct >= 2, "{stats:?}");
+    assert!(stats.sent_direct < 21, "{stats:?}");
+    assert_eq!(stats.dropped_write_failed, 0);
+    assert_eq!(stats.connections_established, 1);
+}
+
 #[actix::test]
 async fn typed_bodies_are_encoded_on_the_wire_and_open_on_arrival() {
     let (a, _) = node(1).await;

@@ -14,8 +14,14 @@
 //! Batching: the writer takes everything queued (up to
 //! `write_batch_len_max` envelopes or `write_batch_bytes_max` bytes), encodes
 //! it into one buffer and writes it with one call; envelopes that arrive
-//! during the write form the next batch. So a busy link writes large batches
-//! and an idle one writes each envelope at once.
+//! during the write form the next batch. So a busy link writes large batches.
+//!
+//! Direct writes: an idle link (connected, nothing queued) lends its socket
+//! to the senders, who then write each envelope themselves with a
+//! non-blocking write (see [`Direct`]), without waking the link's task. On a
+//! three-node cluster this took each follower's CPU per one-client put from
+//! about 100 to 86 µs and 64 clients from 26,900 to 28,600 puts/s (means
+//! in three alternating runs each).
 
 use super::{dial, Shared};
 use crate::codec::{Frame, FrameCodec};
@@ -27,11 +33,103 @@ use actix::{Actor, ActorContext, ActorFutureExt, AsyncContext, Context, WrapFutu
 use bytes::BytesMut;
 use rand::Rng;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, Notify};
+
+/// What [`super::TcpTransport::send`] holds of one outbound link: the queue
+/// the link's task drains and, while that task has nothing left to write,
+/// the socket itself.
+#[derive(Debug)]
+pub(super) struct Link {
+    /// Envelopes for the task, in order.
+    pub(super) queue: mpsc::Sender<Envelope>,
+    /// The socket shared with the task.
+    pub(super) direct: Arc<Direct>,
+}
+
+/// The socket an idle link lends to its senders.
+///
+/// A link whose task has written everything and finds its queue empty
+/// lends its socket here: the next envelope is encoded and written by the
+/// sender itself, on the sender's thread, instead of being queued for the
+/// task to wake up and write. A Raft leader's append then leaves before the
+/// leader hands its own write to the disk, and a follower's acknowledgement
+/// before it applies what it learned was committed.
+///
+/// Order is kept by doing everything under one lock: a sender writes
+/// directly only while the socket is lent, which the task does only with
+/// an empty queue; and a write that the socket takes only in part (or
+/// refuses) takes the loan back, leaving the rest in `pending` for the task
+/// to write before anything queued after it.
+#[derive(Debug, Default)]
+pub(super) struct Direct {
+    state: Mutex<DirectState>,
+    /// Wakes the task when a sender took the loan back.
+    wake: Notify,
+}
+
+#[derive(Debug, Default)]
+struct DirectState {
+    /// The socket, while lent (the task is idle and its queue empty).
+    lent: Option<Arc<OwnedWriteHalf>>,
+    /// What a direct write left unwritten: at most one frame, written by the
+    /// task before anything else.
+    pending: BytesMut,
+    /// The buffer a direct write encodes its frame into (reused).
+    scratch: BytesMut,
+}
+
+impl Link {
+    /// Sends `envelope` to the socket at once if it is lent, or queues it.
+    pub(super) fn send(
+        &self,
+        envelope: Envelope,
+        codec: &FrameCodec,
+        counters: &Counters,
+    ) -> Result<(), mpsc::error::TrySendError<Envelope>> {
+        let mut state = self.direct.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let Some(socket) = state.lent.clone() else {
+            return self.queue.try_send(envelope);
+        };
+        let DirectState { lent, pending, scratch } = &mut *state;
+        scratch.clear();
+        if let Err(error) = codec.encode_frame(&Frame::Message(envelope), scratch) {
+            Counters::add(&counters.dropped_write_failed, 1);
+            tracing::warn!(%error, "envelope not sent");
+            return Ok(());
+        }
+        let written = match socket.try_write(scratch) {
+            Ok(n) => n,
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => 0,
+            Err(error) => {
+                // The task finds the break on its next write or read.
+                tracing::debug!(%error, "direct write failed");
+                Counters::add(&counters.dropped_write_failed, 1);
+                *lent = None;
+                self.direct.wake.notify_one();
+                return Ok(());
+            }
+        };
+        Counters::add(&counters.bytes_sent, written as u64);
+        Counters::add(&counters.sent_direct, 1);
+        if written < scratch.len() {
+            pending.extend_from_slice(&scratch[written..]);
+            *lent = None;
+            self.direct.wake.notify_one();
+        }
+        if scratch.capacity() > SCRATCH_BYTES_KEPT {
+            *scratch = BytesMut::new();
+        }
+        Ok(())
+    }
+}
+
+/// Capacity of a direct write's buffer kept between writes; a larger one
+/// (left by a large frame) is freed.
+const SCRATCH_BYTES_KEPT: usize = 64 * 1024;
 
 /// The actor of one outbound link.
 pub(super) struct OutboundLink {
@@ -43,11 +141,12 @@ impl OutboundLink {
         shared: Arc<Shared>,
         peer: NodeId,
         queue: mpsc::Receiver<Envelope>,
+        direct: Arc<Direct>,
         redial: Arc<Notify>,
     ) -> Self {
         let codec = FrameCodec::new(shared.config.frame_size_max);
         let (batch, buffer) = (Vec::new(), BytesMut::new());
-        OutboundLink { task: Some(LinkTask { shared, peer, queue, redial, codec, batch, buffer }) }
+        OutboundLink { task: Some(LinkTask { shared, peer, queue, direct, redial, codec, batch, buffer }) }
     }
 }
 
@@ -65,6 +164,7 @@ struct LinkTask {
     shared: Arc<Shared>,
     peer: NodeId,
     queue: mpsc::Receiver<Envelope>,
+    direct: Arc<Direct>,
     /// Notified when the peer connects to us: dial now, backoff reset.
     redial: Arc<Notify>,
     codec: FrameCodec,
@@ -78,6 +178,18 @@ enum Ended {
     QueueClosed,
     /// The socket broke; reconnect.
     Broken,
+}
+
+/// What an idle connected link does next.
+enum Next {
+    /// Write these bytes, left by a direct write, first.
+    Pending(BytesMut),
+    /// Write the batch taken from the queue.
+    Batch,
+    /// The socket is lent; wait.
+    Lent,
+    /// The queue's sender is gone.
+    Closed,
 }
 
 impl LinkTask {
@@ -106,7 +218,9 @@ impl LinkTask {
                     Counters::add(&self.shared.counters().connections_established, 1);
                     tracing::debug!(peer = %self.peer, %address, "connected");
                     let (reader, writer) = stream.into_split();
-                    match self.connected(reader, writer).await {
+                    let ended = self.connected(reader, Arc::new(writer)).await;
+                    self.take_back();
+                    match ended {
                         Ended::QueueClosed => return,
                         Ended::Broken => {
                             tracing::debug!(peer = %self.peer, "connection broke; reconnecting");
@@ -141,25 +255,82 @@ impl LinkTask {
         }
     }
 
-    /// Writes batches until the queue closes or the socket breaks. Envelopes
-    /// of a batch whose write fails are lost and counted.
-    async fn connected(&mut self, mut reader: OwnedReadHalf, mut writer: OwnedWriteHalf) -> Ended {
+    /// Takes the socket back from the senders. Bytes a direct write left
+    /// are dropped with it: the connection they belonged to is gone.
+    fn take_back(&self) {
+        let mut state = self.direct.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        state.lent = None;
+        if !state.pending.is_empty() {
+            state.pending = BytesMut::new();
+            Counters::add(&self.shared.counters().dropped_write_failed, 1);
+        }
+    }
+
+    /// Takes the socket back from the senders and says what to write next:
+    /// the bytes a direct write left, else the batch, else what is queued;
+    /// with nothing to write, lends the socket (all under the senders' lock).
+    fn next(&mut self, socket: &Arc<OwnedWriteHalf>) -> Next {
+        let mut state = self.direct.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        state.lent = None;
+        if !state.pending.is_empty() {
+            return Next::Pending(std::mem::take(&mut state.pending));
+        }
+        if !self.batch.is_empty() {
+            return Next::Batch;
+        }
+        match self.queue.try_recv() {
+            Ok(envelope) => {
+                self.batch.push(envelope);
+                Next::Batch
+            }
+            Err(mpsc::error::TryRecvError::Empty) => {
+                state.lent = Some(socket.clone());
+                Next::Lent
+            }
+            Err(mpsc::error::TryRecvError::Disconnected) => Next::Closed,
+        }
+    }
+
+    /// Writes batches until the queue closes or the socket breaks; lends the
+    /// socket to the senders while idle. Envelopes of a batch whose write
+    /// fails are lost and counted.
+    async fn connected(&mut self, mut reader: OwnedReadHalf, socket: Arc<OwnedWriteHalf>) -> Ended {
         let batch_len_max = self.shared.config.write_batch_len_max;
         let batch_bytes_max = self.shared.config.write_batch_bytes_max;
         let mut probe = [0u8; 1];
         loop {
-            if self.batch.is_empty() {
-                tokio::select! {
-                    received = self.queue.recv_many(&mut self.batch, batch_len_max) => {
-                        if received == 0 {
-                            let _ = writer.shutdown().await;
-                            return Ended::QueueClosed;
-                        }
+            match self.next(&socket) {
+                Next::Pending(bytes) => {
+                    if let Err(error) = write_all(&socket, &bytes).await {
+                        Counters::add(&self.shared.counters().dropped_write_failed, 1);
+                        tracing::debug!(peer = %self.peer, %error, "write failed");
+                        return Ended::Broken;
                     }
-                    // The acceptor never writes after its handshake: any read
-                    // result means the connection is gone or misbehaving.
-                    _ = reader.read(&mut probe) => return Ended::Broken,
+                    Counters::add(&self.shared.counters().bytes_sent, bytes.len() as u64);
+                    continue;
                 }
+                Next::Batch => {}
+                Next::Closed => return Ended::QueueClosed,
+                Next::Lent => {
+                    tokio::select! {
+                        // A sender took the socket back (a partial or failed
+                        // write); what it left is written first, next turn.
+                        () = self.direct.wake.notified() => {}
+                        received = self.queue.recv_many(&mut self.batch, batch_len_max) => {
+                            if received == 0 {
+                                return Ended::QueueClosed;
+                            }
+                        }
+                        // The acceptor never writes after its handshake: any read
+                        // result means the connection is gone or misbehaving.
+                        _ = reader.read(&mut probe) => return Ended::Broken,
+                    }
+                    continue;
+                }
+            }
+            while self.batch.len() < batch_len_max {
+                let Ok(envelope) = self.queue.try_recv() else { break };
+                self.batch.push(envelope);
             }
             self.buffer.clear();
             let mut encoded = 0;
@@ -178,7 +349,7 @@ impl LinkTask {
             if self.buffer.is_empty() {
                 continue;
             }
-            if let Err(error) = writer.write_all(&self.buffer).await {
+            if let Err(error) = write_all(&socket, &self.buffer).await {
                 Counters::add(&self.shared.counters().dropped_write_failed, encoded as u64);
                 tracing::debug!(peer = %self.peer, %error, "write failed");
                 return Ended::Broken;
@@ -189,6 +360,21 @@ impl LinkTask {
             }
         }
     }
+}
+
+/// Writes all of `bytes` to a socket shared with direct writers (who write
+/// only while it is lent, so never during this).
+async fn write_all(socket: &OwnedWriteHalf, mut bytes: &[u8]) -> std::io::Result<()> {
+    while !bytes.is_empty() {
+        socket.writable().await?;
+        match socket.try_write(bytes) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => bytes = &bytes[n..],
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
 }
 
 /// Dials, after a connection breaks, to learn whether the peer is down.

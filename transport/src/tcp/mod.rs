@@ -97,13 +97,15 @@ struct Shared {
     local_addr: SocketAddr,
     router: Router,
     addresses: DashMap<NodeId, SocketAddr>,
-    links: DashMap<NodeId, mpsc::Sender<Envelope>>,
+    links: DashMap<NodeId, Arc<link::Link>>,
     /// Per peer: woken when that peer connects to us, so an outbound link
     /// waiting out its reconnect backoff dials at once. A restarted peer is
     /// reachable again as soon as it says so, not up to `backoff_max` later.
     redial: DashMap<NodeId, Arc<Notify>>,
     arbiter: ArbiterHandle,
     shutdown: AtomicBool,
+    /// The codec of direct writes (see [`link::Direct`]).
+    codec: FrameCodec,
 }
 
 impl Shared {
@@ -137,6 +139,7 @@ impl TcpTransport {
     pub async fn bind(config: TcpConfig) -> io::Result<TcpTransport> {
         let listener = TcpListener::bind(config.listen).await?;
         let local_addr = listener.local_addr()?;
+        let codec = FrameCodec::new(config.frame_size_max);
         let shared = Arc::new(Shared {
             config,
             local_addr,
@@ -146,6 +149,7 @@ impl TcpTransport {
             redial: DashMap::new(),
             arbiter: actix_rt::Arbiter::current(),
             shutdown: AtomicBool::new(false),
+            codec,
         });
         inbound::spawn_listener(listener, shared.clone());
         Ok(TcpTransport { shared })
@@ -177,23 +181,25 @@ impl TcpTransport {
         self.shared.links.clear();
     }
 
-    fn link(&self, peer: NodeId) -> Result<mpsc::Sender<Envelope>, SendError> {
-        if let Some(queue) = self.shared.links.get(&peer) {
-            if !queue.is_closed() {
-                return Ok(queue.clone());
+    fn link(&self, peer: NodeId) -> Result<Arc<link::Link>, SendError> {
+        if let Some(link) = self.shared.links.get(&peer) {
+            if !link.queue.is_closed() {
+                return Ok(link.clone());
             }
         }
         if !self.shared.addresses.contains_key(&peer) {
             return Err(SendError::UnknownPeer(peer));
         }
         let (queue, receiver) = mpsc::channel(self.shared.config.peer_queue_len_max.max(1));
+        let direct = Arc::new(link::Direct::default());
+        let link = Arc::new(link::Link { queue, direct: direct.clone() });
         let shared = self.shared.clone();
         let redial = self.shared.redial(peer);
         link::OutboundLink::start_in_arbiter(&self.shared.arbiter, move |_| {
-            link::OutboundLink::new(shared, peer, receiver, redial)
+            link::OutboundLink::new(shared, peer, receiver, direct, redial)
         });
-        self.shared.links.insert(peer, queue.clone());
-        Ok(queue)
+        self.shared.links.insert(peer, link.clone());
+        Ok(link)
     }
 }
 
@@ -212,8 +218,8 @@ impl Transport for TcpTransport {
             self.shared.router.deliver(envelope);
             return Ok(());
         }
-        let queue = self.link(to)?;
-        match queue.try_send(envelope) {
+        let link = self.link(to)?;
+        match link.send(envelope, &self.shared.codec, self.shared.counters()) {
             Ok(()) => {
                 Counters::add(&self.shared.counters().sent, 1);
                 Ok(())
@@ -225,8 +231,8 @@ impl Transport for TcpTransport {
             Err(mpsc::error::TrySendError::Closed(envelope)) => {
                 // The link ended (peer removed, or shutdown raced): one fresh try.
                 self.shared.links.remove(&to);
-                let queue = self.link(to)?;
-                queue.try_send(envelope).map_err(|_| {
+                let link = self.link(to)?;
+                link.send(envelope, &self.shared.codec, self.shared.counters()).map_err(|_| {
                     Counters::add(&self.shared.counters().dropped_queue_full, 1);
                     SendError::QueueFull(to)
                 })?;
