@@ -472,3 +472,55 @@ async fn a_leader_whose_write_is_stuck_falls_silent_and_is_replaced() {
     assert!(term > before.term, "node {successor} leads term {term}, after {}", before.term);
     cluster.gate.open();
 }
+
+/// A leader with `leader_inline_entries_max` writes a lone proposal on its
+/// own thread, batches with other proposals in flight on the persistence
+/// thread, and, after a slow write, the next batch there too.
+#[actix::test]
+async fn a_leader_writes_a_lone_proposal_inline_and_busy_or_slow_batches_off_the_loop() {
+    let network = MemoryNetwork::new();
+    let (gate, counts) = (Gate::default(), GateCounts::default());
+    let membership = Membership::with_voters([1, 2, 3].map(NodeId));
+    let slow = Arc::new(AtomicBool::new(false));
+    let seen: BTreeMap<NodeId, common::WritesSeen> =
+        (1..=3).map(|i| (NodeId(i), Default::default())).collect();
+    let nodes: BTreeMap<NodeId, _> = (1..=3)
+        .map(|i| {
+            let id = NodeId(i);
+            let transport: Arc<dyn Transport> = Arc::new(network.join(id));
+            let store =
+                GatedStore::new(membership.clone(), &gate, &counts).recording(&seen[&id]).slowing_once(&slow);
+            let config = ActorConfig { leader_inline_entries_max: 1, ..ActorConfig::new(GroupId(1)) };
+            (id, actix::Actor::start(RaftActor::new(config, transport, store, Sum::default()).unwrap()))
+        })
+        .collect();
+    let leader = leader_of(&nodes).await;
+    let writes = &seen[&leader];
+    let take = || std::mem::take(&mut *writes.lock().unwrap());
+    // Lone proposals, one at a time: written inline.
+    take();
+    for v in 1..=5 {
+        nodes[&leader].send(command(v)).await.unwrap().unwrap().await.unwrap();
+    }
+    let lone = take();
+    assert_eq!(lone.iter().filter(|w| w.entries > 0).count(), 5, "{lone:?}");
+    assert!(lone.iter().all(|w| !w.on_persist_thread), "{lone:?}");
+    // Fifty at once: while others are in flight, batches leave the loop.
+    let mut waiting = Vec::new();
+    for v in 0..50 {
+        waiting.push(nodes[&leader].send(command(v)).await.unwrap().unwrap());
+    }
+    for applied in waiting {
+        applied.await.unwrap();
+    }
+    let busy = take();
+    assert!(busy.iter().any(|w| w.on_persist_thread && w.entries > 0), "{busy:?}");
+    // A slow inline write sends the next batch to the persistence thread;
+    // once that one is fast, the one after is inline again.
+    slow.store(true, Ordering::SeqCst);
+    for v in 1..=3 {
+        nodes[&leader].send(command(v)).await.unwrap().unwrap().await.unwrap();
+    }
+    let threads: Vec<bool> = take().iter().filter(|w| w.entries > 0).map(|w| w.on_persist_thread).collect();
+    assert_eq!(threads, [false, true, false]);
+}

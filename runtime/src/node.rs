@@ -211,8 +211,9 @@ struct NodeInner {
 /// The Raft actor settings for a group with the given timing.
 ///
 /// Every group's actor shares the node's thread, so followers write inline
-/// ([`ActorConfig::follower_writes_inline`]) only when the node runs one
-/// group: a follower's `fsync` would otherwise hold up another group's leader.
+/// ([`ActorConfig::follower_writes_inline`]), and leaders a lone proposal
+/// ([`ActorConfig::leader_inline_entries_max`]), only when the node
+/// runs one group: an `fsync` would otherwise hold up another group's leader.
 fn actor_config(group: GroupId, timing: &RaftTiming) -> ActorConfig {
     let mut config = ActorConfig::new(group).with_timeouts_ms(
         timing.election_timeout_min_ms,
@@ -307,6 +308,7 @@ impl BoundNode {
             bootstrap_store(&mut store, Membership::with_voters(members)).map_err(storage_error)?;
             let mut actor_config = actor_config(id, &config.raft);
             actor_config.follower_writes_inline = one_group_here;
+            actor_config.leader_inline_entries_max = usize::from(one_group_here);
             actor_config.name = name.clone();
             let actor = RaftActor::new(actor_config, shared.clone(), store, ConcordMachine::default())
                 .map_err(|e| NodeError::Raft { group: name.clone(), message: e.to_string() })?;

@@ -656,7 +656,24 @@ pub struct GatedStore {
     stages: bool,
     /// What the stager wrote: a memory store has no file to put it in.
     staged: std::sync::Arc<std::sync::Mutex<Option<Snapshot>>>,
+    writes_seen: Option<WritesSeen>,
+    slow_once: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
+
+/// One log write as a [`GatedStore`] saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WriteSeen {
+    /// Written on the actor's persistence thread (else on the actor's own).
+    pub on_persist_thread: bool,
+    /// Entries in the batch.
+    pub entries: usize,
+}
+
+/// The log writes a [`GatedStore`] saw, in order.
+pub type WritesSeen = std::sync::Arc<std::sync::Mutex<Vec<WriteSeen>>>;
+
+/// How long a write takes when [`GatedStore::slowing_once`] asks.
+pub const SLOW_WRITE: std::time::Duration = std::time::Duration::from_millis(20);
 
 impl GatedStore {
     /// A store bootstrapped with `voters` that holds nothing yet.
@@ -669,7 +686,21 @@ impl GatedStore {
             saves_gated: false,
             stages: false,
             staged: Default::default(),
+            writes_seen: None,
+            slow_once: None,
         }
+    }
+
+    /// Records each log write in `seen`.
+    pub fn recording(mut self, seen: &WritesSeen) -> GatedStore {
+        self.writes_seen = Some(seen.clone());
+        self
+    }
+
+    /// The next log write after `slow` is set clears it and takes [`SLOW_WRITE`].
+    pub fn slowing_once(mut self, slow: &std::sync::Arc<std::sync::atomic::AtomicBool>) -> GatedStore {
+        self.slow_once = Some(slow.clone());
+        self
     }
 
     /// Log writes wait at the gate while `armed` is set.
@@ -696,6 +727,14 @@ impl LogStore for GatedStore {
         if self.writes_armed.as_ref().is_some_and(|a| a.load(std::sync::atomic::Ordering::SeqCst)) {
             GateCounts::bump(&self.counts.writes_held);
             self.gate.wait();
+        }
+        if self.slow_once.as_ref().is_some_and(|s| s.swap(false, std::sync::atomic::Ordering::SeqCst)) {
+            std::thread::sleep(SLOW_WRITE);
+        }
+        if let Some(seen) = &self.writes_seen {
+            let on_persist_thread =
+                std::thread::current().name().is_some_and(|name| name.starts_with("raft-persist"));
+            seen.lock().unwrap().push(WriteSeen { on_persist_thread, entries: batch.entries.len() });
         }
         self.store.write(batch)
     }
