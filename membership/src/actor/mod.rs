@@ -264,7 +264,7 @@ impl QuorumManager {
 
     /// Logs a report and hands it to every subscriber.
     fn notify(&mut self, notice: Notice) {
-        tracing::info!(group = %self.config.group_name, ?notice, "quorum manager notice");
+        tracing::info!(group = %self.config.group_name, "quorum manager: {notice}");
         self.subscribers.retain(|subscriber| match subscriber.try_send(notice.clone()) {
             Ok(()) => true,
             Err(SendError::Full(_)) => {
