@@ -180,7 +180,7 @@ enum Ended {
     Broken,
 }
 
-/// What an idle connected link does next.
+/// What a connected link writes next, or that it waits.
 enum Next {
     /// Write these bytes, left by a direct write, first.
     Pending(BytesMut),
