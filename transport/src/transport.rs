@@ -96,6 +96,9 @@ pub struct TransportStats {
     pub connections_rejected: u64,
     /// Outbound connections established (the first one and every reconnect).
     pub connections_established: u64,
+    /// Connections a peer opened to us that our link to it writes on
+    /// instead of dialing its own (one socket carries both directions).
+    pub connections_adopted: u64,
     /// Outbound dials that failed (refused, timed out, or a bad handshake);
     /// each is followed by a backoff.
     pub connections_failed: u64,
@@ -115,6 +118,7 @@ pub(crate) struct Counters {
     pub connections_accepted: AtomicU64,
     pub connections_rejected: AtomicU64,
     pub connections_established: AtomicU64,
+    pub connections_adopted: AtomicU64,
     pub connections_failed: AtomicU64,
 }
 
@@ -137,6 +141,7 @@ impl Counters {
             connections_accepted: get(&self.connections_accepted),
             connections_rejected: get(&self.connections_rejected),
             connections_established: get(&self.connections_established),
+            connections_adopted: get(&self.connections_adopted),
             connections_failed: get(&self.connections_failed),
         }
     }

@@ -63,6 +63,99 @@ async fn hundred_thousand_messages_arrive_in_order_with_none_lost() {
     assert_eq!(b.stats().delivered, COUNT);
 }
 
+/// Two nodes that both talk share one connection: the second to send
+/// writes on the connection the first opened, and each side's messages
+/// arrive in order.
+#[actix::test]
+async fn a_peer_answers_on_the_connection_it_was_dialed_on() {
+    let (a, inbox_a) = node(1).await;
+    let (b, inbox_b) = node(2).await;
+    a.add_peer(NodeId(2), b.local_addr());
+    b.add_peer(NodeId(1), a.local_addr());
+    send_all(&a, (0..100).map(|seq| numbered(1, 2, seq, 40))).await;
+    eventually(DEADLINE, "a's messages", || {
+        let inbox = inbox_b.clone();
+        async move { inbox.send(Count).await.unwrap() >= 100 }
+    })
+    .await;
+    send_all(&b, (0..100).map(|seq| numbered(2, 1, seq, 40))).await;
+    eventually(DEADLINE, "b's messages", || {
+        let inbox = inbox_a.clone();
+        async move { inbox.send(Count).await.unwrap() >= 100 }
+    })
+    .await;
+    for inbox in [&inbox_a, &inbox_b] {
+        let seqs: Vec<u64> = inbox.send(Take).await.unwrap().iter().map(seq_of).collect();
+        assert_eq!(seqs, (0..100).collect::<Vec<_>>());
+    }
+    let (a, b) = (a.stats(), b.stats());
+    assert_eq!((a.connections_established, a.connections_adopted), (1, 0));
+    assert_eq!((b.connections_established, b.connections_adopted), (0, 1), "b dials nothing");
+    assert_eq!(a.connections_accepted + b.connections_accepted, 1);
+}
+
+/// Two nodes that dial each other at the same moment end on one
+/// connection, the lower id's: the higher id leaves its own once idle.
+/// Nothing is lost or reordered on the way.
+#[actix::test]
+async fn nodes_that_dial_each_other_at_once_keep_the_lower_ids_connection() {
+    const ROUNDS: u64 = 200;
+    let (a, inbox_a) = node(1).await;
+    let (b, inbox_b) = node(2).await;
+    a.add_peer(NodeId(2), b.local_addr());
+    b.add_peer(NodeId(1), a.local_addr());
+    // Both links start in the same turn: each dials before it hears the other.
+    a.send(numbered(1, 2, 0, 40)).unwrap();
+    b.send(numbered(2, 1, 0, 40)).unwrap();
+    for seq in 1..ROUNDS {
+        send_all(&a, [numbered(1, 2, seq, 40)]).await;
+        send_all(&b, [numbered(2, 1, seq, 40)]).await;
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    for inbox in [&inbox_a, &inbox_b] {
+        eventually(DEADLINE, "every message", || {
+            let inbox = inbox.clone();
+            async move { inbox.send(Count).await.unwrap() as u64 >= ROUNDS }
+        })
+        .await;
+        let seqs: Vec<u64> = inbox.send(Take).await.unwrap().iter().map(seq_of).collect();
+        assert_eq!(seqs, (0..ROUNDS).collect::<Vec<_>>());
+    }
+    let (a, b) = (a.stats(), b.stats());
+    assert_eq!((a.connections_established, a.connections_adopted), (1, 0), "a keeps its own");
+    assert_eq!((b.connections_established, b.connections_adopted), (1, 1), "b moved to a's");
+    assert_eq!(a.dropped_write_failed + b.dropped_write_failed, 0);
+}
+
+/// A node that dialed reads what the peer sends back on that connection,
+/// with the checks of an accepted one: a message in the peer's name is
+/// delivered; one in another's name closes the connection, and the link
+/// dials again.
+#[actix::test]
+async fn the_dialer_checks_what_the_peer_sends_back() {
+    let (a, inbox) = node(1).await;
+    let listener = tokio::net::TcpListener::bind(loopback()).await.unwrap();
+    a.add_peer(NodeId(2), listener.local_addr().unwrap());
+    a.send(numbered(1, 2, 1, 0)).unwrap();
+    let mut played = accept_as_node_2(&listener).await;
+    played.write_all(&frame(&Frame::Message(numbered(2, 1, 7, 0)))).await.unwrap();
+    eventually(DEADLINE, "node 2's message", || {
+        let inbox = inbox.clone();
+        async move { inbox.send(Count).await.unwrap() >= 1 }
+    })
+    .await;
+    // Node 2 now speaks for node 3 on the connection authenticated as 2.
+    played.write_all(&frame(&Frame::Message(numbered(3, 1, 8, 0)))).await.unwrap();
+    let mut rest = Vec::new();
+    let closed = tokio::time::timeout(DEADLINE, played.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "node 1 closes the connection");
+    assert_eq!(a.stats().connections_rejected, 1);
+    let seqs: Vec<u64> = inbox.send(Take).await.unwrap().iter().map(seq_of).collect();
+    assert_eq!(seqs, vec![7], "the spoofed message is not delivered");
+    a.send(numbered(1, 2, 2, 0)).unwrap();
+    let _again = tokio::time::timeout(DEADLINE, accept_as_node_2(&listener)).await.expect("a dials again");
+}
+
 /// An idle link lends its socket to the sender, who writes at once; a
 /// frame larger than the socket takes at once leaves its rest to the
 /// link, and what is sent after it still arrives after it.
@@ -256,7 +349,8 @@ async fn a_peer_that_connects_to_us_cuts_our_backoff_short() {
         .await;
 
     // Node 2 comes up on that address and says hello: a's link, asleep for
-    // at least BACKOFF / 2, must wake and deliver the queued envelope.
+    // at least BACKOFF / 2, must wake and deliver the queued envelope, on
+    // the connection node 2 opened.
     let b = TcpTransport::bind(TcpConfig::new(CLUSTER, NodeId(2), address)).await.unwrap();
     let inbox = Collector::spawn();
     b.register(CHANNEL, inbox.clone().recipient());
@@ -267,7 +361,7 @@ async fn a_peer_that_connects_to_us_cuts_our_backoff_short() {
         async move { inbox.send(Count).await.unwrap() >= 1 }
     })
     .await;
-    assert_eq!(a.stats().connections_established, 1);
+    assert_eq!((a.stats().connections_adopted, a.stats().connections_established), (1, 0));
 }
 
 /// What a misbehaving client sends.

@@ -3,6 +3,12 @@
 //! reconnects with exponential backoff and jitter when the connection breaks.
 //! The backoff is cut short when the peer connects to us (it is back).
 //!
+//! Connecting: the link first takes the connection the peer opened to us,
+//! if there is one (see [`super::Offer`]), and dials only otherwise; a
+//! connection it dials is read by a [`Connection`] actor, as accepted ones
+//! are. The link writes; the reader tells it (`closed`) when the connection
+//! is gone, and the link tells the reader when it is done writing.
+//!
 //! Finding a peer down: when a connection breaks, the link dials again at
 //! once, even with nothing to send (up to `DOWN_PROBES_MAX` dials,
 //! `DOWN_PROBE_INTERVAL` apart: a dying process can still reset a connection
@@ -23,6 +29,7 @@
 //! about 100 to 86 µs and 64 clients from 26,900 to 28,600 puts/s (means
 //! in three alternating runs each).
 
+use super::inbound::Connection;
 use super::{dial, Shared};
 use crate::codec::{Frame, FrameCodec};
 use crate::envelope::Envelope;
@@ -35,9 +42,9 @@ use rand::Rng;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::AsyncReadExt;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::{mpsc, Notify};
+use tokio_util::sync::CancellationToken;
 
 /// What [`super::TcpTransport::send`] holds of one outbound link: the queue
 /// the link's task drains and, while that task has nothing left to write,
@@ -178,6 +185,9 @@ enum Ended {
     QueueClosed,
     /// The socket broke; reconnect.
     Broken,
+    /// Both nodes dialed each other: this node, the higher id, leaves its own
+    /// connection (idle, everything written) for the one the peer opened.
+    Switch,
 }
 
 /// What a connected link writes next, or that it waits.
@@ -188,6 +198,9 @@ enum Next {
     Batch,
     /// The socket is lent; wait.
     Lent,
+    /// Nothing to write, and the peer offers the connection it opened: move
+    /// to it (see [`Ended::Switch`]).
+    Switch,
     /// The queue's sender is gone.
     Closed,
 }
@@ -209,23 +222,39 @@ impl LinkTask {
             if self.shared.shutdown.load(Ordering::Relaxed) {
                 return;
             }
+            if let Some(offer) = self.shared.take_offer(self.peer) {
+                backoff = config.backoff_initial;
+                Counters::add(&self.shared.counters().connections_adopted, 1);
+                tracing::debug!(peer = %self.peer, "writing on the connection the peer opened");
+                match self.session(offer.socket, offer.closed, false).await {
+                    Ended::QueueClosed => return,
+                    Ended::Broken => probes_left = DOWN_PROBES_MAX,
+                    Ended::Switch => {}
+                }
+                continue;
+            }
             let Some(address) = self.shared.addresses.get(&self.peer).map(|a| *a) else {
                 return;
             };
             match dial(&config, address, Some(self.peer)).await {
-                Ok((stream, _)) => {
+                Ok((dialed, _)) => {
                     backoff = config.backoff_initial;
                     Counters::add(&self.shared.counters().connections_established, 1);
                     tracing::debug!(peer = %self.peer, %address, "connected");
-                    let (reader, writer) = stream.into_split();
-                    let ended = self.connected(reader, Arc::new(writer)).await;
-                    self.take_back();
-                    match ended {
+                    let closed = CancellationToken::new();
+                    Connection::start_dialed(
+                        self.shared.clone(),
+                        address,
+                        self.peer,
+                        dialed.frames,
+                        closed.clone(),
+                    );
+                    // Of two connections dialed at once, the lower id's stays.
+                    let yields = self.peer < self.shared.config.node;
+                    match self.session(Arc::new(dialed.writer), closed, yields).await {
                         Ended::QueueClosed => return,
-                        Ended::Broken => {
-                            tracing::debug!(peer = %self.peer, "connection broke; reconnecting");
-                            probes_left = DOWN_PROBES_MAX;
-                        }
+                        Ended::Broken => probes_left = DOWN_PROBES_MAX,
+                        Ended::Switch => {}
                     }
                 }
                 Err(error) => {
@@ -255,6 +284,27 @@ impl LinkTask {
         }
     }
 
+    /// Writes on one connection until it ends, then closes our side of it
+    /// (which stops its reader) and takes the socket back from the senders.
+    /// With `yields`, the session ends (`Switch`) once idle when the peer
+    /// offers the connection it opened.
+    async fn session(
+        &mut self,
+        socket: Arc<OwnedWriteHalf>,
+        closed: CancellationToken,
+        yields: bool,
+    ) -> Ended {
+        let ended = self.connected(socket, &closed, yields).await;
+        closed.cancel();
+        self.take_back();
+        match ended {
+            Ended::Broken => tracing::debug!(peer = %self.peer, "connection broke; reconnecting"),
+            Ended::Switch => tracing::debug!(peer = %self.peer, "leaving our connection for the peer's"),
+            Ended::QueueClosed => {}
+        }
+        ended
+    }
+
     /// Takes the socket back from the senders. Bytes a direct write left
     /// are dropped with it: the connection they belonged to is gone.
     fn take_back(&self) {
@@ -268,8 +318,9 @@ impl LinkTask {
 
     /// Takes the socket back from the senders and says what to write next:
     /// the bytes a direct write left, else the batch, else what is queued;
-    /// with nothing to write, lends the socket (all under the senders' lock).
-    fn next(&mut self, socket: &Arc<OwnedWriteHalf>) -> Next {
+    /// with nothing to write, lends the socket (all under the senders' lock),
+    /// or, if it `yields` and the peer offers its connection, switches.
+    fn next(&mut self, socket: &Arc<OwnedWriteHalf>, yields: bool) -> Next {
         let mut state = self.direct.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         state.lent = None;
         if !state.pending.is_empty() {
@@ -283,6 +334,9 @@ impl LinkTask {
                 self.batch.push(envelope);
                 Next::Batch
             }
+            Err(mpsc::error::TryRecvError::Empty) if yields && self.shared.has_offer(self.peer) => {
+                Next::Switch
+            }
             Err(mpsc::error::TryRecvError::Empty) => {
                 state.lent = Some(socket.clone());
                 Next::Lent
@@ -294,12 +348,19 @@ impl LinkTask {
     /// Writes batches until the queue closes or the socket breaks; lends the
     /// socket to the senders while idle. Envelopes of a batch whose write
     /// fails are lost and counted.
-    async fn connected(&mut self, mut reader: OwnedReadHalf, socket: Arc<OwnedWriteHalf>) -> Ended {
+    async fn connected(
+        &mut self,
+        socket: Arc<OwnedWriteHalf>,
+        closed: &CancellationToken,
+        yields: bool,
+    ) -> Ended {
         let batch_len_max = self.shared.config.write_batch_len_max;
         let batch_bytes_max = self.shared.config.write_batch_bytes_max;
-        let mut probe = [0u8; 1];
         loop {
-            match self.next(&socket) {
+            if closed.is_cancelled() {
+                return Ended::Broken;
+            }
+            match self.next(&socket, yields) {
                 Next::Pending(bytes) => {
                     if let Err(error) = write_all(&socket, &bytes).await {
                         Counters::add(&self.shared.counters().dropped_write_failed, 1);
@@ -311,6 +372,7 @@ impl LinkTask {
                 }
                 Next::Batch => {}
                 Next::Closed => return Ended::QueueClosed,
+                Next::Switch => return Ended::Switch,
                 Next::Lent => {
                     tokio::select! {
                         // A sender took the socket back (a partial or failed
@@ -321,9 +383,10 @@ impl LinkTask {
                                 return Ended::QueueClosed;
                             }
                         }
-                        // The acceptor never writes after its handshake: any read
-                        // result means the connection is gone or misbehaving.
-                        _ = reader.read(&mut probe) => return Ended::Broken,
+                        // The reader found the connection gone (or misbehaving).
+                        () = closed.cancelled() => return Ended::Broken,
+                        // The peer offered its connection (checked next turn).
+                        () = self.redial.notified(), if yields => {}
                     }
                     continue;
                 }
@@ -364,7 +427,7 @@ impl LinkTask {
 
 /// Writes all of `bytes` to a socket shared with direct writers (who write
 /// only while it is lent, so never during this).
-async fn write_all(socket: &OwnedWriteHalf, mut bytes: &[u8]) -> std::io::Result<()> {
+pub(super) async fn write_all(socket: &OwnedWriteHalf, mut bytes: &[u8]) -> std::io::Result<()> {
     while !bytes.is_empty() {
         socket.writable().await?;
         match socket.try_write(bytes) {
