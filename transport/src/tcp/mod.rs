@@ -1,11 +1,11 @@
 //! The TCP transport.
 //!
 //! Each node listens on one address and keeps, for each peer it sends to, one
-//! link that carries every protocol and group (see [`link`]). A connection
+//! link that carries every protocol and group (see the `link` module). A connection
 //! carries both directions: a link that needs one first takes the
 //! connection that peer opened to us, if there is one, and dials only
-//! otherwise (see [`Offer`]); the reading side of every connection, dialed
-//! or accepted, is one actor (see [`inbound`]). So two nodes that both talk
+//! otherwise (see `Offer`); the reading side of every connection, dialed
+//! or accepted, is one actor (see the `inbound` module). So two nodes that both talk
 //! share one socket, and each side's TCP acknowledgements ride on its own
 //! messages instead of leaving as segments of their own. When both nodes
 //! dial each other at the same moment, the higher id leaves its connection
