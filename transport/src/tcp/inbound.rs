@@ -55,6 +55,7 @@ pub(super) fn spawn_listener(listener: TcpListener, shared: Arc<Shared>) {
             Connection::start(
                 shared.clone(),
                 address,
+                None,
                 frames,
                 Side::Accepted(accepted),
                 CancellationToken::new(),
@@ -67,8 +68,8 @@ pub(super) fn spawn_listener(listener: TcpListener, shared: Arc<Shared>) {
 enum Side {
     /// The peer dialed us.
     Accepted(Accepted),
-    /// We dialed this peer (handshakes done).
-    Dialed(NodeId),
+    /// We dialed the peer (handshakes done).
+    Dialed,
 }
 
 /// What an accepted connection keeps besides its reader.
@@ -103,20 +104,19 @@ impl Connection {
         frames: FramedRead<OwnedReadHalf, FrameCodec>,
         closed: CancellationToken,
     ) {
-        Connection::start(shared, address, frames, Side::Dialed(peer), closed);
+        Connection::start(shared, address, Some(peer), frames, Side::Dialed, closed);
     }
 
+    /// `peer` is known for a dialed connection, `None` for an accepted one
+    /// until its handshake arrives.
     fn start(
         shared: Arc<Shared>,
         address: SocketAddr,
+        peer: Option<NodeId>,
         frames: FramedRead<OwnedReadHalf, FrameCodec>,
         side: Side,
         closed: CancellationToken,
     ) {
-        let peer = match &side {
-            Side::Dialed(peer) => Some(*peer),
-            Side::Accepted(_) => None,
-        };
         Connection::create(move |ctx| {
             ctx.add_stream(frames);
             Connection { shared, address, peer, side, closed }

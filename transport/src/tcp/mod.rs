@@ -30,6 +30,7 @@ use crate::ids::{ClusterId, NodeId};
 use crate::transport::{Counters, Inbound, PeerDown, Router, Transport, TransportStats};
 use actix::{Actor, Recipient};
 use actix_rt::ArbiterHandle;
+use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 use futures_util::StreamExt;
 use std::io;
@@ -159,20 +160,16 @@ impl Shared {
             return None;
         }
         let id = self.next_offer.fetch_add(1, Ordering::Relaxed);
-        let mut recorded = false;
-        self.offers
-            .entry(peer)
-            .and_modify(|offer| {
-                if offer.closed.is_cancelled() {
-                    *offer = Offer { id, socket: socket.clone(), closed: closed.clone() };
-                    recorded = true;
-                }
-            })
-            .or_insert_with(|| {
-                recorded = true;
-                Offer { id, socket, closed }
-            });
-        recorded.then_some(id)
+        match self.offers.entry(peer) {
+            Entry::Occupied(offered) if !offered.get().closed.is_cancelled() => return None,
+            Entry::Occupied(mut offered) => {
+                offered.insert(Offer { id, socket, closed });
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(Offer { id, socket, closed });
+            }
+        }
+        Some(id)
     }
 
     /// Takes the live connection `peer` offered, if any.
