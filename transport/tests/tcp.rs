@@ -42,6 +42,18 @@ async fn send_all(transport: &TcpTransport, envelopes: impl IntoIterator<Item = 
     }
 }
 
+/// Waits until `inbox` holds at least `count` messages, then asserts that
+/// it holds exactly those numbered `0..count`, in order (`what` names them).
+async fn arrive_in_order(inbox: &Addr<Collector>, count: u64, what: &str) {
+    eventually(DEADLINE, what, || {
+        let inbox = inbox.clone();
+        async move { inbox.send(Count).await.unwrap() as u64 >= count }
+    })
+    .await;
+    let seqs: Vec<u64> = inbox.send(Take).await.unwrap().iter().map(seq_of).collect();
+    assert_eq!(seqs, (0..count).collect::<Vec<_>>(), "{what}");
+}
+
 #[actix::test]
 async fn hundred_thousand_messages_arrive_in_order_with_none_lost() {
     const COUNT: u64 = 100_000;
@@ -49,14 +61,7 @@ async fn hundred_thousand_messages_arrive_in_order_with_none_lost() {
     let (b, inbox) = node(2).await;
     a.add_peer(NodeId(2), b.local_addr());
     send_all(&a, (0..COUNT).map(|seq| numbered(1, 2, seq, 92))).await;
-    eventually(DEADLINE, "100,000 messages", || {
-        let inbox = inbox.clone();
-        async move { inbox.send(Count).await.unwrap() as u64 >= COUNT }
-    })
-    .await;
-    let received = inbox.send(Take).await.unwrap();
-    let seqs: Vec<u64> = received.iter().map(seq_of).collect();
-    assert_eq!(seqs, (0..COUNT).collect::<Vec<_>>());
+    arrive_in_order(&inbox, COUNT, "100,000 messages").await;
     let stats = a.stats();
     assert_eq!(stats.dropped_write_failed, 0);
     assert_eq!(stats.connections_established, 1, "one connection carries everything");
@@ -73,21 +78,9 @@ async fn a_peer_answers_on_the_connection_it_was_dialed_on() {
     a.add_peer(NodeId(2), b.local_addr());
     b.add_peer(NodeId(1), a.local_addr());
     send_all(&a, (0..100).map(|seq| numbered(1, 2, seq, 40))).await;
-    eventually(DEADLINE, "a's messages", || {
-        let inbox = inbox_b.clone();
-        async move { inbox.send(Count).await.unwrap() >= 100 }
-    })
-    .await;
+    arrive_in_order(&inbox_b, 100, "a's messages").await;
     send_all(&b, (0..100).map(|seq| numbered(2, 1, seq, 40))).await;
-    eventually(DEADLINE, "b's messages", || {
-        let inbox = inbox_a.clone();
-        async move { inbox.send(Count).await.unwrap() >= 100 }
-    })
-    .await;
-    for inbox in [&inbox_a, &inbox_b] {
-        let seqs: Vec<u64> = inbox.send(Take).await.unwrap().iter().map(seq_of).collect();
-        assert_eq!(seqs, (0..100).collect::<Vec<_>>());
-    }
+    arrive_in_order(&inbox_a, 100, "b's messages").await;
     let (a, b) = (a.stats(), b.stats());
     assert_eq!((a.connections_established, a.connections_adopted), (1, 0));
     assert_eq!((b.connections_established, b.connections_adopted), (0, 1), "b dials nothing");
@@ -112,15 +105,8 @@ async fn nodes_that_dial_each_other_at_once_keep_the_lower_ids_connection() {
         send_all(&b, [numbered(2, 1, seq, 40)]).await;
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    for inbox in [&inbox_a, &inbox_b] {
-        eventually(DEADLINE, "every message", || {
-            let inbox = inbox.clone();
-            async move { inbox.send(Count).await.unwrap() as u64 >= ROUNDS }
-        })
-        .await;
-        let seqs: Vec<u64> = inbox.send(Take).await.unwrap().iter().map(seq_of).collect();
-        assert_eq!(seqs, (0..ROUNDS).collect::<Vec<_>>());
-    }
+    arrive_in_order(&inbox_a, ROUNDS, "b's messages").await;
+    arrive_in_order(&inbox_b, ROUNDS, "a's messages").await;
     let (a, b) = (a.stats(), b.stats());
     assert_eq!((a.connections_established, a.connections_adopted), (1, 0), "a keeps its own");
     assert_eq!((b.connections_established, b.connections_adopted), (1, 1), "b moved to a's");
@@ -442,15 +428,8 @@ async fn rejected_while_good_peer_keeps_talking(bad: Bad) {
     })
     .await;
 
-    for (inbox, who) in [(&inbox_a, "a"), (&inbox_b, "b")] {
-        eventually(DEADLINE, "good traffic delivered", || {
-            let inbox = inbox.clone();
-            async move { inbox.send(Count).await.unwrap() >= 100 }
-        })
-        .await;
-        let seqs: Vec<u64> = inbox.send(Take).await.unwrap().iter().map(seq_of).collect();
-        assert_eq!(seqs, (0..100).collect::<Vec<_>>(), "node {who} got exactly the good traffic");
-    }
+    arrive_in_order(&inbox_a, 100, "node a got exactly the good traffic").await;
+    arrive_in_order(&inbox_b, 100, "node b got exactly the good traffic").await;
 }
 
 #[actix::test]
