@@ -443,10 +443,10 @@ impl Node {
         let started = Instant::now();
         let deadline = started + timeout;
         let retry_is_safe = client.is_some() || command.is_idempotent();
-        let RemoteRoute { mut leader, mut turn } = self.remote_start(&route, &local);
+        let RemoteRoute { mut leader, mut turn } = self.remote_start(route, local);
         let mut last = String::from("no attempt");
         while Instant::now() < deadline && !self.is_stopped() {
-            let via = match (leader, &local) {
+            let via = match (leader, local) {
                 (Some(to), _) if to != self.id() => Via::Peer(to),
                 (_, Some(local)) => Via::Local(local),
                 (_, None) => Via::Peer(route.next_member(&mut turn)),
@@ -459,11 +459,11 @@ impl Node {
                 }
             };
             if local.is_none() {
-                self.learn_route(&route, via, &outcome);
+                self.learn_route(route, via, &outcome);
             }
             match Self::settle(outcome, retry_is_safe, &mut leader, &mut last).await {
                 Some(Ok((index, response))) => {
-                    if let Some(local) = &local {
+                    if let Some(local) = local {
                         local.proposal_latency.record(started.elapsed());
                     }
                     return match decode::<Applied>(&response) {
@@ -526,10 +526,10 @@ impl Node {
         let (route, local) = self.target(group)?;
         let query = encode(query);
         let deadline = Instant::now() + READ_TIMEOUT;
-        let RemoteRoute { mut leader, mut turn } = self.remote_start(&route, &local);
+        let RemoteRoute { mut leader, mut turn } = self.remote_start(route, local);
         let mut last = String::from("no attempt");
         while Instant::now() < deadline && !self.is_stopped() {
-            let via = match (leader, &local) {
+            let via = match (leader, local) {
                 (Some(to), Some(_)) if to != self.id() && kind != ReadKind::Stale => Via::Peer(to),
                 (_, Some(local)) => Via::Local(local),
                 // Not run here: a member's leader answers (a stale read is
@@ -547,7 +547,7 @@ impl Node {
                 }
             };
             if local.is_none() {
-                self.learn_route(&route, via, &outcome);
+                self.learn_route(route, via, &outcome);
             }
             // Reads change nothing: any outcome may be retried.
             match Self::settle(outcome, true, &mut leader, &mut last).await {
@@ -561,7 +561,7 @@ impl Node {
 
     /// Where the first attempt for a group this node does not run goes:
     /// the leader it knows, else the member [`RemoteRoute::turn`] names.
-    fn remote_start(&self, route: &GroupRoute, local: &Option<Group>) -> RemoteRoute {
+    fn remote_start(&self, route: &GroupRoute, local: Option<&Group>) -> RemoteRoute {
         if local.is_some() {
             return RemoteRoute::default();
         }
@@ -576,9 +576,9 @@ impl Node {
     }
 
     /// The route of `group` and, when this node runs it, its local actors.
-    fn target(&self, group: &str) -> Result<(GroupRoute, Option<Group>), ProposeError> {
+    fn target(&self, group: &str) -> Result<(&GroupRoute, Option<&Group>), ProposeError> {
         let route = self.route(group).ok_or_else(|| ProposeError::UnknownGroup(group.to_string()))?;
-        Ok((route.clone(), self.group(group).cloned()))
+        Ok((route, self.group(group)))
     }
 
     /// Hands the leadership of every group this node leads to its most

@@ -83,8 +83,10 @@ impl From<ProposeError> for ApiError {
 
 /// Registers every route of the API on `config`.
 pub fn routes(config: &mut web::ServiceConfig) {
-    raft::routes(config);
+    // Resources are tried in order, and no other resource matches a `/kv`
+    // path: the key-value routes, which every put and get takes, come first.
     kv::routes(config);
+    raft::routes(config);
     tasks::routes(config);
     gossip::routes(config);
     membership::routes(config);
