@@ -53,7 +53,10 @@ pub enum LoadVerb {
         #[arg(long, default_value_t = 256)]
         value_bytes: usize,
         /// How to speak HTTP: `wire` (each request written whole, the answer
-        /// parsed with httparse, as wrk does) or `awc` (actix's HTTP client).
+        /// parsed with httparse; `wire-threads` while there are no more
+        /// clients than CPUs, `wire-loop` beyond), `wire-threads` (a thread
+        /// and a blocking socket per client), `wire-loop` (every client on
+        /// one event loop, as wrk) or `awc` (actix's HTTP client).
         #[arg(long, value_enum, default_value_t = crate::load::LoadClient::Wire)]
         client: crate::load::LoadClient,
     },

@@ -5,10 +5,16 @@
 //! - `concord load puts --endpoints A,B,C --clients N --seconds S --value-bytes 256`:
 //!   N clients, each with its own keep-alive connection to the leader, put in
 //!   a closed loop for S seconds. By default (`--client wire`) each client
-//!   works as wrk does: it writes each request whole in one call and parses
-//!   the answer with `httparse`, so the generator's own cost stays small
-//!   beside what it measures; `--client awc` puts through actix's HTTP client
-//!   instead (about 40 µs more per put on a 2-core VM, most of it CPU).
+//!   writes each request whole in one call and parses the answer with
+//!   `httparse`, so the generator's own cost stays small beside what it
+//!   measures. While there are no more clients than CPUs, each runs on a
+//!   thread of its own with a blocking socket (`wire-threads`, as the floor
+//!   bench's client): an answer then wakes its client directly, not through
+//!   an event loop, about 8 µs less per one-client put on a 2-core VM.
+//!   Beyond that, every client shares one event loop (`wire-loop`, as wrk):
+//!   threads would contend for the CPUs the cluster needs. `--client awc`
+//!   puts through actix's HTTP client instead (about 40 µs more per put,
+//!   most of it CPU).
 //! - `concord load failover --endpoints A,B,C --pids P1,P2,P3 [--signal kill|term]`:
 //!   finds the leader, sends its process SIGKILL (default) or SIGTERM (the
 //!   node then hands leadership over before it stops), and reports the time
@@ -22,12 +28,39 @@ use tokio::net::TcpStream;
 /// How `concord load puts` speaks HTTP.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum LoadClient {
-    /// A prebuilt request written in one call, the answer parsed with
-    /// `httparse` (the way wrk works).
+    /// `wire-threads` while there are no more clients than CPUs, and
+    /// `wire-loop` beyond.
     #[default]
     Wire,
+    /// A prebuilt request written in one call, the answer parsed with
+    /// `httparse`; each client on a thread of its own with a blocking socket
+    /// (as the floor bench's client).
+    WireThreads,
+    /// As `wire-threads`, every client on one event loop (the way wrk works).
+    WireLoop,
     /// actix's HTTP client (`awc`), as `concord ctl` uses.
     Awc,
+}
+
+impl LoadClient {
+    /// Its name on the command line and in the JSON line.
+    fn name(self) -> &'static str {
+        match self {
+            LoadClient::Wire => "wire",
+            LoadClient::WireThreads => "wire-threads",
+            LoadClient::WireLoop => "wire-loop",
+            LoadClient::Awc => "awc",
+        }
+    }
+
+    /// `Wire` resolved for `clients` clients on `cpus` CPUs.
+    fn resolve(self, clients: u64, cpus: u64) -> LoadClient {
+        match self {
+            LoadClient::Wire if clients <= cpus => LoadClient::WireThreads,
+            LoadClient::Wire => LoadClient::WireLoop,
+            other => other,
+        }
+    }
 }
 
 /// The signal `concord load failover` sends to the leader's process.
@@ -59,7 +92,68 @@ pub const ANSWER_BYTES_MAX: usize = 64 * 1024;
 /// Bound on the header lines of one answer read by the wire client.
 pub const ANSWER_HEADERS_MAX: usize = 32;
 
-/// One keep-alive HTTP/1.1 connection of the wire client.
+/// What [`parse_answer`] finds in the bytes of an answer read so far.
+#[derive(Debug, PartialEq, Eq)]
+enum AnswerRead {
+    /// Not whole yet: read more.
+    Partial,
+    /// Whole: its status code, and whether the server closes the connection
+    /// after it.
+    Whole { code: u16, close: bool },
+}
+
+/// Parses the bytes of one answer read so far (bounded by
+/// [`ANSWER_BYTES_MAX`] and [`ANSWER_HEADERS_MAX`]).
+fn parse_answer(answer: &[u8]) -> Result<AnswerRead, String> {
+    let mut headers = [httparse::EMPTY_HEADER; ANSWER_HEADERS_MAX];
+    let mut head = httparse::Response::new(&mut headers);
+    let head_len = match head.parse(answer) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) if answer.len() < ANSWER_BYTES_MAX => return Ok(AnswerRead::Partial),
+        Ok(httparse::Status::Partial) => {
+            return Err(format!("answer head longer than {ANSWER_BYTES_MAX} bytes"))
+        }
+        Err(e) => return Err(format!("malformed answer: {e}")),
+    };
+    let header =
+        |name: &str| head.headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value);
+    let body_len = header("content-length")
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .ok_or("answer without a valid content-length")?;
+    if head_len + body_len > ANSWER_BYTES_MAX {
+        return Err(format!("answer longer than {ANSWER_BYTES_MAX} bytes"));
+    }
+    if answer.len() < head_len + body_len {
+        return Ok(AnswerRead::Partial);
+    }
+    let close = header("connection").is_some_and(|v| v.eq_ignore_ascii_case(b"close"));
+    Ok(AnswerRead::Whole { code: head.code.unwrap_or(0), close })
+}
+
+/// A whole answer's code: `Ok` for a 2xx.
+fn check_code(code: u16) -> Result<(), String> {
+    if (200..300).contains(&code) {
+        Ok(())
+    } else {
+        Err(format!("put answered {code}"))
+    }
+}
+
+/// Writes the whole HTTP/1.1 request putting `body` at `key` into `request`.
+fn put_request(request: &mut Vec<u8>, address: &str, key: &str, body: &str) {
+    request.clear();
+    request.extend_from_slice(
+        format!(
+            "PUT /kv/{key} HTTP/1.1\r\nhost: {address}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    request.extend_from_slice(body.as_bytes());
+}
+
+/// One keep-alive HTTP/1.1 connection of the wire client on the event loop.
 struct WireConnection {
     address: String,
     stream: Option<TcpStream>,
@@ -91,36 +185,82 @@ impl WireConnection {
                 self.stream = None;
                 return Err("the server closed the connection before answering".into());
             }
-            let mut headers = [httparse::EMPTY_HEADER; ANSWER_HEADERS_MAX];
-            let mut head = httparse::Response::new(&mut headers);
-            let head_len = match head.parse(&self.answer) {
-                Ok(httparse::Status::Complete(len)) => len,
-                Ok(httparse::Status::Partial) if self.answer.len() < ANSWER_BYTES_MAX => continue,
-                Ok(httparse::Status::Partial) => {
-                    return Err(format!("answer head longer than {ANSWER_BYTES_MAX} bytes"))
+            if let AnswerRead::Whole { code, close } = parse_answer(&self.answer)? {
+                if close {
+                    self.stream = None;
                 }
-                Err(e) => return Err(format!("malformed answer: {e}")),
-            };
-            let header =
-                |name: &str| head.headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value);
-            let body_len = header("content-length")
-                .and_then(|v| std::str::from_utf8(v).ok())
-                .and_then(|v| v.trim().parse::<usize>().ok())
-                .ok_or("answer without a valid content-length")?;
-            if head_len + body_len > ANSWER_BYTES_MAX {
-                return Err(format!("answer longer than {ANSWER_BYTES_MAX} bytes"));
+                return check_code(code);
             }
-            if self.answer.len() < head_len + body_len {
-                continue;
+        }
+    }
+}
+
+/// One keep-alive HTTP/1.1 connection of the wire client on a thread of its
+/// own: a blocking socket, so that an answer wakes the client directly
+/// rather than through an event loop.
+struct BlockingConnection {
+    address: String,
+    stream: Option<std::net::TcpStream>,
+    answer: Vec<u8>,
+}
+
+/// Bytes a [`BlockingConnection`] asks of the socket per read.
+const BLOCKING_READ_BYTES: usize = 4096;
+
+impl BlockingConnection {
+    fn new(address: &str) -> BlockingConnection {
+        BlockingConnection { address: address.to_owned(), stream: None, answer: Vec::with_capacity(4096) }
+    }
+
+    /// As [`WireConnection::exchange`], failing once [`PUT_TIMEOUT`] has
+    /// passed without a whole answer.
+    fn exchange(&mut self, request: &[u8]) -> Result<(), String> {
+        use std::io::{Read, Write};
+        let started = Instant::now();
+        let stream = match &mut self.stream {
+            Some(stream) => stream,
+            None => {
+                let stream = std::net::TcpStream::connect(&self.address)
+                    .map_err(|e| format!("connect to {}: {e}", self.address))?;
+                stream.set_nodelay(true).map_err(|e| format!("set TCP_NODELAY: {e}"))?;
+                stream.set_read_timeout(Some(PUT_TIMEOUT)).map_err(|e| format!("set a read timeout: {e}"))?;
+                stream
+                    .set_write_timeout(Some(PUT_TIMEOUT))
+                    .map_err(|e| format!("set a write timeout: {e}"))?;
+                self.stream.insert(stream)
             }
-            let code = head.code.unwrap_or(0);
-            if header("connection").is_some_and(|v| v.eq_ignore_ascii_case(b"close")) {
+        };
+        if let Err(e) = stream.write_all(request) {
+            self.stream = None;
+            return Err(format!("send the put: {e}"));
+        }
+        self.answer.clear();
+        loop {
+            if started.elapsed() > PUT_TIMEOUT {
                 self.stream = None;
+                return Err(format!("put unanswered after {PUT_TIMEOUT:?}"));
             }
-            if !(200..300).contains(&code) {
-                return Err(format!("put answered {code}"));
+            let filled = self.answer.len();
+            self.answer.resize(filled + BLOCKING_READ_BYTES, 0);
+            let read = stream.read(&mut self.answer[filled..]);
+            let n = match read {
+                Ok(n) => n,
+                Err(e) => {
+                    self.stream = None;
+                    return Err(format!("read the answer: {e}"));
+                }
+            };
+            self.answer.truncate(filled + n);
+            if n == 0 {
+                self.stream = None;
+                return Err("the server closed the connection before answering".into());
             }
-            return Ok(());
+            if let AnswerRead::Whole { code, close } = parse_answer(&self.answer)? {
+                if close {
+                    self.stream = None;
+                }
+                return check_code(code);
+            }
         }
     }
 }
@@ -167,16 +307,24 @@ pub async fn puts(
     let address = endpoints[leader].clone();
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let value = "v".repeat(value_bytes);
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
+    let how = how.resolve(clients, cpus);
     let mut tasks = Vec::new();
     for client_index in 0..clients {
         let address = address.clone();
         let body = json!({ "value": value });
-        tasks.push(actix_rt::spawn(async move {
-            match how {
-                LoadClient::Wire => wire_puts(&address, client_index, &body, deadline).await,
-                LoadClient::Awc => awc_puts(&address, client_index, &body, deadline).await,
+        tasks.push(match how {
+            LoadClient::WireThreads => {
+                let body = body.to_string();
+                actix_rt::task::spawn_blocking(move || threaded_puts(&address, client_index, &body, deadline))
             }
-        }));
+            LoadClient::Awc => {
+                actix_rt::spawn(async move { awc_puts(&address, client_index, &body, deadline).await })
+            }
+            LoadClient::Wire | LoadClient::WireLoop => {
+                actix_rt::spawn(async move { wire_puts(&address, client_index, &body, deadline).await })
+            }
+        });
     }
     let mut all = Vec::new();
     for task in tasks {
@@ -185,6 +333,7 @@ pub async fn puts(
     all.sort();
     Ok(json!({
         "system": "concord",
+        "client": how.name(),
         "clients": clients,
         "puts": all.len(),
         "puts_per_s": (all.len() as f64 / seconds as f64).round(),
@@ -211,20 +360,33 @@ async fn wire_puts(
     let mut latencies = Vec::new();
     let mut n = 0u64;
     while Instant::now() < deadline {
-        request.clear();
-        request.extend_from_slice(
-            format!(
-                "PUT /kv/{} HTTP/1.1\r\nhost: {address}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
-                bench_key(client_index, n),
-                body.len()
-            )
-            .as_bytes(),
-        );
-        request.extend_from_slice(body.as_bytes());
+        put_request(&mut request, address, &bench_key(client_index, n), &body);
         let start = Instant::now();
         tokio::time::timeout(PUT_TIMEOUT, connection.exchange(&request))
             .await
             .map_err(|_| format!("put unanswered after {PUT_TIMEOUT:?}"))??;
+        latencies.push(start.elapsed());
+        n += 1;
+    }
+    Ok(latencies)
+}
+
+/// One closed-loop client of the wire kind on a thread of its own (a
+/// blocking socket) until `deadline`: its latencies.
+fn threaded_puts(
+    address: &str,
+    client_index: u64,
+    body: &str,
+    deadline: Instant,
+) -> Result<Vec<Duration>, String> {
+    let mut connection = BlockingConnection::new(address);
+    let mut request = Vec::with_capacity(body.len() + 256);
+    let mut latencies = Vec::new();
+    let mut n = 0u64;
+    while Instant::now() < deadline {
+        put_request(&mut request, address, &bench_key(client_index, n), body);
+        let start = Instant::now();
+        connection.exchange(&request)?;
         latencies.push(start.elapsed());
         n += 1;
     }
@@ -360,11 +522,16 @@ mod tests {
         }
     }
 
-    #[actix_rt::test]
-    async fn wire_client_sends_whole_puts_and_reads_answers_split_across_reads() {
-        let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    type Seen =
+        std::rc::Rc<std::cell::RefCell<Vec<(usize, (String, String, Vec<(String, String)>, Vec<u8>))>>>;
+
+    /// A server answering every put 200 in three pieces (part of the head,
+    /// the rest, the body), 5 ms apart; it logs each request with its
+    /// connection's number.
+    async fn split_answers_server() -> (String, Seen, tokio::task::JoinHandle<()>) {
+        let seen: Seen = Default::default();
         let log = seen.clone();
-        let (address, _server) = server(move |mut stream, connection| {
+        let (address, server) = server(move |mut stream, connection| {
             let log = log.clone();
             async move {
                 while let Some(request) = read_request(&mut stream).await {
@@ -374,7 +541,6 @@ mod tests {
                         "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
                         body.len()
                     );
-                    // The answer arrives in three pieces: part of the head, the rest, the body.
                     for piece in [&head.as_bytes()[..10], &head.as_bytes()[10..], &body[..]] {
                         stream.write_all(piece).await.unwrap();
                         stream.flush().await.unwrap();
@@ -384,9 +550,12 @@ mod tests {
             }
         })
         .await;
-        let deadline = Instant::now() + Duration::from_millis(300);
-        let latencies = wire_puts(&address, 7, &json!({ "value": "vvvv" }), deadline).await.unwrap();
+        (address, seen, server)
+    }
 
+    /// Every put was one whole request on the one keep-alive connection,
+    /// and each waited for its whole answer.
+    fn check_whole_puts(seen: &Seen, latencies: &[Duration]) {
         let seen = seen.borrow();
         assert!(latencies.len() >= 2, "{} puts", latencies.len());
         assert_eq!(seen.len(), latencies.len(), "one request per put");
@@ -404,10 +573,39 @@ mod tests {
     }
 
     #[actix_rt::test]
-    async fn wire_client_reports_bad_answers_and_reconnects_after_a_close() {
-        // Connection 0 answers 503, then an answer without a length, then closes
-        // unanswered; connection 1 answers 200 and asks to close.
-        let (address, _server) = server(|mut stream, connection| async move {
+    async fn wire_client_sends_whole_puts_and_reads_answers_split_across_reads() {
+        let (address, seen, _server) = split_answers_server().await;
+        let deadline = Instant::now() + Duration::from_millis(300);
+        let latencies = wire_puts(&address, 7, &json!({ "value": "vvvv" }), deadline).await.unwrap();
+        check_whole_puts(&seen, &latencies);
+    }
+
+    #[actix_rt::test]
+    async fn threaded_client_sends_whole_puts_and_reads_answers_split_across_reads() {
+        let (address, seen, _server) = split_answers_server().await;
+        let deadline = Instant::now() + Duration::from_millis(300);
+        let body = json!({ "value": "vvvv" }).to_string();
+        let latencies = actix_rt::task::spawn_blocking(move || threaded_puts(&address, 7, &body, deadline))
+            .await
+            .unwrap()
+            .unwrap();
+        check_whole_puts(&seen, &latencies);
+    }
+
+    #[test]
+    fn wire_runs_a_thread_per_client_up_to_the_cpus_and_one_loop_beyond() {
+        assert_eq!(LoadClient::Wire.resolve(1, 2), LoadClient::WireThreads);
+        assert_eq!(LoadClient::Wire.resolve(2, 2), LoadClient::WireThreads);
+        assert_eq!(LoadClient::Wire.resolve(3, 2), LoadClient::WireLoop);
+        assert_eq!(LoadClient::WireLoop.resolve(1, 2), LoadClient::WireLoop);
+        assert_eq!(LoadClient::WireThreads.resolve(64, 2), LoadClient::WireThreads);
+        assert_eq!(LoadClient::Awc.resolve(1, 2), LoadClient::Awc);
+    }
+
+    /// Connection 0 answers 503, then an answer without a length, then
+    /// closes unanswered; connection 1 answers 200 and asks to close.
+    async fn bad_answers_server() -> (String, tokio::task::JoinHandle<()>) {
+        server(|mut stream, connection| async move {
             let answers: &[&[u8]] = match connection {
                 0 => &[
                     b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 2\r\n\r\n{}",
@@ -423,7 +621,12 @@ mod tests {
             }
             let _ = read_request(&mut stream).await;
         })
-        .await;
+        .await
+    }
+
+    #[actix_rt::test]
+    async fn wire_client_reports_bad_answers_and_reconnects_after_a_close() {
+        let (address, _server) = bad_answers_server().await;
         let request = format!("PUT /kv/k HTTP/1.1\r\nhost: {address}\r\ncontent-length: 2\r\n\r\n{{}}");
         let mut connection = WireConnection::new(&address);
         let error = connection.exchange(request.as_bytes()).await.unwrap_err();
@@ -434,6 +637,25 @@ mod tests {
         assert!(error.contains("closed"), "{error}");
         connection.exchange(request.as_bytes()).await.unwrap();
         assert!(connection.stream.is_none(), "the server asked to close");
+    }
+
+    #[actix_rt::test]
+    async fn threaded_client_reports_bad_answers_and_reconnects_after_a_close() {
+        let (address, _server) = bad_answers_server().await;
+        let outcomes = actix_rt::task::spawn_blocking(move || {
+            let request = format!("PUT /kv/k HTTP/1.1\r\nhost: {address}\r\ncontent-length: 2\r\n\r\n{{}}");
+            let mut connection = BlockingConnection::new(&address);
+            let outcomes: Vec<_> = (0..4).map(|_| connection.exchange(request.as_bytes())).collect();
+            (outcomes, connection.stream.is_none())
+        })
+        .await
+        .unwrap();
+        let (outcomes, closed) = outcomes;
+        assert!(outcomes[0].as_ref().unwrap_err().contains("503"), "{outcomes:?}");
+        assert!(outcomes[1].as_ref().unwrap_err().contains("content-length"), "{outcomes:?}");
+        assert!(outcomes[2].as_ref().unwrap_err().contains("closed"), "{outcomes:?}");
+        assert_eq!(outcomes[3], Ok(()));
+        assert!(closed, "the server asked to close");
     }
 
     #[actix_rt::test]
