@@ -312,6 +312,34 @@ fn push_record(out: &mut Vec<u8>, kind: u8, payload: &[u8]) -> Result<(), Storag
     push_salted_record(out, kind, payload, 0)
 }
 
+/// Appends a record of `kind` (not a `BATCH`) whose payload is `value`
+/// encoded as [`encode`] would, straight into `out`: the same bytes as
+/// `push_record(out, kind, &encode(value)?)`, without the payload's own
+/// buffer and copy.
+fn push_encoded_record<T: Serialize>(out: &mut Vec<u8>, kind: u8, value: &T) -> Result<(), StorageError> {
+    let start = out.len();
+    out.extend_from_slice(&[0; RECORD_HEADER_BYTES]);
+    let encoded = bincode::serde::encode_into_std_write(value, out, bincode::config::standard());
+    let payload = start + RECORD_HEADER_BYTES;
+    let len = match encoded.map(|_| u32::try_from(out.len() - payload)) {
+        Ok(Ok(len)) => len,
+        Ok(Err(_)) => {
+            let size = out.len() - payload;
+            out.truncate(start);
+            return Err(StorageError::Engine(format!("a record of {size} bytes is too large")));
+        }
+        Err(e) => {
+            out.truncate(start);
+            return Err(StorageError::Engine(format!("encode: {e}")));
+        }
+    };
+    let crc = record_crc(None, kind, &out[payload..]);
+    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+    out[start + 8] = kind;
+    Ok(())
+}
+
 fn io_error(what: impl std::fmt::Display) -> impl FnOnce(io::Error) -> StorageError {
     move |e| StorageError::Engine(format!("{what}: {e}"))
 }
@@ -895,7 +923,9 @@ impl WalStore {
         entries: &[Entry],
         hard_state: Option<HardState>,
     ) -> Result<(), StorageError> {
-        let mut records = Vec::new();
+        // Sized for the usual batch, so that appending does not reallocate.
+        let capacity = entries.iter().map(|e| e.size_bytes() + RECORD_HEADER_BYTES + 32).sum::<usize>();
+        let mut records = Vec::with_capacity(capacity + 64);
         let mut entry_records = Vec::with_capacity(entries.len());
         if let Some(snapshot) = &snapshot {
             push_record(&mut records, KIND_SNAPSHOT, &encode(snapshot)?)?;
@@ -905,11 +935,11 @@ impl WalStore {
         }
         for entry in entries {
             let start = records.len();
-            push_record(&mut records, KIND_ENTRY, &encode(entry)?)?;
+            push_encoded_record(&mut records, KIND_ENTRY, entry)?;
             entry_records.push((start as u64, (records.len() - start) as u32));
         }
         if let Some(hard_state) = &hard_state {
-            push_record(&mut records, KIND_HARD_STATE, &encode(hard_state)?)?;
+            push_encoded_record(&mut records, KIND_HARD_STATE, hard_state)?;
         }
         let at = match self.append(&records) {
             Ok(at) => at,
@@ -1239,6 +1269,26 @@ mod tests {
             let hard_state = Some(hard_state(batch * 10 + 10));
             store.write(WriteBatch { entries: &written, hard_state, snapshot: None }).unwrap();
         }
+    }
+
+    #[test]
+    fn a_record_encoded_in_place_is_the_one_pushed_from_its_encoding() {
+        let mut in_place = b"earlier".to_vec();
+        let mut pushed = in_place.clone();
+        for entry in entries(1, 3, 3) {
+            push_encoded_record(&mut in_place, KIND_ENTRY, &entry).unwrap();
+            push_record(&mut pushed, KIND_ENTRY, &encode(&entry).unwrap()).unwrap();
+        }
+        push_encoded_record(&mut in_place, KIND_HARD_STATE, &hard_state(3)).unwrap();
+        push_record(&mut pushed, KIND_HARD_STATE, &encode(&hard_state(3)).unwrap()).unwrap();
+        assert_eq!(in_place, pushed);
+        let Ok((record, len)) = read_record(&in_place, 7, 0) else {
+            panic!("the first record does not read back")
+        };
+        assert_eq!(
+            (record.kind, len),
+            (KIND_ENTRY, RECORD_HEADER_BYTES + encode(&entries(1, 1, 3)[0]).unwrap().len())
+        );
     }
 
     fn segment_files(dir: &Path) -> Vec<PathBuf> {
