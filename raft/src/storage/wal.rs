@@ -300,11 +300,19 @@ fn read_record(bytes: &[u8], at: usize, salt: u64) -> Result<(Record<'_>, usize)
 fn push_salted_record(out: &mut Vec<u8>, kind: u8, payload: &[u8], salt: u64) -> Result<(), StorageError> {
     let len = u32::try_from(payload.len())
         .map_err(|_| StorageError::Engine(format!("a record of {} bytes is too large", payload.len())))?;
-    out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(&record_crc(batch_crc_salt(kind, salt), kind, payload).to_le_bytes());
-    out.push(kind);
+    out.extend_from_slice(&record_header(len, record_crc(batch_crc_salt(kind, salt), kind, payload), kind));
     out.extend_from_slice(payload);
     Ok(())
+}
+
+/// A record's header: its payload's length and CRC, then its kind (read
+/// back by [`read_record`]).
+fn record_header(len: u32, crc: u32, kind: u8) -> [u8; RECORD_HEADER_BYTES] {
+    let mut header = [0; RECORD_HEADER_BYTES];
+    header[..4].copy_from_slice(&len.to_le_bytes());
+    header[4..8].copy_from_slice(&crc.to_le_bytes());
+    header[8] = kind;
+    header
 }
 
 /// Appends a record that is not a `BATCH` (its CRC has no salt) to `out`.
@@ -334,9 +342,7 @@ fn push_encoded_record<T: Serialize>(out: &mut Vec<u8>, kind: u8, value: &T) -> 
         }
     };
     let crc = record_crc(None, kind, &out[payload..]);
-    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
-    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
-    out[start + 8] = kind;
+    out[start..payload].copy_from_slice(&record_header(len, crc, kind));
     Ok(())
 }
 

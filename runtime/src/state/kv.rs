@@ -68,7 +68,8 @@ pub struct KvStore {
 }
 
 impl KvStore {
-    /// Applies the command of log entry `index`: one walk down the tree when the key exists, a second to insert a new one.
+    /// Applies the command of log entry `index`: one walk down the tree when
+    /// the key exists, a second to insert a new one.
     pub fn apply(&mut self, index: u64, command: &KvCommand) -> KvResponse {
         // `expected`: `None` for an unconditional write; `Some(None)` means
         // "the key must be absent".
