@@ -203,6 +203,8 @@ struct BlockingConnection {
     address: String,
     stream: Option<std::net::TcpStream>,
     answer: Vec<u8>,
+    /// What one read takes from the socket, copied onto `answer`.
+    chunk: Box<[u8; BLOCKING_READ_BYTES]>,
 }
 
 /// Bytes a [`BlockingConnection`] asks of the socket per read.
@@ -210,7 +212,12 @@ const BLOCKING_READ_BYTES: usize = 4096;
 
 impl BlockingConnection {
     fn new(address: &str) -> BlockingConnection {
-        BlockingConnection { address: address.to_owned(), stream: None, answer: Vec::with_capacity(4096) }
+        BlockingConnection {
+            address: address.to_owned(),
+            stream: None,
+            answer: Vec::with_capacity(4096),
+            chunk: Box::new([0; BLOCKING_READ_BYTES]),
+        }
     }
 
     /// As [`WireConnection::exchange`], failing once [`PUT_TIMEOUT`] has
@@ -241,17 +248,14 @@ impl BlockingConnection {
                 self.stream = None;
                 return Err(format!("put unanswered after {PUT_TIMEOUT:?}"));
             }
-            let filled = self.answer.len();
-            self.answer.resize(filled + BLOCKING_READ_BYTES, 0);
-            let read = stream.read(&mut self.answer[filled..]);
-            let n = match read {
+            let n = match stream.read(&mut self.chunk[..]) {
                 Ok(n) => n,
                 Err(e) => {
                     self.stream = None;
                     return Err(format!("read the answer: {e}"));
                 }
             };
-            self.answer.truncate(filled + n);
+            self.answer.extend_from_slice(&self.chunk[..n]);
             if n == 0 {
                 self.stream = None;
                 return Err("the server closed the connection before answering".into());
