@@ -126,6 +126,25 @@ struct PutBody {
     value: String,
 }
 
+/// The value of `body` if it is a put's body (`{"value": "..."}` and no
+/// other field); `None` for anything else, which the App then answers with
+/// its own error. Used by the node-thread server's fast path for a plain
+/// put ([`super::local`]).
+pub(super) fn put_body_value(body: &[u8]) -> Option<String> {
+    serde_json::from_slice::<PutBody>(body).ok().map(|body| body.value)
+}
+
+/// Puts `value` at `key` in the default group and answers as [`put`] does
+/// a put with no query: the node-thread server's fast path for a plain put
+/// ([`super::local`]). `key` must already be a valid key.
+pub(super) async fn put_plain(node: &Node, key: String, value: String) -> HttpResponse {
+    let command = KvCommand::Put { key, value };
+    match write(node, &GroupParam { group: None }, command, false).await {
+        Ok(answer) => answer,
+        Err(error) => actix_web::ResponseError::error_response(&error),
+    }
+}
+
 async fn put(
     node: web::Data<Node>,
     key: web::Path<String>,
