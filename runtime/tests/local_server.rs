@@ -41,6 +41,13 @@ fn put(path: &str, body: &str) -> (String, String) {
     (head, body.to_owned())
 }
 
+/// A three-node cluster under `data`, and its leader.
+async fn cluster(data: &std::path::Path) -> (Vec<Node>, Node) {
+    let nodes = in_process::cluster(3, data).await;
+    let leader = in_process::leader(&nodes).await;
+    (nodes, leader)
+}
+
 async fn serve(node: Node) -> LocalServer {
     LocalServer::start(node, SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap()
 }
@@ -48,8 +55,7 @@ async fn serve(node: Node) -> LocalServer {
 #[actix::test]
 async fn a_plain_put_is_answered_as_the_app_answers_a_put() {
     let data = tempfile::tempdir().unwrap();
-    let nodes = in_process::cluster(3, data.path()).await;
-    let leader = in_process::leader(&nodes).await;
+    let (_nodes, leader) = cluster(data.path()).await;
     let server = serve(leader).await;
     let address = server.address();
 
@@ -81,8 +87,7 @@ async fn a_plain_put_is_answered_as_the_app_answers_a_put() {
 #[actix::test]
 async fn a_bad_plain_put_gets_the_apps_error_and_the_server_keeps_serving() {
     let data = tempfile::tempdir().unwrap();
-    let nodes = in_process::cluster(3, data.path()).await;
-    let leader = in_process::leader(&nodes).await;
+    let (_nodes, leader) = cluster(data.path()).await;
     let server = serve(leader).await;
     let address = server.address();
     let limit = concord_runtime::config::NodeConfig::default().http_body_bytes_max;
@@ -116,8 +121,7 @@ async fn a_bad_plain_put_gets_the_apps_error_and_the_server_keeps_serving() {
 #[actix::test]
 async fn a_plain_put_sent_to_a_follower_is_forwarded_to_the_leader() {
     let data = tempfile::tempdir().unwrap();
-    let nodes = in_process::cluster(3, data.path()).await;
-    let leader = in_process::leader(&nodes).await;
+    let (nodes, leader) = cluster(data.path()).await;
     let follower = nodes.iter().find(|n| n.config().id != leader.config().id).unwrap().clone();
     let server = serve(follower).await;
     let (head, body) = put("/kv/forwarded", r#"{"value":"here"}"#);
