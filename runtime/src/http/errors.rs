@@ -104,21 +104,26 @@ impl ResponseError for ApiError {
 /// JSON and raw-body extractors bounded by `body_bytes_max`, whose failures
 /// become [`ApiError`]s.
 pub fn extractor_configs(body_bytes_max: usize) -> (web::JsonConfig, web::PayloadConfig) {
-    let json = web::JsonConfig::default().limit(body_bytes_max).error_handler(move |error, _req| {
-        use actix_web::error::JsonPayloadError;
-        let api = match &error {
-            JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
-                ApiError::PayloadTooLarge { limit: body_bytes_max }
-            }
-            JsonPayloadError::ContentType => {
-                ApiError::BadRequest("expected Content-Type: application/json".into())
-            }
-            JsonPayloadError::Deserialize(e) => ApiError::BadRequest(format!("invalid JSON body: {e}")),
-            other => ApiError::BadRequest(format!("invalid body: {other}")),
-        };
-        api.into()
-    });
+    let json = web::JsonConfig::default()
+        .limit(body_bytes_max)
+        .error_handler(move |error, _req| json_body_error(&error, body_bytes_max).into());
     (json, web::PayloadConfig::default().limit(body_bytes_max))
+}
+
+/// What a JSON body that could not be read or parsed gets, for bodies of
+/// at most `body_bytes_max` bytes.
+pub fn json_body_error(error: &actix_web::error::JsonPayloadError, body_bytes_max: usize) -> ApiError {
+    use actix_web::error::JsonPayloadError;
+    match error {
+        JsonPayloadError::OverflowKnownLength { .. } | JsonPayloadError::Overflow { .. } => {
+            ApiError::PayloadTooLarge { limit: body_bytes_max }
+        }
+        JsonPayloadError::ContentType => {
+            ApiError::BadRequest("expected Content-Type: application/json".into())
+        }
+        JsonPayloadError::Deserialize(e) => ApiError::BadRequest(format!("invalid JSON body: {e}")),
+        other => ApiError::BadRequest(format!("invalid body: {other}")),
+    }
 }
 
 /// Path and query extractors whose failures become [`ApiError`]s.

@@ -72,7 +72,8 @@ struct ReadParams {
     consistency: Option<String>,
 }
 
-fn check_key(key: &str) -> std::result::Result<(), ApiError> {
+/// A key has 1 to [`KEY_BYTES_MAX`] bytes.
+pub(super) fn check_key(key: &str) -> std::result::Result<(), ApiError> {
     if key.is_empty() || key.len() > KEY_BYTES_MAX {
         return Err(ApiError::BadRequest(format!("a key has 1 to {KEY_BYTES_MAX} bytes")));
     }

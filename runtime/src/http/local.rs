@@ -21,8 +21,8 @@
 //! [`HTTP_SHUTDOWN_GRACE`], then drops the connections.
 
 use super::api;
-use super::errors::ApiError;
-use super::kv::{self, KEY_BYTES_MAX};
+use super::errors::json_body_error;
+use super::kv;
 use crate::node::Node;
 use actix_http::body::BoxBody;
 use actix_http::header::{CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING};
@@ -109,7 +109,7 @@ fn plain_put_key(request: &Request, body_bytes_max: usize) -> Option<&str> {
     }
     let key = request.path().strip_prefix("/kv/")?;
     let unreserved = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~');
-    if key.is_empty() || key.len() > KEY_BYTES_MAX || !key.as_bytes().iter().all(unreserved) {
+    if kv::check_key(key).is_err() || !key.as_bytes().iter().all(unreserved) {
         return None;
     }
     let headers = &request.head().headers;
@@ -142,7 +142,7 @@ where
                 answer.map(Response::from)
             });
         };
-        let (app, node) = (self.app.clone(), self.node.clone());
+        let (app, node, body_bytes_max) = (self.app.clone(), self.node.clone(), self.body_bytes_max);
         Box::pin(async move {
             let mut payload = request.take_payload();
             let mut body = BytesMut::new();
@@ -152,7 +152,7 @@ where
                     // As the App's JSON extractor answers a broken body.
                     Err(error) => {
                         let error = actix_web::error::JsonPayloadError::Payload(error);
-                        let error = ApiError::BadRequest(format!("invalid body: {error}"));
+                        let error = json_body_error(&error, body_bytes_max);
                         return Ok(actix_web::ResponseError::error_response(&error).into());
                     }
                 }
