@@ -446,6 +446,42 @@ async fn writes_slower_than_the_election_timeout_keep_the_leader() {
     assert_eq!((status.term, status.role), (before.term, Role::Leader));
 }
 
+/// A leader whose own write is held still answers a proposal once both
+/// followers have it durable: they make the quorum without it
+/// (`Raft::take_committed_early`). Its write then ends and it goes on.
+#[actix::test]
+async fn a_leader_answers_what_its_followers_committed_while_its_own_write_is_held() {
+    let network = MemoryNetwork::new();
+    let cluster = gated_cluster(&network, WRITE_HEARTBEATS_MAX_DEFAULT);
+    let nodes = &cluster.nodes;
+    let leader = leader_of(nodes).await;
+    nodes[&leader].send(command(1)).await.unwrap().unwrap().await.unwrap();
+    let before = nodes[&leader].send(Metrics).await.unwrap();
+    cluster.armed[&leader].store(true, Ordering::SeqCst);
+    let pending = nodes[&leader].send(command(2)).await.unwrap().unwrap();
+    let answered =
+        actix_rt::time::timeout(DEADLINE, pending).await.expect("answered while the write is held");
+    let answered = answered.unwrap();
+    // The gate is still shut: the leader's write of entry `answered.index`
+    // has not ended.
+    eventually("the leader's write held", async || {
+        (GateCounts::get(&cluster.counts.writes_held) == 1).then_some(())
+    })
+    .await;
+    let status = nodes[&leader].send(GetStatus).await.unwrap();
+    assert_eq!(status.commit, answered.index);
+    assert_eq!(answered.response, Bytes::copy_from_slice(&3u64.to_le_bytes()));
+    let metrics = nodes[&leader].send(Metrics).await.unwrap();
+    assert_eq!(metrics.applied_early, before.applied_early + 1);
+    cluster.armed[&leader].store(false, Ordering::SeqCst);
+    cluster.gate.open();
+    nodes[&leader].send(command(3)).await.unwrap().unwrap().await.unwrap();
+    let status = nodes[&leader].send(GetStatus).await.unwrap();
+    assert_eq!((status.role, status.leader), (Role::Leader, Some(leader)));
+    let sum = nodes[&leader].send(Read { kind: ReadKind::Linearizable, query: Bytes::new() }).await.unwrap();
+    assert_eq!(sum.unwrap(), Bytes::copy_from_slice(&6u64.to_le_bytes()));
+}
+
 /// A leader whose write never ends (a stuck disk) sends heartbeats only for
 /// `write_heartbeats_max`, then falls silent, and the others elect a leader
 /// of a later term.

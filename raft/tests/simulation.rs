@@ -1,7 +1,9 @@
 //! Seeded simulations of 3, 5 and 7 nodes under message loss, duplication,
 //! reordering, delay, partitions, crashes with restarts (durable state kept),
 //! reports that a node is down (after its crash, and wrong ones) and
-//! membership changes, with clients writing and reading throughout.
+//! membership changes, with clients writing and reading throughout. Most
+//! nodes leave each write in flight until their next tick (a crash loses
+//! it), so leaders often apply what their followers committed first.
 //! Every step is followed by the safety checks of [`common::Checker`]; after
 //! the faults heal, a leader must appear and every acknowledged write must be
 //! applied everywhere exactly once; the client history must be linearizable.
@@ -281,6 +283,9 @@ fn run(seed: u64, scenario: Scenario) -> Result<(), String> {
         let mut node = TestNode::new(id, membership.clone(), test_config(), seed ^ (id.0 << 32));
         // Half the nodes send what may leave early before each batch.
         node.early_messages = (seed + id.0).is_multiple_of(2);
+        // Two nodes in three leave each write in flight until their next
+        // tick, so that a leader's followers often commit without it.
+        node.writes_in_flight = !((seed >> 1) + id.0).is_multiple_of(3);
         (id, node)
     });
     let mut sim = Simulation::new(seed, scenario.faults, 10, nodes);
@@ -372,13 +377,14 @@ fn run(seed: u64, scenario: Scenario) -> Result<(), String> {
         let completed = clients.history.iter().filter(|(_, o)| o.response.is_some()).count();
         let elections = sim.nodes().values().map(|n| n.raft.term()).max().unwrap_or(0);
         eprintln!(
-            "seed {seed}: t={} last_membership_index={} snapshot_index={} ops={} completed={completed} acked_writes={} committed={} terms={elections} {:?}",
+            "seed {seed}: t={} last_membership_index={} snapshot_index={} ops={} completed={completed} acked_writes={} committed={} applied_early={} terms={elections} {:?}",
             sim.now(),
             sim.nodes().values().map(|n| n.raft.log().membership_index()).max().unwrap_or(0),
             sim.nodes().values().map(|n| n.raft.log().snapshot().index).max().unwrap_or(0),
             clients.history.len(),
             clients.acknowledged.len(),
             checker.committed_len(),
+            sim.nodes().values().map(|n| n.applied_early).sum::<u64>(),
             sim.network_ref().stats()
         );
     }

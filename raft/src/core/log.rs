@@ -186,8 +186,13 @@ impl RaftLog {
 
     /// Committed entries not yet applied, at most `count`.
     pub fn next_committed(&self, count: usize) -> Vec<Entry> {
-        let to = self.commit.min(self.applied + count as u64);
-        self.range(self.applied + 1, to)
+        self.committed_after(self.applied, count)
+    }
+
+    /// Up to `count` committed entries after `index`, in order.
+    pub(crate) fn committed_after(&self, index: Index, count: usize) -> Vec<Entry> {
+        let to = self.commit.min(index + count as u64);
+        self.range(index + 1, to)
     }
 
     /// Clones of the entries held in `from..=to` (one allocation).

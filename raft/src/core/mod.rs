@@ -133,6 +133,10 @@ struct Outstanding {
     hard_state: HardState,
     last_entry: Option<Index>,
     applied_to: Index,
+    /// Whether some of the batch's committed entries wait for its write
+    /// (a snapshot, or entries not yet durable here): nothing committed
+    /// after them may be applied before they are.
+    applies_after_write: bool,
 }
 
 impl Raft {
@@ -453,6 +457,7 @@ impl Raft {
             hard_state: hard_state_written.unwrap_or(self.persisted),
             last_entry: entries.last().map(|e| e.index),
             applied_to,
+            applies_after_write: snapshot.is_some() || committed_entries_durable < committed_entries.len(),
         });
         Ready {
             number: self.ready_number,
@@ -524,6 +529,41 @@ impl Raft {
             self.outbox.drain(..).partition(|(_, message)| leaves(&message.body));
         self.outbox = kept;
         taken
+    }
+
+    /// Committed entries a leader may apply while its outstanding batch is
+    /// still being written: those committed since the batch was handed out,
+    /// after its own `committed_entries`. A leader's entry is committed once
+    /// a quorum has it durable; when the followers' acknowledgements make
+    /// that quorum without the leader, the entry may be applied, and its
+    /// proposer answered, before the leader's own write ends (its log
+    /// catches up when the write does; a crash meanwhile loses nothing
+    /// committed). Taking them moves the outstanding batch's applied index,
+    /// so [`Raft::advance`] and the next [`Ready`] follow on from them.
+    ///
+    /// The driver must have applied the outstanding batch's committed
+    /// entries already: nothing is handed out while any of them wait for the
+    /// write (rule 4 of [`Ready`]), nor on a node that is not the leader,
+    /// nor between batches (they come with the next [`Raft::ready`]). At most
+    /// [`Config::apply_entries_max`] at a time.
+    pub fn take_committed_early(&mut self) -> Vec<Entry> {
+        let Some(outstanding) = self.outstanding.as_mut() else { return Vec::new() };
+        if self.role != Role::Leader
+            || outstanding.applies_after_write
+            || self.log.commit <= outstanding.applied_to
+        {
+            return Vec::new();
+        }
+        let entries = self.log.committed_after(outstanding.applied_to, self.config.apply_entries_max);
+        if let Some(last) = entries.last() {
+            assert_eq!(
+                entries[0].index,
+                outstanding.applied_to + 1,
+                "committed entries are applied in order"
+            );
+            outstanding.applied_to = last.index;
+        }
+        entries
     }
 
     /// Acknowledges batch `number`: persisted, sent and applied.

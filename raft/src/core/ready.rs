@@ -29,7 +29,9 @@ use concord_transport::NodeId;
 ///    `committed_entries_durable` of them are already durable in this
 ///    node's log and may be applied at once, in parallel with persisting
 ///    (this is what answers a leader's proposer without waiting for a
-///    write); the rest only after rule 2.
+///    write); the rest only after rule 2. While the batch is written, a
+///    leader may apply what its followers commit meanwhile, after these
+///    ([`crate::core::Raft::take_committed_early`]).
 /// 5. A [`ReadState`] is answered once the state machine has applied its
 ///    `index`.
 /// 6. `advance(number)` tells the core all of the above is done.

@@ -75,6 +75,55 @@ fn a_leaders_appends_leave_before_its_own_write_is_durable() {
     raft.advance(ready.number);
 }
 
+fn accepted(match_index: Index) -> Message {
+    Message { term: 1, body: Body::AppendResponse(AppendOutcome::Accepted { match_index }) }
+}
+
+#[test]
+fn a_leader_applies_what_its_followers_committed_while_its_own_write_is_in_flight() {
+    let mut raft = leader(Config::default());
+    raft.propose(Bytes::from_static(b"x"), None).unwrap();
+    let ready = raft.ready();
+    assert!(raft.take_committed_early().is_empty(), "nothing is committed yet");
+    raft.step(NodeId(2), accepted(2));
+    assert!(raft.take_committed_early().is_empty(), "one follower without the leader is no quorum");
+    raft.step(NodeId(3), accepted(2));
+    let early = raft.take_committed_early();
+    assert_eq!(early.iter().map(|e| e.index).collect::<Vec<_>>(), vec![2], "both followers made the quorum");
+    assert_eq!(early[0].payload, Payload::Command { client: None, data: Bytes::from_static(b"x") });
+    assert!(raft.take_committed_early().is_empty(), "handed out once");
+    raft.advance(ready.number);
+    assert_eq!(raft.log().applied, 2);
+    assert!(raft.take_committed_early().is_empty(), "between batches, committed entries come with `ready`");
+    raft.propose(Bytes::from_static(b"y"), None).unwrap();
+    let ready = raft.ready();
+    assert!(ready.committed_entries.is_empty(), "entry 2 is not handed out again");
+    raft.advance(ready.number);
+}
+
+#[test]
+fn nothing_is_applied_early_while_the_batchs_own_committed_entries_wait_for_its_write() {
+    let mut raft = leader(Config::default());
+    raft.propose(Bytes::from_static(b"x"), None).unwrap();
+    // The appends leave before the batch that writes entry 2, and both
+    // followers acknowledge it first.
+    assert_eq!(raft.take_immediate_messages().len(), 2);
+    raft.step(NodeId(2), accepted(2));
+    raft.step(NodeId(3), accepted(2));
+    raft.propose(Bytes::from_static(b"y"), None).unwrap();
+    let ready = raft.ready();
+    assert_eq!(ready.committed_entries.iter().map(|e| e.index).collect::<Vec<_>>(), vec![2]);
+    assert_eq!(ready.committed_entries_durable, 0, "entry 2 is in this batch's write");
+    raft.step(NodeId(2), accepted(3));
+    raft.step(NodeId(3), accepted(3));
+    assert_eq!(raft.log().commit, 3);
+    assert!(raft.take_committed_early().is_empty(), "entry 3 would be applied before entry 2");
+    raft.advance(ready.number);
+    let ready = raft.ready();
+    assert_eq!(ready.committed_entries.iter().map(|e| e.index).collect::<Vec<_>>(), vec![3]);
+    raft.advance(ready.number);
+}
+
 #[test]
 fn a_leader_busy_with_a_write_still_sends_heartbeats_and_new_entries() {
     let config = Config::default();
@@ -479,6 +528,7 @@ fn a_followers_entries_committed_in_the_same_append_wait_for_their_write() {
     assert_eq!(ready.committed_entries.len(), 2);
     assert_eq!(ready.committed_entries_durable, 0, "not durable here yet: applied only after the write");
     assert_eq!(ready.hard_state.map(|h| h.commit), Some(2));
+    assert!(raft.take_committed_early().is_empty(), "a follower applies nothing before its write");
 }
 
 #[test]

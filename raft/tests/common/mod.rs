@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 use concord_raft::core::{
-    ClientTag, Config, Entry, Event, HardState, Index, Membership, Message, Payload, Raft, ReadState,
+    ClientTag, Config, Entry, Event, HardState, Index, Membership, Message, Payload, Raft, ReadState, Ready,
     Recovered, Role, Snapshot, SnapshotMeta, Term,
 };
 use concord_raft::session::{SessionCheck, Sessions};
@@ -98,6 +98,15 @@ pub struct TestNode {
     /// heartbeats and their answers (`Raft::take_heartbeat_messages`), as an
     /// actor whose store is busy does.
     pub early_messages: bool,
+    /// Leave each batch's write in flight until the next tick, as an actor
+    /// writing on its persistence thread does, and meanwhile apply what the
+    /// leader may apply early (`Raft::take_committed_early`). A crash loses
+    /// the write in flight.
+    pub writes_in_flight: bool,
+    /// The batch being written, with `writes_in_flight`.
+    writing: Option<Ready>,
+    /// Entries applied while this node's own write of them was in flight.
+    pub applied_early: u64,
 }
 
 impl TestNode {
@@ -123,6 +132,9 @@ impl TestNode {
             incarnation: 0,
             now: 0,
             early_messages: false,
+            writes_in_flight: false,
+            writing: None,
+            applied_early: 0,
         }
     }
 
@@ -175,15 +187,35 @@ impl TestNode {
 
     /// Carries out every ready batch, as a driver must.
     pub fn process(&mut self, out: &mut dyn FnMut(NodeId, Message)) {
+        if self.writing.is_some() {
+            return self.while_writing(out);
+        }
         if self.early_messages {
             for (to, m) in self.raft.take_immediate_messages() {
                 out(to, m);
             }
         }
         while self.raft.has_ready() {
-            let ready = self.raft.ready();
-            for (to, m) in ready.messages {
+            let mut ready = self.raft.ready();
+            for (to, m) in std::mem::take(&mut ready.messages) {
                 out(to, m);
+            }
+            // Rule 4: what may be applied before this write is durable already.
+            let durable = ready.committed_entries_durable;
+            for entry in ready.committed_entries.drain(..durable) {
+                let stored = self.durable.entries(entry.index, entry.index);
+                assert_eq!(
+                    stored.ok().as_deref(),
+                    Some(std::slice::from_ref(&entry)),
+                    "entry {} durable",
+                    entry.index
+                );
+                self.apply(&entry);
+            }
+            ready.committed_entries_durable = 0;
+            if self.writes_in_flight {
+                self.writing = Some(ready);
+                return self.while_writing(out);
             }
             if self.early_messages {
                 // As an actor does while this batch is written.
@@ -191,61 +223,86 @@ impl TestNode {
                     out(to, m);
                 }
             }
-            // Rule 4: what may be applied before this write is durable already.
-            for entry in &ready.committed_entries[..ready.committed_entries_durable] {
-                let stored = self.durable.entries(entry.index, entry.index);
-                assert_eq!(
-                    stored.ok().as_deref(),
-                    Some(std::slice::from_ref(entry)),
-                    "entry {} durable",
-                    entry.index
-                );
-            }
-            let batch = WriteBatch {
-                snapshot: ready.snapshot.as_ref(),
-                entries: &ready.entries,
-                hard_state: ready.hard_state,
-            };
-            self.durable.write(batch).expect("the core hands out writable batches");
-            for (to, m) in ready.persisted_messages {
+            self.written(ready, out);
+        }
+    }
+
+    /// While a batch is written: what the leader's followers committed
+    /// without it is applied, and heartbeats leave (with `early_messages`).
+    fn while_writing(&mut self, out: &mut dyn FnMut(NodeId, Message)) {
+        for entry in self.raft.take_committed_early() {
+            self.apply(&entry);
+            self.applied_early += 1;
+        }
+        self.answer_reads();
+        if self.early_messages {
+            for (to, m) in self.raft.take_heartbeat_messages() {
                 out(to, m);
             }
-            if let Some(snapshot) = &ready.snapshot {
-                self.kv = Kv::decode(&snapshot.data);
-                assert_eq!(self.kv.applied, snapshot.meta.index, "snapshot data matches its index");
-            }
-            for entry in &ready.committed_entries {
-                let applied = self.kv.apply(entry);
-                if let (Some(tag), Some((term, mine))) = (applied, self.proposals.get(&entry.index)) {
-                    if *term == entry.term && *mine == tag {
-                        self.acks.push((tag, self.now));
-                    }
-                }
-                self.proposals.remove(&entry.index);
-            }
-            for read in ready.read_states {
-                if let Some(key) = self.reads.remove(&read.id) {
-                    self.confirmed_reads.push((read, key));
-                }
-            }
-            self.answer_reads();
-            for event in &ready.events {
-                if let Event::ReadsDropped(ids) = event {
-                    for id in ids {
-                        self.reads.remove(id);
-                    }
-                }
-                if let Event::SteppedDown { .. } = event {
-                    self.proposals.clear();
-                }
-            }
-            self.events.extend(ready.events);
-            self.raft.advance(ready.number);
-            if self.raft.snapshot_due() {
-                let snapshot = self.raft.snapshot_taken(self.kv.applied, self.kv.encode());
-                self.durable.save_snapshot(&snapshot).expect("memory store");
+        }
+    }
+
+    /// Ends the write in flight, if any, and carries out what follows.
+    fn finish_write(&mut self, out: &mut dyn FnMut(NodeId, Message)) {
+        if let Some(ready) = self.writing.take() {
+            self.written(ready, out);
+            self.process(out);
+        }
+    }
+
+    /// Makes `ready` durable and carries out the rest of it (its durable
+    /// committed entries applied already).
+    fn written(&mut self, ready: Ready, out: &mut dyn FnMut(NodeId, Message)) {
+        let batch = WriteBatch {
+            snapshot: ready.snapshot.as_ref(),
+            entries: &ready.entries,
+            hard_state: ready.hard_state,
+        };
+        self.durable.write(batch).expect("the core hands out writable batches");
+        for (to, m) in ready.persisted_messages {
+            out(to, m);
+        }
+        if let Some(snapshot) = &ready.snapshot {
+            self.kv = Kv::decode(&snapshot.data);
+            assert_eq!(self.kv.applied, snapshot.meta.index, "snapshot data matches its index");
+        }
+        for entry in &ready.committed_entries {
+            self.apply(entry);
+        }
+        for read in ready.read_states {
+            if let Some(key) = self.reads.remove(&read.id) {
+                self.confirmed_reads.push((read, key));
             }
         }
+        self.answer_reads();
+        for event in &ready.events {
+            if let Event::ReadsDropped(ids) = event {
+                for id in ids {
+                    self.reads.remove(id);
+                }
+            }
+            if let Event::SteppedDown { .. } = event {
+                self.proposals.clear();
+            }
+        }
+        self.events.extend(ready.events);
+        self.raft.advance(ready.number);
+        if self.raft.snapshot_due() {
+            let snapshot = self.raft.snapshot_taken(self.kv.applied, self.kv.encode());
+            self.durable.save_snapshot(&snapshot).expect("memory store");
+        }
+    }
+
+    /// Applies one committed entry and records the acknowledgement of a
+    /// proposal made here.
+    fn apply(&mut self, entry: &Entry) {
+        let applied = self.kv.apply(entry);
+        if let (Some(tag), Some((term, mine))) = (applied, self.proposals.get(&entry.index)) {
+            if *term == entry.term && *mine == tag {
+                self.acks.push((tag, self.now));
+            }
+        }
+        self.proposals.remove(&entry.index);
     }
 
     pub fn is_leader(&self) -> bool {
@@ -258,6 +315,7 @@ impl SimNode for TestNode {
 
     fn tick(&mut self, now: Time, out: &mut Outbox<Message>) {
         self.now = now;
+        self.finish_write(&mut |to, m| out.send(to, m));
         self.raft.tick();
         self.process(&mut |to, m| out.send(to, m));
     }
@@ -270,6 +328,7 @@ impl SimNode for TestNode {
 
     fn crash(&mut self) {
         self.incarnation += 1;
+        self.writing = None;
         self.proposals.clear();
         self.reads.clear();
         self.confirmed_reads.clear();
@@ -291,8 +350,11 @@ pub struct Checker {
     leaders: BTreeMap<Term, NodeId>,
     /// Every entry ever seen committed: index → entry.
     committed: BTreeMap<Index, Entry>,
-    /// Per node: last term, last commit (per incarnation), committed entries checked through.
+    /// Per node: last term, incarnation, last commit (per incarnation),
+    /// committed entries checked through.
     seen: BTreeMap<NodeId, (Term, u64, Index, Index)>,
+    /// Per node: the last durable term seen.
+    durable_terms: BTreeMap<NodeId, Term>,
     leader_checked: BTreeSet<(Term, NodeId)>,
     pub steps: u64,
 }
@@ -320,9 +382,17 @@ impl Checker {
                 }
             }
         }
-        // Monotonic term always; commit within one incarnation.
+        // The durable term never goes back; the term and commit do not
+        // within one incarnation (a crash loses a write in flight, and
+        // with it a term nothing was sent under yet).
+        let durable_term = node.durable.hard_state().map_err(|e| format!("{id}: {e}"))?.term;
+        let last_durable = self.durable_terms.entry(id).or_default();
+        if durable_term < *last_durable {
+            return Err(format!("{id}: durable term went back from {last_durable} to {durable_term}"));
+        }
+        *last_durable = durable_term;
         let entry = self.seen.entry(id).or_insert((0, node.incarnation, 0, 0));
-        if raft.term() < entry.0 {
+        if entry.1 == node.incarnation && raft.term() < entry.0 {
             return Err(format!("{id}: term went back from {} to {}", entry.0, raft.term()));
         }
         entry.0 = raft.term();
