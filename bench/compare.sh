@@ -83,10 +83,18 @@ start_etcd_member() {
     >"$work/etcd$i.log" 2>&1 &
   etcd_pid[$i]=$!
   pids+=($!)
+  disown "$!"
 }
 
 etcd_healthy() {
   ETCDCTL_API=3 etcdctl --endpoints "$etcd_endpoints" --dial-timeout 300ms endpoint health >/dev/null 2>&1
+}
+
+# Whether process $1 has exited. Servers are disowned when started, so that
+# bash does not report each one the load tool kills ("Killed ..."); bash
+# still reaps them.
+gone() {
+  ! kill -0 "$1" 2>/dev/null
 }
 
 wait_until() {
@@ -112,7 +120,7 @@ run_etcd() {
     echo "$line" | tee -a "$results"
     local killed
     killed=$(echo "$line" | sed -n 's/.*"killed_endpoint":"127.0.0.1:2379\([0-9]\)".*/\1/p')
-    wait "${etcd_pid[$killed]}" 2>/dev/null || true
+    wait_until "killed etcd member gone" gone "${etcd_pid[$killed]}"
     start_etcd_member "$killed" existing
     wait_until "etcd member back" etcd_healthy
   done
@@ -132,6 +140,7 @@ start_concord_node() {
     "${peers[@]}" >"$work/concord$i.log" 2>&1 &
   concord_pid[$i]=$!
   pids+=($!)
+  disown "$!"
 }
 
 concord_ready() {
@@ -160,7 +169,7 @@ run_concord() {
     echo "$line" | tee -a "$results"
     local killed
     killed=$(echo "$line" | sed -n 's/.*"killed_endpoint":"127.0.0.1:2479\([0-9]\)".*/\1/p')
-    wait "${concord_pid[$killed]}" 2>/dev/null || true
+    wait_until "killed concord node gone" gone "${concord_pid[$killed]}"
     start_concord_node "$killed"
     wait_until "concord node back" concord_ready
     wait_until "restarted node follows a leader" concord_follows "$killed"
