@@ -75,7 +75,7 @@ impl Drop for InFlight {
 }
 
 /// The service in front of the App: counts each request while it is
-/// served, answers a plain put itself (see [`plain_put_key`]) and hands
+/// served, answers a plain put itself (see [`plain_put`]) and hands
 /// every other request to the App. A put is what a loaded node serves most,
 /// and the App's per-request machinery (its request object, the route
 /// match, four extractors) cost about as much leader CPU as the rest of the
@@ -98,12 +98,13 @@ impl<A> Clone for Front<A> {
     }
 }
 
-/// The key of a plain put: `PUT /kv/{key}` with no query, a key of
-/// unreserved characters only (nothing to percent-decode), `Content-Type:
-/// application/json` and a `Content-Length` within `body_bytes_max`. Any
+/// The key and body length of a plain put: `PUT /kv/{key}` with no query,
+/// a key of unreserved characters only (nothing to percent-decode),
+/// `Content-Type: application/json` and a `Content-Length` within
+/// `body_bytes_max`. Any
 /// other request, put or not, goes to the App, which answers it, or its
 /// errors, as before.
-fn plain_put_key(request: &Request, body_bytes_max: usize) -> Option<&str> {
+fn plain_put(request: &Request, body_bytes_max: usize) -> Option<(&str, usize)> {
     if request.method() != Method::PUT || request.uri().query().is_some() {
         return None;
     }
@@ -119,7 +120,7 @@ fn plain_put_key(request: &Request, body_bytes_max: usize) -> Option<&str> {
         return None;
     }
     let length: usize = headers.get(CONTENT_LENGTH)?.to_str().ok()?.parse().ok()?;
-    (length <= body_bytes_max).then_some(key)
+    (length <= body_bytes_max).then_some((key, length))
 }
 
 impl<A> Service<Request> for Front<A>
@@ -134,7 +135,8 @@ where
 
     fn call(&self, mut request: Request) -> Self::Future {
         let guard = InFlight::enter(&self.in_flight);
-        let Some(key) = plain_put_key(&request, self.body_bytes_max).map(str::to_owned) else {
+        let Some((key, length)) = plain_put(&request, self.body_bytes_max).map(|(k, l)| (k.to_owned(), l))
+        else {
             let answer = self.app.call(request);
             return Box::pin(async move {
                 let answer = answer.await;
@@ -145,7 +147,8 @@ where
         let (app, node, body_bytes_max) = (self.app.clone(), self.node.clone(), self.body_bytes_max);
         Box::pin(async move {
             let mut payload = request.take_payload();
-            let mut body = BytesMut::new();
+            // The payload ends at `Content-Length`, within the bound.
+            let mut body = BytesMut::with_capacity(length);
             while let Some(chunk) = payload.next().await {
                 match chunk {
                     Ok(chunk) => body.extend_from_slice(&chunk),
