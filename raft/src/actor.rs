@@ -250,6 +250,10 @@ pub struct Status {
     pub applied: Index,
     /// Last log index.
     pub last_index: Index,
+    /// Last index durable in this node's log. A leader's commit and applied
+    /// indexes may pass it while its write is in flight (its followers made
+    /// the quorum, see [`crate::core::Raft::take_committed_early`]).
+    pub durable_index: Index,
     /// Last index the latest snapshot covers (the log holds the entries
     /// after it).
     pub snapshot_index: Index,
@@ -512,6 +516,11 @@ pub struct RaftActor<S: Storage, M: StateMachine> {
     drive_queued: bool,
     /// The store is saving a snapshot on the persistence thread.
     saving_snapshot: bool,
+    /// The state machine keeps its state durably
+    /// ([`StateMachine::durable_applied_index`]): it applies only entries
+    /// durable in this node's log, never early, so that a crash cannot
+    /// leave it past its log.
+    machine_durable: bool,
     /// When the batch being written on the persistence thread was handed
     /// to it.
     write_started: Option<std::time::Instant>,
@@ -579,6 +588,7 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
             snapshot_requests: Vec::new(),
             drive_queued: false,
             saving_snapshot: false,
+            machine_durable: durable_applied.is_some(),
             write_started: None,
             disk_slow: false,
             snapshot_staging: false,
@@ -621,15 +631,23 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
                 // for a stuck disk: the node falls silent.
                 // A leader whose followers have made a quorum without its
                 // own write applies what they committed, and answers its
-                // proposers, now (`Raft::take_committed_early`).
-                let early =
-                    if self.write_started.is_some() { self.core.take_committed_early() } else { Vec::new() };
-                for entry in &early {
-                    self.apply(entry);
-                }
-                if !early.is_empty() {
+                // proposers, now (`Raft::take_committed_early`), unless its
+                // state machine is durable: a crash could leave that past
+                // the log, which recovery relies on.
+                // Reads confirmed meanwhile are answered once applied too
+                // (`Raft::take_read_states`), during a snapshot's save as well.
+                // (Neither after a storage failure.)
+                if self.write_started.is_some() || self.saving_snapshot {
+                    let early =
+                        if self.machine_durable { Vec::new() } else { self.core.take_committed_early() };
+                    for entry in &early {
+                        self.apply(entry);
+                    }
                     self.metrics.applied_early += early.len() as u64;
-                    self.answer_reads();
+                    let reads = self.core.take_read_states();
+                    if !early.is_empty() || !reads.is_empty() {
+                        self.confirm_reads(reads);
+                    }
                 }
                 let messages = if self.saving_snapshot {
                     self.core.take_immediate_messages()
@@ -814,12 +832,7 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
         for entry in &ready.committed_entries {
             self.apply(entry);
         }
-        for read in ready.read_states {
-            if let Some((query, reply)) = self.reads.remove(&read.id) {
-                self.confirmed_reads.push_back((read, query, reply));
-            }
-        }
-        self.answer_reads();
+        self.confirm_reads(ready.read_states);
         for event in ready.events {
             self.on_event(event);
         }
@@ -857,6 +870,16 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
                 let _ = reply.send(result);
             }
         }
+    }
+
+    /// Queues the confirmed reads and answers those whose index is applied.
+    fn confirm_reads(&mut self, reads: Vec<ReadState>) {
+        for read in reads {
+            if let Some((query, reply)) = self.reads.remove(&read.id) {
+                self.confirmed_reads.push_back((read, query, reply));
+            }
+        }
+        self.answer_reads();
     }
 
     fn answer_reads(&mut self) {
@@ -1197,6 +1220,7 @@ impl<S: Storage, M: StateMachine> Handler<GetStatus> for RaftActor<S, M> {
             commit: log.commit,
             applied: self.applied,
             last_index: log.last_index(),
+            durable_index: log.stable_index,
             snapshot_index: log.snapshot().index,
             log_bytes: log.bytes(),
             membership: self.core.membership().clone(),

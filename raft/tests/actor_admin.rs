@@ -372,6 +372,19 @@ async fn a_durable_machine_recognizes_retries_across_a_restart() {
     }
 }
 
+/// Puts `value` through `leader` and waits until the leader's own write of
+/// it has ended: the leader may answer first (its followers made the
+/// quorum, `Raft::take_committed_early`), and a gate armed next must hold
+/// the next write, not that one.
+async fn put_durable<M: StateMachine>(leader: &Addr<RaftActor<GatedStore, M>>, value: u8) {
+    let put = leader.send(command(value)).await.unwrap().unwrap().await.unwrap();
+    eventually("the leader's own write of the put", async || {
+        let status = leader.send(GetStatus).await.ok()?;
+        (status.durable_index >= put.index).then_some(())
+    })
+    .await;
+}
+
 const HEARTBEAT_MS: u64 = 30;
 const ELECTION_MAX_MS: u64 = 300;
 
@@ -386,6 +399,15 @@ struct GatedCluster {
 }
 
 fn gated_cluster(network: &MemoryNetwork, write_heartbeats_max: Duration) -> GatedCluster {
+    gated_cluster_timed(network, write_heartbeats_max, (150, ELECTION_MAX_MS))
+}
+
+/// [`gated_cluster`] with election timeouts of `election_ms` (min, max).
+fn gated_cluster_timed(
+    network: &MemoryNetwork,
+    write_heartbeats_max: Duration,
+    election_ms: (u64, u64),
+) -> GatedCluster {
     let voters = Membership::with_voters([1, 2, 3].map(NodeId));
     let (gate, counts) = (Gate::default(), GateCounts::default());
     let (mut nodes, mut transports, mut armed) = (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
@@ -395,7 +417,7 @@ fn gated_cluster(network: &MemoryNetwork, write_heartbeats_max: Duration) -> Gat
         let store = GatedStore::new(voters.clone(), &gate, &counts).gating_writes(arm.clone());
         let config = ActorConfig {
             write_heartbeats_max,
-            ..ActorConfig::new(GroupId(1)).with_timeouts_ms(150, ELECTION_MAX_MS, HEARTBEAT_MS)
+            ..ActorConfig::new(GroupId(1)).with_timeouts_ms(election_ms.0, election_ms.1, HEARTBEAT_MS)
         };
         let actor = RaftActor::new(config, transport.clone(), store, Sum::default()).unwrap();
         nodes.insert(id, actix::Actor::start(actor));
@@ -416,7 +438,7 @@ async fn writes_slower_than_the_election_timeout_keep_the_leader() {
     let cluster = gated_cluster(&network, WRITE_HEARTBEATS_MAX_DEFAULT);
     let nodes = &cluster.nodes;
     let leader = leader_of(nodes).await;
-    nodes[&leader].send(command(1)).await.unwrap().unwrap().await.unwrap();
+    put_durable(&nodes[&leader], 1).await;
     let before = nodes[&leader].send(GetStatus).await.unwrap();
     for arm in cluster.armed.values() {
         arm.store(true, Ordering::SeqCst);
@@ -448,14 +470,17 @@ async fn writes_slower_than_the_election_timeout_keep_the_leader() {
 
 /// A leader whose own write is held still answers a proposal once both
 /// followers have it durable: they make the quorum without it
-/// (`Raft::take_committed_early`). Its write then ends and it goes on.
+/// (`Raft::take_committed_early`); and a linearizable read
+/// (`Raft::take_read_states`). Its write then ends and it goes on.
 #[actix::test]
-async fn a_leader_answers_what_its_followers_committed_while_its_own_write_is_held() {
+async fn a_leader_answers_puts_its_followers_committed_and_reads_while_its_own_write_is_held() {
     let network = MemoryNetwork::new();
-    let cluster = gated_cluster(&network, WRITE_HEARTBEATS_MAX_DEFAULT);
+    // Election timeouts of 1-2 s: on a loaded machine a late heartbeat
+    // must not elect another leader while the test holds this one's write.
+    let cluster = gated_cluster_timed(&network, WRITE_HEARTBEATS_MAX_DEFAULT, (1_000, 2_000));
     let nodes = &cluster.nodes;
     let leader = leader_of(nodes).await;
-    nodes[&leader].send(command(1)).await.unwrap().unwrap().await.unwrap();
+    put_durable(&nodes[&leader], 1).await;
     let before = nodes[&leader].send(Metrics).await.unwrap();
     cluster.armed[&leader].store(true, Ordering::SeqCst);
     let pending = nodes[&leader].send(command(2)).await.unwrap().unwrap();
@@ -473,6 +498,12 @@ async fn a_leader_answers_what_its_followers_committed_while_its_own_write_is_he
     assert_eq!(answered.response, Bytes::copy_from_slice(&3u64.to_le_bytes()));
     let metrics = nodes[&leader].send(Metrics).await.unwrap();
     assert_eq!(metrics.applied_early, before.applied_early + 1);
+    // A linearizable read is confirmed by a heartbeat round and answered
+    // meanwhile too, and sees the put.
+    let read = nodes[&leader].send(Read { kind: ReadKind::Linearizable, query: Bytes::new() });
+    let read = actix_rt::time::timeout(DEADLINE, read).await.expect("read while the write is held");
+    assert_eq!(read.unwrap().unwrap(), Bytes::copy_from_slice(&3u64.to_le_bytes()));
+    assert_eq!(GateCounts::get(&cluster.counts.writes_held), 1, "the leader's write is still held");
     cluster.armed[&leader].store(false, Ordering::SeqCst);
     cluster.gate.open();
     nodes[&leader].send(command(3)).await.unwrap().unwrap().await.unwrap();
@@ -480,6 +511,43 @@ async fn a_leader_answers_what_its_followers_committed_while_its_own_write_is_he
     assert_eq!((status.role, status.leader), (Role::Leader, Some(leader)));
     let sum = nodes[&leader].send(Read { kind: ReadKind::Linearizable, query: Bytes::new() }).await.unwrap();
     assert_eq!(sum.unwrap(), Bytes::copy_from_slice(&6u64.to_le_bytes()));
+}
+
+/// A durable state machine applies only what its own log holds (recovery
+/// relies on it): a leader running one, its write held, applies nothing
+/// its followers committed meanwhile, and answers once the write ends.
+#[actix::test]
+async fn a_leader_with_a_durable_state_machine_applies_nothing_before_its_own_write() {
+    let network = MemoryNetwork::new();
+    let voters = Membership::with_voters([1, 2, 3].map(NodeId));
+    let (gate, counts) = (Gate::default(), GateCounts::default());
+    let mut armed = BTreeMap::new();
+    let mut nodes = BTreeMap::new();
+    for id in [1, 2, 3].map(NodeId) {
+        let transport: Arc<dyn Transport> = Arc::new(network.join(id));
+        let arm = Arc::new(AtomicBool::new(false));
+        armed.insert(id, arm.clone());
+        let store = GatedStore::new(voters.clone(), &gate, &counts).gating_writes(arm);
+        let config = ActorConfig::new(GroupId(1)).with_timeouts_ms(1_000, 2_000, HEARTBEAT_MS);
+        let actor = RaftActor::new(config, transport, store, Durable::default()).unwrap();
+        nodes.insert(id, actix::Actor::start(actor));
+    }
+    let leader = leader_of(&nodes).await;
+    put_durable(&nodes[&leader], 1).await;
+    armed[&leader].store(true, Ordering::SeqCst);
+    let pending = nodes[&leader].send(command(2)).await.unwrap().unwrap();
+    let index = pending.index;
+    eventually("the followers to commit the put", async || {
+        let status = nodes[&leader].send(GetStatus).await.ok()?;
+        (status.commit >= index).then_some(())
+    })
+    .await;
+    let status = nodes[&leader].send(GetStatus).await.unwrap();
+    assert!(status.durable_index < index && status.applied < index, "{status:?}");
+    assert_eq!(nodes[&leader].send(Metrics).await.unwrap().applied_early, 0);
+    armed[&leader].store(false, Ordering::SeqCst);
+    gate.open();
+    assert_eq!(pending.await.unwrap().index, index);
 }
 
 /// A leader whose write never ends (a stuck disk) sends heartbeats only for
@@ -491,7 +559,7 @@ async fn a_leader_whose_write_is_stuck_falls_silent_and_is_replaced() {
     let cluster = gated_cluster(&network, Duration::from_millis(200));
     let nodes = &cluster.nodes;
     let leader = leader_of(nodes).await;
-    nodes[&leader].send(command(1)).await.unwrap().unwrap().await.unwrap();
+    put_durable(&nodes[&leader], 1).await;
     let before = nodes[&leader].send(GetStatus).await.unwrap();
     cluster.armed[&leader].store(true, Ordering::SeqCst);
     let _pending = nodes[&leader].send(command(2)).await.unwrap().unwrap();

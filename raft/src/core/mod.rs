@@ -500,17 +500,32 @@ impl Raft {
 
     /// Takes the heartbeats and heartbeat responses waiting to leave, on
     /// the terms of [`Raft::take_immediate_messages`] but nothing else: no
-    /// appends, no replication flushed, no read round started. An actor
-    /// calls this while a batch is being written, so that a write longer
-    /// than an election timeout (an `fsync` behind a busy disk's writeback)
-    /// neither lets the followers time out nor the leader's check-quorum
-    /// step it down, while appends still wait to form the next batch.
+    /// appends, no replication flushed. A leader starts the heartbeat round
+    /// that reads wait for, if any do, so that they are confirmed (see
+    /// [`Raft::take_read_states`]) during the write. An actor calls this
+    /// while a batch is being written, so that a write longer than an
+    /// election timeout (an `fsync` behind a busy disk's writeback) neither
+    /// lets the followers time out nor the leader's check-quorum step it
+    /// down, while appends still wait to form the next batch.
     pub fn take_heartbeat_messages(&mut self) -> Vec<(NodeId, Message)> {
+        if !self.may_send_early() {
+            return Vec::new();
+        }
+        self.flush_read_round();
         let heartbeat = |body: &Body| matches!(body, Body::Heartbeat { .. } | Body::HeartbeatResponse { .. });
-        if !self.outbox.iter().any(|(_, message)| heartbeat(&message.body)) || !self.may_send_early() {
+        if !self.outbox.iter().any(|(_, message)| heartbeat(&message.body)) {
             return Vec::new();
         }
         self.take_outbox(heartbeat)
+    }
+
+    /// Takes the reads a commit quorum has confirmed so far, for a driver
+    /// that answers them while a batch is being written (rule 5 of
+    /// [`Ready`]: each once the state machine has applied its index, which
+    /// needs nothing durable here); the next [`Raft::ready`] hands out
+    /// those not taken.
+    pub fn take_read_states(&mut self) -> Vec<ReadState> {
+        std::mem::take(&mut self.read_states)
     }
 
     /// Whether messages may leave before the next batch: the term and vote
@@ -545,7 +560,9 @@ impl Raft {
     /// entries already: nothing is handed out while any of them wait for the
     /// write (rule 4 of [`Ready`]), nor on a node that is not the leader,
     /// nor between batches (they come with the next [`Raft::ready`]). At most
-    /// [`Config::apply_entries_max`] at a time.
+    /// [`Config::apply_entries_max`] at a time. A driver whose state machine
+    /// keeps its state durably should not call this: after a crash, that
+    /// state could be past the entries its log kept.
     pub fn take_committed_early(&mut self) -> Vec<Entry> {
         let Some(outstanding) = self.outstanding.as_mut() else { return Vec::new() };
         if self.role != Role::Leader

@@ -125,6 +125,34 @@ fn nothing_is_applied_early_while_the_batchs_own_committed_entries_wait_for_its_
 }
 
 #[test]
+fn a_read_arriving_while_the_leaders_write_is_in_flight_is_confirmed_before_it_ends() {
+    let mut raft = leader(Config::default());
+    raft.propose(Bytes::from_static(b"x"), None).unwrap();
+    let ready = raft.ready();
+    raft.read_index(7).unwrap();
+    let messages = raft.take_heartbeat_messages();
+    let rounds: Vec<u64> = messages
+        .iter()
+        .filter_map(|(_, m)| match m.body {
+            Body::Heartbeat { round, .. } => Some(round),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(rounds.len(), 2, "the read's round starts during the write: {messages:?}");
+    assert!(raft.take_read_states().is_empty(), "not confirmed yet");
+    raft.step(NodeId(2), Message { term: 1, body: Body::HeartbeatResponse { round: rounds[0] } });
+    assert_eq!(
+        raft.take_read_states(),
+        vec![ReadState { id: 7, index: 1 }],
+        "the leader and node 2 confirm it"
+    );
+    raft.advance(ready.number);
+    let ready = raft.ready();
+    assert!(ready.read_states.is_empty(), "taken once");
+    raft.advance(ready.number);
+}
+
+#[test]
 fn a_leader_busy_with_a_write_still_sends_heartbeats_and_new_entries() {
     let config = Config::default();
     let mut raft = leader(config.clone());

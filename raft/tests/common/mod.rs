@@ -175,6 +175,16 @@ impl TestNode {
         }
     }
 
+    /// Queues the confirmed reads and answers those whose index is applied.
+    fn confirm_reads(&mut self, reads: Vec<ReadState>) {
+        for read in reads {
+            if let Some(key) = self.reads.remove(&read.id) {
+                self.confirmed_reads.push((read, key));
+            }
+        }
+        self.answer_reads();
+    }
+
     fn answer_reads(&mut self) {
         let applied = self.kv.applied;
         let (ready_reads, waiting): (Vec<_>, Vec<_>) =
@@ -234,12 +244,13 @@ impl TestNode {
             self.apply(&entry);
             self.applied_early += 1;
         }
-        self.answer_reads();
         if self.early_messages {
             for (to, m) in self.raft.take_heartbeat_messages() {
                 out(to, m);
             }
         }
+        let reads = self.raft.take_read_states();
+        self.confirm_reads(reads);
     }
 
     /// Ends the write in flight, if any, and carries out what follows.
@@ -269,12 +280,7 @@ impl TestNode {
         for entry in &ready.committed_entries {
             self.apply(entry);
         }
-        for read in ready.read_states {
-            if let Some(key) = self.reads.remove(&read.id) {
-                self.confirmed_reads.push((read, key));
-            }
-        }
-        self.answer_reads();
+        self.confirm_reads(ready.read_states);
         for event in &ready.events {
             if let Event::ReadsDropped(ids) = event {
                 for id in ids {
