@@ -645,9 +645,7 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
                     }
                     self.metrics.applied_early += early.len() as u64;
                     let reads = self.core.take_read_states();
-                    if !early.is_empty() || !reads.is_empty() {
-                        self.confirm_reads(reads);
-                    }
+                    self.confirm_reads(reads);
                 }
                 let messages = if self.saving_snapshot {
                     self.core.take_immediate_messages()

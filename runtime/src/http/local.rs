@@ -101,9 +101,8 @@ impl<A> Clone for Front<A> {
 /// The key and body length of a plain put: `PUT /kv/{key}` with no query,
 /// a key of unreserved characters only (nothing to percent-decode),
 /// `Content-Type: application/json` and a `Content-Length` within
-/// `body_bytes_max`. Any
-/// other request, put or not, goes to the App, which answers it, or its
-/// errors, as before.
+/// `body_bytes_max`. Any other request, put or not, goes to the App, which
+/// answers it, or its errors, as before.
 fn plain_put(request: &Request, body_bytes_max: usize) -> Option<(&str, usize)> {
     if request.method() != Method::PUT || request.uri().query().is_some() {
         return None;
