@@ -405,6 +405,9 @@ pub struct MetricsReport {
     pub leaderships: u64,
     /// Snapshots taken.
     pub snapshots_taken: u64,
+    /// Appends this node took only in part, its log being full while its
+    /// snapshot was due ([`crate::core::Raft::appends_refused_full`]).
+    pub appends_refused_full: u64,
 }
 
 /// Asks for [`MetricsReport`].
@@ -1354,7 +1357,10 @@ impl<S: Storage, M: StateMachine> Handler<Metrics> for RaftActor<S, M> {
     type Result = MessageResult<Metrics>;
 
     fn handle(&mut self, _: Metrics, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(self.metrics)
+        MessageResult(MetricsReport {
+            appends_refused_full: self.core.appends_refused_full(),
+            ..self.metrics
+        })
     }
 }
 

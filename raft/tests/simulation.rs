@@ -14,7 +14,7 @@
 mod common;
 
 use common::{test_config, Checker, TestNode};
-use concord_raft::core::{ClientTag, Membership};
+use concord_raft::core::{ClientTag, Config, Membership};
 use concord_raft::linearizability::{check_kv, Operation, RegisterOp};
 use concord_transport::sim::{run_seeds, SimConfig, Simulation, Time};
 use concord_transport::NodeId;
@@ -33,6 +33,8 @@ struct Scenario {
     partitions: bool,
     membership: bool,
     chaos_ms: Time,
+    /// The nodes' settings (`test_config` unless a scenario tightens them).
+    config: Config,
 }
 
 const KEYS: u8 = 3;
@@ -280,12 +282,17 @@ fn run(seed: u64, scenario: Scenario) -> Result<(), String> {
     let membership =
         scenario.weighted.clone().unwrap_or_else(|| Membership::with_voters(all.iter().copied()));
     let nodes = all.iter().map(|&id| {
-        let mut node = TestNode::new(id, membership.clone(), test_config(), seed ^ (id.0 << 32));
+        let mut node = TestNode::new(id, membership.clone(), scenario.config.clone(), seed ^ (id.0 << 32));
         // Half the nodes send what may leave early before each batch.
         node.early_messages = (seed + id.0).is_multiple_of(2);
         // Two nodes in three leave each write in flight until their next
         // tick, so that a leader's followers often commit without it.
         node.writes_in_flight = !((seed >> 1) + id.0).is_multiple_of(3);
+        // One node in three builds its snapshots slowly, so that its log
+        // fills while the leader's is compacted (AppendOutcome::Full).
+        if ((seed >> 2) + id.0).is_multiple_of(3) {
+            node.snapshot_build_ms = Some(SNAPSHOT_BUILD_MS);
+        }
         (id, node)
     });
     let mut sim = Simulation::new(seed, scenario.faults, 10, nodes);
@@ -358,6 +365,18 @@ fn run(seed: u64, scenario: Scenario) -> Result<(), String> {
             ));
         }
     }
+    // No log passed its bound by more than a follower may: a leader refuses
+    // proposals at it, and a follower that a snapshot will compact takes
+    // only what fits (AppendOutcome::Full). A follower not yet told that
+    // `snapshot_threshold_entries` of its entries are committed takes
+    // entries past it (in 5,000 seeds of the tightest scenario, one log
+    // passed 40 entries, by 2).
+    let allowed = scenario.config.max_log_entries + scenario.config.snapshot_threshold_entries;
+    for node in sim.nodes().values() {
+        if node.log_len_max > allowed {
+            return Err(format!("{}: log of {} entries, bound {allowed}", node.id, node.log_len_max));
+        }
+    }
     for node in sim.nodes().values() {
         if let Some((value, count)) = node.kv.effects.iter().find(|(_, c)| **c > 1) {
             return Err(format!("{}: value {value} applied {count} times", node.id));
@@ -377,7 +396,7 @@ fn run(seed: u64, scenario: Scenario) -> Result<(), String> {
         let completed = clients.history.iter().filter(|(_, o)| o.response.is_some()).count();
         let elections = sim.nodes().values().map(|n| n.raft.term()).max().unwrap_or(0);
         eprintln!(
-            "seed {seed}: t={} last_membership_index={} snapshot_index={} ops={} completed={completed} acked_writes={} committed={} applied_early={} terms={elections} {:?}",
+            "seed {seed}: t={} last_membership_index={} snapshot_index={} ops={} completed={completed} acked_writes={} committed={} applied_early={} appends_refused_full={} log_len_max={} terms={elections} {:?}",
             sim.now(),
             sim.nodes().values().map(|n| n.raft.log().membership_index()).max().unwrap_or(0),
             sim.nodes().values().map(|n| n.raft.log().snapshot().index).max().unwrap_or(0),
@@ -385,6 +404,8 @@ fn run(seed: u64, scenario: Scenario) -> Result<(), String> {
             clients.acknowledged.len(),
             checker.committed_len(),
             sim.nodes().values().map(|n| n.applied_early).sum::<u64>(),
+            sim.nodes().values().map(|n| n.raft.appends_refused_full()).sum::<u64>(),
+            sim.nodes().values().map(|n| n.log_len_max).max().unwrap_or(0),
             sim.network_ref().stats()
         );
     }
@@ -406,6 +427,9 @@ fn converged(sim: &Sim, clients: &Clients, all: &[NodeId]) -> bool {
         && clients.acknowledged.iter().all(|v| sim.nodes().values().all(|n| n.kv.effects.get(v) == Some(&1)))
 }
 
+/// How long a slow node's snapshot takes to build (simulated ms).
+const SNAPSHOT_BUILD_MS: u64 = 300;
+
 fn faults() -> SimConfig {
     SimConfig {
         delay_min_ms: 1,
@@ -425,6 +449,7 @@ fn scenario(nodes: u64) -> Scenario {
         partitions: true,
         membership: false,
         chaos_ms: 4_000,
+        config: test_config(),
     }
 }
 
@@ -432,6 +457,17 @@ fn scenario(nodes: u64) -> Scenario {
 fn simulation_3_nodes_with_loss_duplication_reordering_partitions_and_crashes() {
     run_seeds("simulation_3_nodes_with_loss_duplication_reordering_partitions_and_crashes", 200, |seed| {
         run(seed, scenario(3))
+    });
+}
+
+#[test]
+fn simulation_3_nodes_with_logs_at_their_bound_while_snapshots_lag() {
+    // A tenth of test_config's bound: the slow node's log fills within a
+    // build, the leader's proposals are refused at times, and a follower
+    // answers AppendOutcome::Full.
+    let config = Config { snapshot_threshold_entries: 10, max_log_entries: 40, ..test_config() };
+    run_seeds("simulation_3_nodes_with_logs_at_their_bound_while_snapshots_lag", 100, |seed| {
+        run(seed, Scenario { config: config.clone(), ..scenario(3) })
     });
 }
 

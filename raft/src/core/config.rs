@@ -39,7 +39,16 @@ pub struct Config {
     /// the log is within a tenth of this
     /// ([`SNAPSHOT_LOG_FULL_MARGIN_DIVISOR`]). The log is held in memory:
     /// this bounds its entries, each at most `batch_bytes_max` bytes.
+    /// A follower whose snapshot is due (or will be once its committed
+    /// entries are applied) takes only the entries that fit
+    /// ([`AppendOutcome::Full`]). Two exceptions, both for liveness: a new
+    /// leader appends its no-op whatever the bound (it is what commits the
+    /// entries before it), and a follower that knows too few of its
+    /// entries committed for a snapshot to be due (fewer than
+    /// `snapshot_threshold_entries`) takes entries past the bound: refusing
+    /// them would wait for a compaction that nothing would bring.
     ///
+    /// [`AppendOutcome::Full`]: crate::core::AppendOutcome::Full
     /// [`SNAPSHOT_LOG_FULL_MARGIN_DIVISOR`]: crate::core::snapshot::SNAPSHOT_LOG_FULL_MARGIN_DIVISOR
     pub max_log_entries: u64,
     /// Bytes of entries the log may hold ([`RaftLog::bytes`]): the bound on
@@ -49,8 +58,8 @@ pub struct Config {
     /// snapshot is due once the log is within a tenth of it
     /// ([`SNAPSHOT_LOG_FULL_MARGIN_DIVISOR`]), before
     /// `snapshot_threshold_entries` if need be. At least `batch_bytes_max`.
-    /// Only a leader refuses entries: a follower's log is compacted by the
-    /// same rule, and may pass the bound while its snapshot lags.
+    /// A follower holds to it as to `max_log_entries`, with the same
+    /// exceptions.
     ///
     /// [`RaftLog::bytes`]: crate::core::log::RaftLog::bytes
     /// [`SNAPSHOT_LOG_FULL_MARGIN_DIVISOR`]: crate::core::snapshot::SNAPSHOT_LOG_FULL_MARGIN_DIVISOR

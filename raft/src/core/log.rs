@@ -94,6 +94,14 @@ impl RaftLog {
         self.bytes
     }
 
+    /// Bytes of the entries held from `index` on (as [`RaftLog::bytes`]
+    /// counts them).
+    pub fn bytes_from(&self, index: Index) -> u64 {
+        let skip = index.saturating_sub(self.first_index());
+        let skip = usize::try_from(skip).unwrap_or(usize::MAX);
+        self.entries.iter().skip(skip).map(|e| e.size_bytes() as u64).sum()
+    }
+
     /// Whether no entry is held (all compacted or none yet).
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()

@@ -95,6 +95,15 @@ pub enum AppendOutcome {
         /// Last index known to match.
         match_index: Index,
     },
+    /// The follower's log matches the leader's up to `match_index`, and it
+    /// took no entry past it: its log is at `max_log_entries` or
+    /// `max_log_bytes`, and a snapshot that will compact it is due (or will
+    /// be once its committed entries are applied). The leader probes it
+    /// again after the next heartbeat.
+    Full {
+        /// Last index known to match.
+        match_index: Index,
+    },
     /// The consistency check failed at `rejected_index`. The hint lets the
     /// leader skip a whole term at once (thesis §5.3, "conflict term").
     Rejected {

@@ -124,6 +124,9 @@ pub struct Raft {
     ready_number: u64,
     outstanding: Option<Outstanding>,
     history: VecDeque<ElectionRecord>,
+    /// Appends this node, a follower with a full log, took only in part
+    /// ([`AppendOutcome::Full`]).
+    appends_refused_full: u64,
 }
 
 /// What an outstanding ready handed out, for `advance`.
@@ -186,10 +189,19 @@ impl Raft {
             ready_number: 0,
             outstanding: None,
             history: VecDeque::new(),
+            appends_refused_full: 0,
         };
         raft.persisted.commit = raft.log.commit;
         raft.reset_election_timeout();
         Ok(raft)
+    }
+
+    /// Appends this node took only in part because its log was at
+    /// `max_log_entries` or `max_log_bytes` while a snapshot was due
+    /// (answered [`AppendOutcome::Full`]): a follower whose snapshots lag
+    /// the leader's.
+    pub fn appends_refused_full(&self) -> u64 {
+        self.appends_refused_full
     }
 
     /// This node.

@@ -207,6 +207,21 @@ impl Raft {
         }
         match self.log.term(prev_index) {
             Some(term) if term == prev_term => {
+                // The log matches the leader's through `prev_index`: what
+                // the leader committed of it is committed here.
+                let matched_commit = commit.min(prev_index);
+                if matched_commit > self.log.commit {
+                    self.log.commit = matched_commit;
+                }
+                let mut entries = entries;
+                let fit = self.entries_that_fit(&entries);
+                // Past the bounds only if no snapshot will be due once the
+                // committed entries are applied: refused entries come back
+                // only once a snapshot compacts the log.
+                let full = fit < entries.len() && self.snapshot_due_at(self.log.commit);
+                if full {
+                    entries.truncate(fit);
+                }
                 let old_membership_index = self.log.membership_index();
                 let last_new = self.log.append_from_leader(prev_index, entries);
                 if self.log.membership_index() != old_membership_index {
@@ -217,7 +232,13 @@ impl Raft {
                 if new_commit > self.log.commit {
                     self.log.commit = new_commit;
                 }
-                self.send(from, Body::AppendResponse(AppendOutcome::Accepted { match_index: last_new }));
+                let outcome = if full {
+                    self.appends_refused_full += 1;
+                    AppendOutcome::Full { match_index: last_new }
+                } else {
+                    AppendOutcome::Accepted { match_index: last_new }
+                };
+                self.send(from, Body::AppendResponse(outcome));
             }
             found => {
                 let (conflict_term, conflict_index) = match found {
@@ -235,6 +256,30 @@ impl Raft {
                 self.send(from, Body::AppendResponse(outcome));
             }
         }
+    }
+
+    /// How many of a leader's `entries` (which follow on from where the
+    /// logs match) the log can take within `max_log_entries` and
+    /// `max_log_bytes`. Entries it holds already take no room; from the
+    /// first one it does not hold (new, or conflicting, which truncates the
+    /// rest), each is counted. A follower's log is otherwise bounded only by
+    /// its own snapshots, which may lag the leader's (a large state builds
+    /// for seconds) while the leader compacts and goes on.
+    fn entries_that_fit(&self, entries: &[Entry]) -> usize {
+        let snapshot_index = self.log.snapshot().index;
+        let held = |e: &Entry| e.index <= snapshot_index || self.log.term(e.index) == Some(e.term);
+        let Some(start) = entries.iter().position(|e| !held(e)) else { return entries.len() };
+        let at = entries[start].index;
+        let mut len = at - self.log.first_index();
+        let mut bytes = self.log.bytes() - self.log.bytes_from(at);
+        for (i, entry) in entries[start..].iter().enumerate() {
+            len += 1;
+            bytes += entry.size_bytes() as u64;
+            if len > self.config.max_log_entries || bytes > self.config.max_log_bytes {
+                return start + i;
+            }
+        }
+        entries.len()
     }
 
     pub(crate) fn handle_append_response(&mut self, from: NodeId, outcome: AppendOutcome) {
@@ -261,6 +306,19 @@ impl Raft {
                 }
                 self.maybe_commit();
                 self.maybe_send_timeout_now(from);
+            }
+            AppendOutcome::Full { match_index } => {
+                let match_index = match_index.min(last_index);
+                if match_index < p.match_index || matches!(p.state, ProgressState::Snapshot { .. }) {
+                    return; // stale: the follower took more since
+                }
+                p.match_index = match_index;
+                // Appends in flight past it were dropped: probe from there,
+                // once the next heartbeat unpauses the probe.
+                p.next_index = match_index + 1;
+                p.become_probe();
+                p.paused = true;
+                self.maybe_commit();
             }
             AppendOutcome::Rejected { rejected_index, conflict_term, conflict_index } => {
                 if rejected_index < p.match_index {

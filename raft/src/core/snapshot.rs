@@ -54,7 +54,14 @@ impl Raft {
     /// of its entries are applied, however few they are. O(1): the log
     /// keeps its byte count.
     pub fn snapshot_due(&self) -> bool {
-        let applied_since = self.log.applied - self.log.snapshot().index;
+        self.snapshot_due_at(self.log.applied)
+    }
+
+    /// Whether a snapshot will be due once the log is applied through
+    /// `applied` (at least the applied index, at most the commit index), the
+    /// log otherwise as it is: [`Raft::snapshot_due`] ahead of the apply.
+    pub(crate) fn snapshot_due_at(&self, applied: Index) -> bool {
+        let applied_since = applied.saturating_sub(self.log.snapshot().index);
         let bytes_margin = self.config.max_log_bytes.div_ceil(SNAPSHOT_LOG_FULL_MARGIN_DIVISOR);
         if self.log.bytes().saturating_add(bytes_margin) >= self.config.max_log_bytes
             && applied_since > 0

@@ -901,3 +901,197 @@ fn the_log_byte_count_stays_exact_across_truncation_compaction_install_and_resta
     assert_eq!(restarted.log().last_index(), 9);
     check(&restarted, 2 * 32 + 170);
 }
+
+/// Entries `from..=to` of term 1, each a one-byte command.
+fn commands(from: Index, to: Index) -> Vec<Entry> {
+    (from..=to)
+        .map(|index| Entry {
+            term: 1,
+            index,
+            payload: Payload::Command { client: None, data: Bytes::from_static(b"x") },
+        })
+        .collect()
+}
+
+/// Node 1, a follower of node 2 in term 1, takes an append and writes it;
+/// returns the outcome it answered.
+fn append_to_follower(
+    raft: &mut Raft,
+    prev_index: Index,
+    entries: Vec<Entry>,
+    commit: Index,
+) -> AppendOutcome {
+    let prev_term = raft.log().term(prev_index).unwrap();
+    raft.step(NodeId(2), Message { term: 1, body: Body::Append { prev_index, prev_term, entries, commit } });
+    let ready = raft.ready();
+    raft.advance(ready.number);
+    let answers: Vec<AppendOutcome> = ready
+        .messages
+        .iter()
+        .chain(&ready.persisted_messages)
+        .filter_map(|(_, m)| match m.body {
+            Body::AppendResponse(outcome) => Some(outcome),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(answers.len(), 1, "one answer per append: {answers:?}");
+    answers[0]
+}
+
+#[test]
+fn a_follower_at_max_log_entries_takes_only_what_fits_while_its_snapshot_is_due() {
+    let config = Config { snapshot_threshold_entries: 4, max_log_entries: 10, ..Config::default() };
+    let mut raft = node(config);
+    assert_eq!(
+        append_to_follower(&mut raft, 0, commands(1, 8), 8),
+        AppendOutcome::Accepted { match_index: 8 }
+    );
+    assert_eq!(raft.log().applied, 8);
+    assert!(raft.snapshot_due(), "8 entries applied, the threshold is 4");
+    // Its snapshot lags: of 6 more entries, 2 fit.
+    assert_eq!(append_to_follower(&mut raft, 8, commands(9, 14), 8), AppendOutcome::Full { match_index: 10 });
+    assert_eq!((raft.log().len(), raft.log().last_index()), (10, 10));
+    assert_eq!(raft.appends_refused_full(), 1);
+    // A resent append of entries it holds changes nothing and is answered as before.
+    assert_eq!(append_to_follower(&mut raft, 8, commands(9, 14), 8), AppendOutcome::Full { match_index: 10 });
+    // Once the snapshot compacts the log, the rest is taken.
+    raft.snapshot_taken(8, Bytes::from_static(b"state"));
+    assert_eq!(
+        append_to_follower(&mut raft, 10, commands(11, 14), 8),
+        AppendOutcome::Accepted { match_index: 14 }
+    );
+    assert_eq!(raft.log().len(), 6);
+}
+
+#[test]
+fn a_follower_at_max_log_bytes_takes_only_what_fits_while_its_snapshot_is_due() {
+    // Each one-byte command counts 33 bytes (its header estimate and payload).
+    let size = commands(1, 1)[0].size_bytes() as u64;
+    let config = Config {
+        snapshot_threshold_entries: 4,
+        max_log_bytes: 10 * size,
+        batch_bytes_max: 1,
+        ..Config::default()
+    };
+    let mut raft = node(config);
+    assert_eq!(
+        append_to_follower(&mut raft, 0, commands(1, 9), 9),
+        AppendOutcome::Accepted { match_index: 9 }
+    );
+    assert!(raft.snapshot_due());
+    assert_eq!(
+        append_to_follower(&mut raft, 9, commands(10, 12), 9),
+        AppendOutcome::Full { match_index: 10 }
+    );
+    assert_eq!(raft.log().bytes(), 10 * size);
+}
+
+#[test]
+fn a_follower_whose_log_is_full_of_entries_it_cannot_compact_takes_entries_past_the_bound() {
+    // Nothing is committed, so no snapshot would ever make room: refusing
+    // could leave the cluster without the quorum that commits them.
+    let config = Config { snapshot_threshold_entries: 4, max_log_entries: 10, ..Config::default() };
+    let mut raft = node(config);
+    assert_eq!(
+        append_to_follower(&mut raft, 0, commands(1, 12), 0),
+        AppendOutcome::Accepted { match_index: 12 }
+    );
+    assert!(!raft.snapshot_due());
+    assert_eq!(raft.log().len(), 12);
+    assert_eq!(raft.appends_refused_full(), 0);
+}
+
+#[test]
+fn a_conflicting_suffix_of_a_full_follower_is_replaced_within_the_bound() {
+    let config = Config { snapshot_threshold_entries: 2, max_log_entries: 6, ..Config::default() };
+    let mut raft = node(config);
+    assert_eq!(
+        append_to_follower(&mut raft, 0, commands(1, 6), 3),
+        AppendOutcome::Accepted { match_index: 6 }
+    );
+    assert!(raft.snapshot_due());
+    // A leader of term 2 holds other entries from 5 on: they replace 5 and
+    // 6, and its entry 7 finds no room.
+    raft.step(NodeId(3), Message { term: 2, body: Body::Heartbeat { commit: 0, round: 1 } });
+    let ready = raft.ready();
+    raft.advance(ready.number);
+    let newer: Vec<Entry> = (5..=7).map(|index| Entry { term: 2, index, payload: Payload::Empty }).collect();
+    raft.step(
+        NodeId(3),
+        Message { term: 2, body: Body::Append { prev_index: 4, prev_term: 1, entries: newer, commit: 3 } },
+    );
+    let ready = raft.ready();
+    raft.advance(ready.number);
+    let outcome = ready.messages.iter().chain(&ready.persisted_messages).find_map(|(_, m)| match m.body {
+        Body::AppendResponse(outcome) => Some(outcome),
+        _ => None,
+    });
+    assert_eq!(outcome, Some(AppendOutcome::Full { match_index: 6 }));
+    assert_eq!((raft.log().term(5), raft.log().term(6), raft.log().last_index()), (Some(2), Some(2), 6));
+}
+
+#[test]
+fn a_leader_told_a_follower_is_full_probes_it_again_only_after_a_heartbeat() {
+    let config = Config { batch_size: 2, ..Config::default() };
+    let mut raft = leader(config);
+    for _ in 0..6 {
+        raft.propose(Bytes::from_static(b"x"), None).unwrap();
+    }
+    let ready = raft.ready();
+    raft.advance(ready.number);
+    let to_two = |ready: &Ready| {
+        ready
+            .messages
+            .iter()
+            .filter(|(to, m)| *to == NodeId(2) && matches!(m.body, Body::Append { .. }))
+            .count()
+    };
+    assert_eq!(to_two(&ready), 3, "entries 2-7 in appends of two");
+    // Node 2 took entry 2 only.
+    raft.step(
+        NodeId(2),
+        Message { term: 1, body: Body::AppendResponse(AppendOutcome::Full { match_index: 2 }) },
+    );
+    let p = &raft.progress()[&NodeId(2)];
+    assert_eq!((p.match_index, p.next_index, p.state, p.paused), (2, 3, ProgressState::Probe, true));
+    // Its rejections of the appends it dropped are stale.
+    let stale = AppendOutcome::Rejected { rejected_index: 3, conflict_term: None, conflict_index: 3 };
+    raft.step(NodeId(2), Message { term: 1, body: Body::AppendResponse(stale) });
+    let ready = raft.ready();
+    raft.advance(ready.number);
+    assert_eq!(to_two(&ready), 0, "nothing is sent to a full follower before a heartbeat");
+    while raft.progress()[&NodeId(2)].paused {
+        raft.tick();
+    }
+    let ready = raft.ready();
+    assert_eq!(to_two(&ready), 1, "one probe after the heartbeat");
+    // A stale Full answer after it took more is ignored.
+    raft.step(
+        NodeId(2),
+        Message { term: 1, body: Body::AppendResponse(AppendOutcome::Accepted { match_index: 4 }) },
+    );
+    raft.step(
+        NodeId(2),
+        Message { term: 1, body: Body::AppendResponse(AppendOutcome::Full { match_index: 2 }) },
+    );
+    assert_eq!(raft.progress()[&NodeId(2)].state, ProgressState::Replicate);
+}
+
+#[test]
+fn a_full_follower_counts_the_commit_its_append_brings_before_taking_entries_past_the_bound() {
+    let config = Config { snapshot_threshold_entries: 4, max_log_entries: 10, ..Config::default() };
+    let mut raft = node(config);
+    assert_eq!(
+        append_to_follower(&mut raft, 0, commands(1, 10), 0),
+        AppendOutcome::Accepted { match_index: 10 }
+    );
+    assert!(!raft.snapshot_due(), "nothing is committed yet");
+    // The next append tells it 1-10 are committed: a snapshot will be due
+    // once they are applied, so it takes nothing past the bound.
+    assert_eq!(
+        append_to_follower(&mut raft, 10, commands(11, 12), 10),
+        AppendOutcome::Full { match_index: 10 }
+    );
+    assert_eq!((raft.log().len(), raft.log().commit, raft.log().applied), (10, 10, 10));
+    assert!(raft.snapshot_due());
+}

@@ -107,6 +107,16 @@ pub struct TestNode {
     writing: Option<Ready>,
     /// Entries applied while this node's own write of them was in flight.
     pub applied_early: u64,
+    /// A snapshot takes this long to build (ms), as a large state does on
+    /// an actor's blocking pool: it captures the state when it is due and
+    /// compacts the log once built, applying going on meanwhile. `None`
+    /// takes it at once.
+    pub snapshot_build_ms: Option<Time>,
+    /// The snapshot being built: its index, its data, when it is built.
+    building: Option<(Index, Bytes, Time)>,
+    /// The longest this node's log has been, in entries that
+    /// `max_log_entries` bounds (see `bounded_log_len`).
+    pub log_len_max: u64,
 }
 
 impl TestNode {
@@ -135,6 +145,9 @@ impl TestNode {
             writes_in_flight: false,
             writing: None,
             applied_early: 0,
+            snapshot_build_ms: None,
+            building: None,
+            log_len_max: 0,
         }
     }
 
@@ -293,9 +306,42 @@ impl TestNode {
         }
         self.events.extend(ready.events);
         self.raft.advance(ready.number);
-        if self.raft.snapshot_due() {
-            let snapshot = self.raft.snapshot_taken(self.kv.applied, self.kv.encode());
-            self.durable.save_snapshot(&snapshot).expect("memory store");
+        self.log_len_max = self.log_len_max.max(self.bounded_log_len());
+        self.snapshot_when_due();
+    }
+
+    /// The entries of the log that `max_log_entries` bounds: all but the
+    /// uncommitted no-ops new leaders appended whatever the bound.
+    fn bounded_log_len(&self) -> u64 {
+        let log = self.raft.log();
+        let no_ops = (log.commit + 1..=log.last_index())
+            .filter(|&i| log.entry(i).is_some_and(|e| matches!(e.payload, Payload::Empty)))
+            .count();
+        log.len() - no_ops as u64
+    }
+
+    /// Takes a snapshot when one is due, at once or after
+    /// `snapshot_build_ms`.
+    fn snapshot_when_due(&mut self) {
+        let built = match (self.snapshot_build_ms, &self.building) {
+            (_, Some((_, _, done))) if *done <= self.now => self.building.take(),
+            (_, Some(_)) => None,
+            (None, None) if self.raft.snapshot_due() => Some((self.kv.applied, self.kv.encode(), self.now)),
+            (Some(ms), None) if self.raft.snapshot_due() => {
+                self.building = Some((self.kv.applied, self.kv.encode(), self.now + ms));
+                None
+            }
+            _ => None,
+        };
+        if let Some((index, data, _)) = built {
+            let snapshot = self.raft.snapshot_taken(index, data);
+            // As the actor: only the snapshot built here is saved. One
+            // received while it was built (and still to be written) is the
+            // core's current one, and saving it now would compact the store
+            // before the write that installs it.
+            if snapshot.meta.index == index {
+                self.durable.save_snapshot(&snapshot).expect("memory store");
+            }
         }
     }
 
@@ -322,6 +368,9 @@ impl SimNode for TestNode {
     fn tick(&mut self, now: Time, out: &mut Outbox<Message>) {
         self.now = now;
         self.finish_write(&mut |to, m| out.send(to, m));
+        if self.writing.is_none() {
+            self.snapshot_when_due();
+        }
         self.raft.tick();
         self.process(&mut |to, m| out.send(to, m));
     }
@@ -335,6 +384,7 @@ impl SimNode for TestNode {
     fn crash(&mut self) {
         self.incarnation += 1;
         self.writing = None;
+        self.building = None;
         self.proposals.clear();
         self.reads.clear();
         self.confirmed_reads.clear();
