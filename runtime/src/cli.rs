@@ -60,6 +60,25 @@ pub enum LoadVerb {
         #[arg(long, value_enum, default_value_t = crate::load::LoadClient::Wire)]
         client: crate::load::LoadClient,
     },
+    /// Closed-loop reads of keys put first, for a fixed time, alone or
+    /// beside closed-loop writers: reads/s, p50 and p99 read latency.
+    Reads {
+        /// Concurrent readers, each with its own connection.
+        #[arg(long, default_value_t = 1)]
+        clients: u64,
+        /// Duration.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// `linearizable` (a quorum round per read batch), `lease` or `stale`.
+        #[arg(long, value_enum, default_value_t = crate::load::ReadConsistency::Linearizable)]
+        consistency: crate::load::ReadConsistency,
+        /// Concurrent writers putting beside the readers, as `puts` does.
+        #[arg(long, default_value_t = 0)]
+        writers: u64,
+        /// Size of each value put.
+        #[arg(long, default_value_t = 256)]
+        value_bytes: usize,
+    },
     /// Stop the leader's process; time to a new leader and a first write.
     Failover {
         /// The nodes' process ids, in the order of --endpoints.

@@ -16,6 +16,12 @@
 //!   threads would contend for the CPUs the cluster needs. `--client awc`
 //!   puts through actix's HTTP client instead (about 40 µs more per put,
 //!   most of it CPU).
+//! - `concord load reads --endpoints A,B,C --clients N --seconds S [--consistency linearizable|lease|stale] [--writers W]`:
+//!   puts [`READ_KEYS`] keys, then N clients read them in turn (`GET
+//!   /kv/{key}`, linearizable by default) in a closed loop for S seconds,
+//!   each on its own keep-alive connection to the leader, while W clients
+//!   put as `puts` does: reads/s and read latency, alone or under writes
+//!   (the puts/s of the writers beside them).
 //! - `concord load failover --endpoints A,B,C --pids P1,P2,P3 [--signal kill|term]`:
 //!   finds the leader, sends its process SIGKILL (default) or SIGTERM (the
 //!   node then hands leadership over before it stops), and reports the time
@@ -84,7 +90,33 @@ impl StopSignal {
     }
 }
 
-/// Time allowed for one put, with either client.
+/// Which reads `concord load reads` makes (the `consistency` of `GET /kv/{key}`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReadConsistency {
+    /// Confirmed with a quorum (ReadIndex): the default of the API.
+    #[default]
+    Linearizable,
+    /// Served under the leader's lease, without a round.
+    Lease,
+    /// Served from the node's state as it is.
+    Stale,
+}
+
+impl ReadConsistency {
+    /// Its name in the request and the JSON line.
+    fn name(self) -> &'static str {
+        match self {
+            ReadConsistency::Linearizable => "linearizable",
+            ReadConsistency::Lease => "lease",
+            ReadConsistency::Stale => "stale",
+        }
+    }
+}
+
+/// Keys `concord load reads` puts first, then reads in turn.
+pub const READ_KEYS: u64 = 100;
+
+/// Time allowed for one request (a put or a read), with either client.
 pub const PUT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Bound on one answer (head and body) read by the wire client.
@@ -137,7 +169,7 @@ fn check_code(code: u16) -> Result<(), String> {
     if (200..300).contains(&code) {
         Ok(())
     } else {
-        Err(format!("put answered {code}"))
+        Err(format!("request answered {code}"))
     }
 }
 
@@ -152,6 +184,22 @@ fn put_request(request: &mut Vec<u8>, address: &str, key: &str, body: &str) {
         .as_bytes(),
     );
     request.extend_from_slice(body.as_bytes());
+}
+
+/// Writes the whole HTTP/1.1 request reading `key` as `consistency` asks.
+fn get_request(request: &mut Vec<u8>, address: &str, key: &str, consistency: ReadConsistency) {
+    request.clear();
+    let query = match consistency {
+        ReadConsistency::Linearizable => "",
+        ReadConsistency::Lease => "?consistency=lease",
+        ReadConsistency::Stale => "?consistency=stale",
+    };
+    request.extend_from_slice(format!("GET /kv/{key}{query} HTTP/1.1\r\nhost: {address}\r\n\r\n").as_bytes());
+}
+
+/// The key of the `n`th read (or seeding put) of `concord load reads`.
+fn read_key(n: u64) -> String {
+    format!("read-{}", n % READ_KEYS)
 }
 
 /// One keep-alive HTTP/1.1 connection of the wire client on the event loop.
@@ -246,7 +294,7 @@ impl BlockingConnection {
         loop {
             if started.elapsed() > PUT_TIMEOUT {
                 self.stream = None;
-                return Err(format!("put unanswered after {PUT_TIMEOUT:?}"));
+                return Err(format!("request unanswered after {PUT_TIMEOUT:?}"));
             }
             let n = match stream.read(&mut self.chunk[..]) {
                 Ok(n) => n,
@@ -312,30 +360,18 @@ pub async fn puts(
     let address = endpoints[leader].clone();
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let value = "v".repeat(value_bytes);
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
-    let how = how.resolve(clients, cpus);
-    let mut tasks = Vec::new();
-    for client_index in 0..clients {
-        let address = address.clone();
-        let body = json!({ "value": value });
-        tasks.push(match how {
-            LoadClient::WireThreads => {
-                let body = body.to_string();
-                actix_rt::task::spawn_blocking(move || threaded_puts(&address, client_index, &body, deadline))
-            }
-            LoadClient::Awc => {
+    let how = how.resolve(clients, cpus());
+    let tasks = if how == LoadClient::Awc {
+        (0..clients)
+            .map(|client_index| {
+                let (address, body) = (address.clone(), json!({ "value": value }));
                 actix_rt::spawn(async move { awc_puts(&address, client_index, &body, deadline).await })
-            }
-            LoadClient::Wire | LoadClient::WireLoop => {
-                actix_rt::spawn(async move { wire_puts(&address, client_index, &body, deadline).await })
-            }
-        });
-    }
-    let mut all = Vec::new();
-    for task in tasks {
-        all.extend(task.await.map_err(|e| e.to_string())??);
-    }
-    all.sort();
+            })
+            .collect()
+    } else {
+        spawn_put_clients(how, clients, &address, &value, deadline)
+    };
+    let all = latencies_of(tasks).await?;
     Ok(json!({
         "system": "concord",
         "client": how.name(),
@@ -347,49 +383,158 @@ pub async fn puts(
     }))
 }
 
+/// The CPUs of this machine.
+fn cpus() -> u64 {
+    std::thread::available_parallelism().map_or(1, |n| n.get() as u64)
+}
+
+/// A running client: the latencies of its requests, or why it stopped.
+type ClientTask = actix_rt::task::JoinHandle<Result<Vec<Duration>, String>>;
+
+/// Waits for `tasks`; all their latencies, sorted.
+async fn latencies_of(tasks: Vec<ClientTask>) -> Result<Vec<Duration>, String> {
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.map_err(|e| e.to_string())??);
+    }
+    all.sort();
+    Ok(all)
+}
+
+/// Starts `clients` closed-loop clients of a wire kind (`how` resolved),
+/// each sending until `deadline` the requests that `requests(its index)`
+/// builds (given the buffer and the request's number).
+fn spawn_wire_clients<F>(
+    how: LoadClient,
+    clients: u64,
+    address: &str,
+    deadline: Instant,
+    requests: impl Fn(u64) -> F,
+) -> Vec<ClientTask>
+where
+    F: FnMut(&mut Vec<u8>, u64) + Send + 'static,
+{
+    (0..clients)
+        .map(|client_index| {
+            let (address, build) = (address.to_owned(), requests(client_index));
+            if how == LoadClient::WireThreads {
+                actix_rt::task::spawn_blocking(move || threaded_loop(&address, deadline, build))
+            } else {
+                actix_rt::spawn(async move { wire_loop(&address, deadline, build).await })
+            }
+        })
+        .collect()
+}
+
+/// [`spawn_wire_clients`] putting `value` at each client's bench keys.
+fn spawn_put_clients(
+    how: LoadClient,
+    clients: u64,
+    address: &str,
+    value: &str,
+    deadline: Instant,
+) -> Vec<ClientTask> {
+    let body = json!({ "value": value }).to_string();
+    spawn_wire_clients(how, clients, address, deadline, |client_index| {
+        let (address, body) = (address.to_owned(), body.clone());
+        move |request: &mut Vec<u8>, n| put_request(request, &address, &bench_key(client_index, n), &body)
+    })
+}
+
+/// N closed-loop clients reading [`READ_KEYS`] keys (put first) for a
+/// fixed time, beside `writers` clients putting as [`puts`] does.
+pub async fn reads(
+    endpoints: &[String],
+    clients: u64,
+    seconds: u64,
+    consistency: ReadConsistency,
+    writers: u64,
+    value_bytes: usize,
+) -> Result<Value, String> {
+    let probe = awc::Client::default();
+    let (leader, _) = leader_index(&probe, endpoints).await.ok_or("no leader")?;
+    let address = endpoints[leader].clone();
+    let value = "v".repeat(value_bytes);
+    // Every key read exists: a read of a missing key is answered 404.
+    let body = json!({ "value": value }).to_string();
+    let mut connection = WireConnection::new(&address);
+    let mut request = Vec::new();
+    for n in 0..READ_KEYS {
+        put_request(&mut request, &address, &read_key(n), &body);
+        tokio::time::timeout(PUT_TIMEOUT, connection.exchange(&request))
+            .await
+            .map_err(|_| format!("put unanswered after {PUT_TIMEOUT:?}"))??;
+    }
+    drop(connection);
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let how = LoadClient::Wire.resolve(clients + writers, cpus());
+    let writes = spawn_put_clients(how, writers, &address, &value, deadline);
+    let readers = spawn_wire_clients(how, clients, &address, deadline, |client_index| {
+        let address = address.clone();
+        // Clients start apart in the keys, so that they read different ones.
+        move |request: &mut Vec<u8>, n| {
+            get_request(request, &address, &read_key(client_index * 7 + n), consistency)
+        }
+    });
+    let all = latencies_of(readers).await?;
+    let puts = latencies_of(writes).await?.len();
+    Ok(json!({
+        "system": "concord",
+        "op": "reads",
+        "consistency": consistency.name(),
+        "client": how.name(),
+        "clients": clients,
+        "reads": all.len(),
+        "reads_per_s": (all.len() as f64 / seconds as f64).round(),
+        "p50_ms": (percentile(&all, 0.50) * 1_000.0).round() / 1_000.0,
+        "p99_ms": (percentile(&all, 0.99) * 1_000.0).round() / 1_000.0,
+        "writers": writers,
+        "puts": puts,
+        "puts_per_s": (puts as f64 / seconds as f64).round(),
+    }))
+}
+
 /// The key of a client's `n`th put: each client cycles over 1,000 keys.
 fn bench_key(client_index: u64, n: u64) -> String {
     format!("bench-{client_index}-{}", n % 1_000)
 }
 
-/// One closed-loop client of the wire kind until `deadline`: its latencies.
-async fn wire_puts(
+/// One closed-loop client of the wire kind until `deadline`, sending the
+/// requests `build` writes (given the buffer and the request's number):
+/// its latencies.
+async fn wire_loop(
     address: &str,
-    client_index: u64,
-    body: &Value,
     deadline: Instant,
+    mut build: impl FnMut(&mut Vec<u8>, u64),
 ) -> Result<Vec<Duration>, String> {
-    let body = body.to_string();
     let mut connection = WireConnection::new(address);
-    let mut request = Vec::with_capacity(body.len() + 256);
+    let mut request = Vec::with_capacity(1024);
     let mut latencies = Vec::new();
     let mut n = 0u64;
     while Instant::now() < deadline {
-        put_request(&mut request, address, &bench_key(client_index, n), &body);
+        build(&mut request, n);
         let start = Instant::now();
         tokio::time::timeout(PUT_TIMEOUT, connection.exchange(&request))
             .await
-            .map_err(|_| format!("put unanswered after {PUT_TIMEOUT:?}"))??;
+            .map_err(|_| format!("request unanswered after {PUT_TIMEOUT:?}"))??;
         latencies.push(start.elapsed());
         n += 1;
     }
     Ok(latencies)
 }
 
-/// One closed-loop client of the wire kind on a thread of its own (a
-/// blocking socket) until `deadline`: its latencies.
-fn threaded_puts(
+/// [`wire_loop`] on a thread of its own with a blocking socket.
+fn threaded_loop(
     address: &str,
-    client_index: u64,
-    body: &str,
     deadline: Instant,
+    mut build: impl FnMut(&mut Vec<u8>, u64),
 ) -> Result<Vec<Duration>, String> {
     let mut connection = BlockingConnection::new(address);
-    let mut request = Vec::with_capacity(body.len() + 256);
+    let mut request = Vec::with_capacity(1024);
     let mut latencies = Vec::new();
     let mut n = 0u64;
     while Instant::now() < deadline {
-        put_request(&mut request, address, &bench_key(client_index, n), body);
+        build(&mut request, n);
         let start = Instant::now();
         connection.exchange(&request)?;
         latencies.push(start.elapsed());
@@ -482,7 +627,8 @@ mod tests {
     use super::*;
     use tokio::net::TcpListener;
 
-    /// A server on 127.0.0.1 that hands each accepted connection to `serve`.
+    /// A server on 127.0.0.1 that hands each accepted connection to `serve`
+    /// (numbered in order), serving them at once.
     async fn server<F, Fut>(serve: F) -> (String, tokio::task::JoinHandle<()>)
     where
         F: Fn(TcpStream, usize) -> Fut + 'static,
@@ -493,7 +639,7 @@ mod tests {
         let task = actix_rt::spawn(async move {
             for n in 0.. {
                 let Ok((stream, _)) = listener.accept().await else { return };
-                serve(stream, n).await;
+                actix_rt::spawn(serve(stream, n));
             }
         });
         (address, task)
@@ -516,8 +662,10 @@ mod tests {
                     .iter()
                     .map(|h| (h.name.to_ascii_lowercase(), String::from_utf8(h.value.to_vec()).unwrap()))
                     .collect();
-                let len: usize =
-                    headers.iter().find(|(n, _)| n == "content-length").unwrap().1.parse().unwrap();
+                let len: usize = headers
+                    .iter()
+                    .find(|(n, _)| n == "content-length")
+                    .map_or(0, |(_, v)| v.parse().unwrap());
                 if bytes.len() >= head + len {
                     let (method, path) =
                         (request.method.unwrap().to_owned(), request.path.unwrap().to_owned());
@@ -571,30 +719,77 @@ mod tests {
         for (n, (connection, (method, path, headers, body))) in seen.iter().enumerate() {
             assert_eq!(*connection, 0, "every put on the one keep-alive connection");
             assert_eq!(method, "PUT");
-            assert_eq!(path, &format!("/kv/bench-7-{n}"));
+            assert_eq!(path, &format!("/kv/bench-0-{n}"));
             assert!(headers.contains(&("content-type".into(), "application/json".into())), "{headers:?}");
             assert_eq!(serde_json::from_slice::<Value>(body).unwrap(), json!({ "value": "vvvv" }));
         }
     }
 
-    #[actix_rt::test]
-    async fn wire_client_sends_whole_puts_and_reads_answers_split_across_reads() {
+    /// One client of kind `how` putting for 300 ms against
+    /// [`split_answers_server`].
+    async fn puts_against_split_answers(how: LoadClient) {
         let (address, seen, _server) = split_answers_server().await;
         let deadline = Instant::now() + Duration::from_millis(300);
-        let latencies = wire_puts(&address, 7, &json!({ "value": "vvvv" }), deadline).await.unwrap();
+        let latencies = latencies_of(spawn_put_clients(how, 1, &address, "vvvv", deadline)).await.unwrap();
         check_whole_puts(&seen, &latencies);
     }
 
     #[actix_rt::test]
+    async fn wire_client_sends_whole_puts_and_reads_answers_split_across_reads() {
+        puts_against_split_answers(LoadClient::WireLoop).await;
+    }
+
+    #[actix_rt::test]
     async fn threaded_client_sends_whole_puts_and_reads_answers_split_across_reads() {
+        puts_against_split_answers(LoadClient::WireThreads).await;
+    }
+
+    /// Two clients of kind `how` reading for 300 ms against
+    /// [`split_answers_server`]: whole GETs with the consistency asked, each
+    /// client on its own connection and through the read keys in turn.
+    async fn reads_against_split_answers(how: LoadClient, consistency: ReadConsistency, query: &str) {
         let (address, seen, _server) = split_answers_server().await;
         let deadline = Instant::now() + Duration::from_millis(300);
-        let body = json!({ "value": "vvvv" }).to_string();
-        let latencies = actix_rt::task::spawn_blocking(move || threaded_puts(&address, 7, &body, deadline))
-            .await
-            .unwrap()
-            .unwrap();
-        check_whole_puts(&seen, &latencies);
+        let readers = spawn_wire_clients(how, 2, &address, deadline, |client_index| {
+            let address = address.clone();
+            move |request: &mut Vec<u8>, n| {
+                get_request(request, &address, &read_key(client_index * 7 + n), consistency)
+            }
+        });
+        let latencies = latencies_of(readers).await.unwrap();
+        let seen = seen.borrow();
+        assert_eq!(seen.len(), latencies.len(), "one request per read");
+        assert!(
+            latencies.iter().all(|l| *l >= Duration::from_millis(10)),
+            "each waited for its whole answer"
+        );
+        for connection in 0..2 {
+            let paths: Vec<&str> = seen
+                .iter()
+                .filter(|(c, _)| *c == connection)
+                .map(|(_, (_, path, _, _))| path.as_str())
+                .collect();
+            assert!(paths.len() >= 2, "{paths:?}");
+            // A client's keys follow on from where it started.
+            let first: u64 =
+                paths[0].trim_start_matches("/kv/read-").split('?').next().unwrap().parse().unwrap();
+            for (n, path) in paths.iter().enumerate() {
+                assert_eq!(*path, format!("/kv/read-{}{query}", (first + n as u64) % READ_KEYS));
+            }
+        }
+        assert!(seen.iter().all(|(_, (method, _, _, body))| method == "GET" && body.is_empty()));
+    }
+
+    #[actix_rt::test]
+    async fn wire_client_sends_whole_reads_with_the_consistency_asked() {
+        reads_against_split_answers(LoadClient::WireLoop, ReadConsistency::Linearizable, "").await;
+        reads_against_split_answers(LoadClient::WireLoop, ReadConsistency::Stale, "?consistency=stale").await;
+    }
+
+    #[actix_rt::test]
+    async fn threaded_client_sends_whole_reads_with_the_consistency_asked() {
+        reads_against_split_answers(LoadClient::WireThreads, ReadConsistency::Lease, "?consistency=lease")
+            .await;
     }
 
     #[test]

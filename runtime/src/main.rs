@@ -106,6 +106,10 @@ fn main() -> ExitCode {
                     LoadVerb::Puts { clients, seconds, value_bytes, client } => {
                         load::puts(&args.endpoints, clients, seconds, value_bytes, client).await
                     }
+                    LoadVerb::Reads { clients, seconds, consistency, writers, value_bytes } => {
+                        load::reads(&args.endpoints, clients, seconds, consistency, writers, value_bytes)
+                            .await
+                    }
                     LoadVerb::Failover { pids, signal } => {
                         load::failover(&args.endpoints, &pids, signal).await
                     }

@@ -184,4 +184,36 @@ async fn bad_requests_get_json_errors_and_the_node_keeps_serving() {
     }
     let (status, body) = call("GET", http, "/kv/alive", None).await.unwrap();
     assert_eq!((status, body["value"].as_str()), (200, Some("yes")));
+
+    // `concord load reads` puts its keys, then reads them beside a writer.
+    let endpoint = http.to_string();
+    let output = actix_rt::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_concord"))
+            .args([
+                "load",
+                "--endpoints",
+                &endpoint,
+                "reads",
+                "--clients",
+                "1",
+                "--writers",
+                "1",
+                "--seconds",
+                "1",
+            ])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let line: Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        (line["op"].as_str(), line["consistency"].as_str()),
+        (Some("reads"), Some("linearizable")),
+        "{line}"
+    );
+    assert!(line["reads"].as_u64() > Some(0) && line["puts"].as_u64() > Some(0), "{line}");
+    let (status, _) = call("GET", http, "/kv/read-99", None).await.unwrap();
+    assert_eq!(status, 200, "the keys read were put first");
 }
