@@ -405,6 +405,8 @@ pub struct MetricsReport {
     pub leaderships: u64,
     /// Snapshots taken.
     pub snapshots_taken: u64,
+    /// Snapshots received from a leader and installed.
+    pub snapshots_installed: u64,
     /// Appends this node took only in part, its log being full while its
     /// snapshot was due ([`crate::core::Raft::appends_refused_full`]).
     pub appends_refused_full: u64,
@@ -633,8 +635,10 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
                 // A write outstanding past `write_heartbeats_max` is taken
                 // for a stuck disk: the node falls silent.
                 // A leader whose followers have made a quorum without its
-                // own write applies what they committed, and answers its
-                // proposers, now (`Raft::take_committed_early`), unless its
+                // own write (a batch's write in flight, or none yet because
+                // a snapshot is being saved) applies what they committed,
+                // and answers its proposers, now
+                // (`Raft::take_committed_early`), unless its
                 // state machine is durable: a crash could leave that past
                 // the log, which recovery relies on.
                 // Reads confirmed meanwhile are answered once applied too
@@ -826,6 +830,7 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
                 return self.fail(StorageError::Corrupted(format!("snapshot from the leader: {e}")), ctx);
             }
             self.applied = snapshot.meta.index;
+            self.metrics.snapshots_installed += 1;
             for (_, waiter) in self.waiters.take_through(self.applied) {
                 waiter.fail(RaftError::LeadershipLost);
             }

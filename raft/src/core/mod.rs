@@ -570,17 +570,26 @@ impl Raft {
     ///
     /// The driver must have applied the outstanding batch's committed
     /// entries already: nothing is handed out while any of them wait for the
-    /// write (rule 4 of [`Ready`]), nor on a node that is not the leader,
-    /// nor between batches (they come with the next [`Raft::ready`]). At most
-    /// [`Config::apply_entries_max`] at a time. A driver whose state machine
-    /// keeps its state durably should not call this: after a crash, that
-    /// state could be past the entries its log kept.
+    /// write (rule 4 of [`Ready`]), nor on a node that is not the leader.
+    /// Between batches (a driver whose store is busy saving a snapshot, so
+    /// that it takes no [`Ready`]), it hands out what the next
+    /// [`Raft::ready`] would have, the leader's own copies of them perhaps
+    /// not yet written. At most [`Config::apply_entries_max`] at a time. A
+    /// driver whose state machine keeps its state durably should not call
+    /// this: after a crash, that state could be past the entries its log
+    /// kept.
     pub fn take_committed_early(&mut self) -> Vec<Entry> {
-        let Some(outstanding) = self.outstanding.as_mut() else { return Vec::new() };
-        if self.role != Role::Leader
-            || outstanding.applies_after_write
-            || self.log.commit <= outstanding.applied_to
-        {
+        if self.role != Role::Leader {
+            return Vec::new();
+        }
+        let Some(outstanding) = self.outstanding.as_mut() else {
+            let entries = self.log.next_committed(self.config.apply_entries_max);
+            if let Some(last) = entries.last() {
+                self.log.applied = last.index;
+            }
+            return entries;
+        };
+        if outstanding.applies_after_write || self.log.commit <= outstanding.applied_to {
             return Vec::new();
         }
         let entries = self.log.committed_after(outstanding.applied_to, self.config.apply_entries_max);

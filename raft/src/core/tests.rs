@@ -94,11 +94,36 @@ fn a_leader_applies_what_its_followers_committed_while_its_own_write_is_in_fligh
     assert!(raft.take_committed_early().is_empty(), "handed out once");
     raft.advance(ready.number);
     assert_eq!(raft.log().applied, 2);
-    assert!(raft.take_committed_early().is_empty(), "between batches, committed entries come with `ready`");
+    assert!(raft.take_committed_early().is_empty(), "everything committed is applied");
     raft.propose(Bytes::from_static(b"y"), None).unwrap();
     let ready = raft.ready();
     assert!(ready.committed_entries.is_empty(), "entry 2 is not handed out again");
     raft.advance(ready.number);
+}
+
+#[test]
+fn a_leader_whose_driver_takes_no_batch_applies_what_its_followers_committed() {
+    // As while a snapshot is saved: the appends leave without a batch
+    // (`take_immediate_messages`), and the leader's own write waits.
+    let mut raft = leader(Config::default());
+    raft.propose(Bytes::from_static(b"x"), None).unwrap();
+    assert_eq!(raft.take_immediate_messages().len(), 2);
+    raft.step(NodeId(2), accepted(2));
+    assert!(raft.take_committed_early().is_empty(), "one follower without the leader is no quorum");
+    raft.step(NodeId(3), accepted(2));
+    let early = raft.take_committed_early();
+    assert_eq!(early.iter().map(|e| e.index).collect::<Vec<_>>(), vec![2]);
+    assert_eq!(raft.log().applied, 2);
+    assert!(raft.take_committed_early().is_empty(), "handed out once");
+    let ready = raft.ready();
+    assert_eq!(
+        ready.entries.iter().map(|e| e.index).collect::<Vec<_>>(),
+        vec![2],
+        "still to be written here"
+    );
+    assert!(ready.committed_entries.is_empty(), "entry 2 is not handed out again");
+    raft.advance(ready.number);
+    assert_eq!(raft.log().applied, 2);
 }
 
 #[test]

@@ -109,11 +109,17 @@ pub struct TestNode {
     pub applied_early: u64,
     /// A snapshot takes this long to build (ms), as a large state does on
     /// an actor's blocking pool: it captures the state when it is due and
-    /// compacts the log once built, applying going on meanwhile. `None`
-    /// takes it at once.
+    /// compacts the log once built, applying going on meanwhile. Then it
+    /// takes as long to save, the store busy as an actor's is: no batch is
+    /// taken meanwhile, only what needs nothing durable leaves
+    /// (`Raft::take_immediate_messages`), and a leader applies what its
+    /// followers committed (`Raft::take_committed_early`). `None` takes and
+    /// saves it at once.
     pub snapshot_build_ms: Option<Time>,
     /// The snapshot being built: its index, its data, when it is built.
     building: Option<(Index, Bytes, Time)>,
+    /// The snapshot being saved, and when the save ends.
+    saving: Option<(Snapshot, Time)>,
     /// The longest this node's log has been, in entries that
     /// `max_log_entries` bounds (see `bounded_log_len`).
     pub log_len_max: u64,
@@ -147,6 +153,7 @@ impl TestNode {
             applied_early: 0,
             snapshot_build_ms: None,
             building: None,
+            saving: None,
             log_len_max: 0,
         }
     }
@@ -213,6 +220,9 @@ impl TestNode {
         if self.writing.is_some() {
             return self.while_writing(out);
         }
+        if self.saving.is_some() {
+            return self.while_saving(out);
+        }
         if self.early_messages {
             for (to, m) in self.raft.take_immediate_messages() {
                 out(to, m);
@@ -247,6 +257,22 @@ impl TestNode {
                 }
             }
             self.written(ready, out);
+            if self.saving.is_some() {
+                return self.while_saving(out);
+            }
+        }
+    }
+
+    /// While a snapshot is saved: as an actor whose store is busy saving.
+    fn while_saving(&mut self, out: &mut dyn FnMut(NodeId, Message)) {
+        for entry in self.raft.take_committed_early() {
+            self.apply(&entry);
+            self.applied_early += 1;
+        }
+        let reads = self.raft.take_read_states();
+        self.confirm_reads(reads);
+        for (to, m) in self.raft.take_immediate_messages() {
+            out(to, m);
         }
     }
 
@@ -323,6 +349,9 @@ impl TestNode {
     /// Takes a snapshot when one is due, at once or after
     /// `snapshot_build_ms`.
     fn snapshot_when_due(&mut self) {
+        if self.saving.is_some() {
+            return;
+        }
         let built = match (self.snapshot_build_ms, &self.building) {
             (_, Some((_, _, done))) if *done <= self.now => self.building.take(),
             (_, Some(_)) => None,
@@ -340,7 +369,10 @@ impl TestNode {
             // core's current one, and saving it now would compact the store
             // before the write that installs it.
             if snapshot.meta.index == index {
-                self.durable.save_snapshot(&snapshot).expect("memory store");
+                match self.snapshot_build_ms {
+                    Some(ms) => self.saving = Some((snapshot, self.now + ms)),
+                    None => self.durable.save_snapshot(&snapshot).expect("memory store"),
+                }
             }
         }
     }
@@ -368,7 +400,11 @@ impl SimNode for TestNode {
     fn tick(&mut self, now: Time, out: &mut Outbox<Message>) {
         self.now = now;
         self.finish_write(&mut |to, m| out.send(to, m));
-        if self.writing.is_none() {
+        if self.saving.as_ref().is_some_and(|(_, done)| *done <= now) {
+            let (snapshot, _) = self.saving.take().expect("checked");
+            self.durable.save_snapshot(&snapshot).expect("memory store");
+        }
+        if self.writing.is_none() && self.saving.is_none() {
             self.snapshot_when_due();
         }
         self.raft.tick();
@@ -385,6 +421,7 @@ impl SimNode for TestNode {
         self.incarnation += 1;
         self.writing = None;
         self.building = None;
+        self.saving = None;
         self.proposals.clear();
         self.reads.clear();
         self.confirmed_reads.clear();
