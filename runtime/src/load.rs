@@ -347,6 +347,17 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[rank].as_secs_f64() * 1_000.0
 }
 
+/// [`percentile`] rounded to the microsecond.
+fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
+    (percentile(sorted, p) * 1_000.0).round() / 1_000.0
+}
+
+/// The endpoint of the node that reports itself leader.
+async fn leader_address(endpoints: &[String]) -> Result<String, String> {
+    let (leader, _) = leader_index(&awc::Client::default(), endpoints).await.ok_or("no leader")?;
+    Ok(endpoints[leader].clone())
+}
+
 /// N closed-loop clients putting 256-byte (by default) values for a fixed time.
 pub async fn puts(
     endpoints: &[String],
@@ -355,9 +366,7 @@ pub async fn puts(
     value_bytes: usize,
     how: LoadClient,
 ) -> Result<Value, String> {
-    let probe = awc::Client::default();
-    let (leader, _) = leader_index(&probe, endpoints).await.ok_or("no leader")?;
-    let address = endpoints[leader].clone();
+    let address = leader_address(endpoints).await?;
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let value = "v".repeat(value_bytes);
     let how = how.resolve(clients, cpus());
@@ -378,8 +387,8 @@ pub async fn puts(
         "clients": clients,
         "puts": all.len(),
         "puts_per_s": (all.len() as f64 / seconds as f64).round(),
-        "p50_ms": (percentile(&all, 0.50) * 1_000.0).round() / 1_000.0,
-        "p99_ms": (percentile(&all, 0.99) * 1_000.0).round() / 1_000.0,
+        "p50_ms": percentile_ms(&all, 0.50),
+        "p99_ms": percentile_ms(&all, 0.99),
     }))
 }
 
@@ -451,9 +460,7 @@ pub async fn reads(
     writers: u64,
     value_bytes: usize,
 ) -> Result<Value, String> {
-    let probe = awc::Client::default();
-    let (leader, _) = leader_index(&probe, endpoints).await.ok_or("no leader")?;
-    let address = endpoints[leader].clone();
+    let address = leader_address(endpoints).await?;
     let value = "v".repeat(value_bytes);
     // Every key read exists: a read of a missing key is answered 404.
     let body = json!({ "value": value }).to_string();
@@ -486,8 +493,8 @@ pub async fn reads(
         "clients": clients,
         "reads": all.len(),
         "reads_per_s": (all.len() as f64 / seconds as f64).round(),
-        "p50_ms": (percentile(&all, 0.50) * 1_000.0).round() / 1_000.0,
-        "p99_ms": (percentile(&all, 0.99) * 1_000.0).round() / 1_000.0,
+        "p50_ms": percentile_ms(&all, 0.50),
+        "p99_ms": percentile_ms(&all, 0.99),
         "writers": writers,
         "puts": puts,
         "puts_per_s": (puts as f64 / seconds as f64).round(),
