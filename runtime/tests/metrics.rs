@@ -45,6 +45,20 @@ async fn metrics_show_proposal_latency_gossip_rounds_members_and_quorum_health()
     }
 
     let first = scrape().await;
+    // The Raft counters of the group.
+    for counter in [
+        "proposals",
+        "entries_applied",
+        "entries_applied_early",
+        "batches_persisted",
+        "snapshots_taken",
+        "snapshots_installed",
+        "appends_refused_full",
+    ] {
+        let series = format!("concord_raft_{counter}_total{{group=\"default\"}}");
+        assert!(first.contains_key(&series), "{series} missing");
+    }
+    assert!(first["concord_raft_batches_persisted_total{group=\"default\"}"] > 0.0);
     let bucket = |m: &BTreeMap<String, f64>, le: &str| {
         m[&format!("concord_proposal_latency_seconds_bucket{{group=\"default\",le=\"{le}\"}}")]
     };

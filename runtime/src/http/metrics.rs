@@ -13,6 +13,8 @@ use std::fmt::Write;
 
 /// Reads one number out of a Raft status.
 type StatusField = fn(&concord_raft::actor::Status) -> u64;
+/// Reads one counter of a group's [`concord_raft::actor::MetricsReport`].
+type MetricsField = fn(&concord_raft::actor::MetricsReport) -> u64;
 
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -50,10 +52,33 @@ pub async fn metrics(node: actix_web::web::Data<Node>) -> Result<HttpResponse, A
     for (group, _, _, elections, _) in &groups {
         let _ = writeln!(out, "concord_raft_elections{{group=\"{group}\"}} {elections}");
     }
-    family(&mut out, "concord_raft_proposals_total", "counter", "Proposals accepted by the core.");
-    for (group, _, metrics, ..) in &groups {
-        if let Some(m) = metrics {
-            let _ = writeln!(out, "concord_raft_proposals_total{{group=\"{group}\"}} {}", m.proposals);
+    let counters: [(&str, &str, MetricsField); 7] = [
+        ("concord_raft_proposals_total", "Proposals accepted by the core.", |m| m.proposals),
+        ("concord_raft_entries_applied_total", "Entries applied to the state machine.", |m| m.applied_entries),
+        (
+            "concord_raft_entries_applied_early_total",
+            "Entries a leader applied before its own write of them ended, its followers having made the quorum.",
+            |m| m.applied_early,
+        ),
+        ("concord_raft_batches_persisted_total", "Batches written to the log (group commits).", |m| {
+            m.batches_persisted
+        }),
+        ("concord_raft_snapshots_taken_total", "Snapshots taken of the state machine.", |m| m.snapshots_taken),
+        ("concord_raft_snapshots_installed_total", "Snapshots received from a leader and installed.", |m| {
+            m.snapshots_installed
+        }),
+        (
+            "concord_raft_appends_refused_full_total",
+            "Appends this node took only in part, its log full while its snapshot was due.",
+            |m| m.appends_refused_full,
+        ),
+    ];
+    for (name, help, value) in counters {
+        family(&mut out, name, "counter", help);
+        for (group, _, metrics, ..) in &groups {
+            if let Some(m) = metrics {
+                let _ = writeln!(out, "{name}{{group=\"{group}\"}} {}", value(m));
+            }
         }
     }
     family(
