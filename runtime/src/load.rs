@@ -190,9 +190,9 @@ fn put_request(request: &mut Vec<u8>, address: &str, key: &str, body: &str) {
 fn get_request(request: &mut Vec<u8>, address: &str, key: &str, consistency: ReadConsistency) {
     request.clear();
     let query = match consistency {
-        ReadConsistency::Linearizable => "",
-        ReadConsistency::Lease => "?consistency=lease",
-        ReadConsistency::Stale => "?consistency=stale",
+        // The API's default: no query.
+        ReadConsistency::Linearizable => String::new(),
+        other => format!("?consistency={}", other.name()),
     };
     request.extend_from_slice(format!("GET /kv/{key}{query} HTTP/1.1\r\nhost: {address}\r\n\r\n").as_bytes());
 }
@@ -212,6 +212,14 @@ struct WireConnection {
 impl WireConnection {
     fn new(address: &str) -> WireConnection {
         WireConnection { address: address.to_owned(), stream: None, answer: Vec::with_capacity(4096) }
+    }
+
+    /// [`WireConnection::exchange`], failing once [`PUT_TIMEOUT`] has
+    /// passed without a whole answer (as [`BlockingConnection::exchange`]).
+    async fn exchange_in_time(&mut self, request: &[u8]) -> Result<(), String> {
+        tokio::time::timeout(PUT_TIMEOUT, self.exchange(request))
+            .await
+            .map_err(|_| format!("request unanswered after {PUT_TIMEOUT:?}"))?
     }
 
     /// Writes `request` and reads the whole answer; a 2xx is `Ok`. The
@@ -468,9 +476,7 @@ pub async fn reads(
     let mut request = Vec::new();
     for n in 0..READ_KEYS {
         put_request(&mut request, &address, &read_key(n), &body);
-        tokio::time::timeout(PUT_TIMEOUT, connection.exchange(&request))
-            .await
-            .map_err(|_| format!("put unanswered after {PUT_TIMEOUT:?}"))??;
+        connection.exchange_in_time(&request).await?;
     }
     drop(connection);
     let deadline = Instant::now() + Duration::from_secs(seconds);
@@ -521,9 +527,7 @@ async fn wire_loop(
     while Instant::now() < deadline {
         build(&mut request, n);
         let start = Instant::now();
-        tokio::time::timeout(PUT_TIMEOUT, connection.exchange(&request))
-            .await
-            .map_err(|_| format!("request unanswered after {PUT_TIMEOUT:?}"))??;
+        connection.exchange_in_time(&request).await?;
         latencies.push(start.elapsed());
         n += 1;
     }
