@@ -948,6 +948,11 @@ fn append_to_follower(
 ) -> AppendOutcome {
     let prev_term = raft.log().term(prev_index).unwrap();
     raft.step(NodeId(2), Message { term: 1, body: Body::Append { prev_index, prev_term, entries, commit } });
+    append_answer(raft)
+}
+
+/// Takes and acknowledges the next batch; the one answer to an append in it.
+fn append_answer(raft: &mut Raft) -> AppendOutcome {
     let ready = raft.ready();
     raft.advance(ready.number);
     let answers: Vec<AppendOutcome> = ready
@@ -1045,13 +1050,7 @@ fn a_conflicting_suffix_of_a_full_follower_is_replaced_within_the_bound() {
         NodeId(3),
         Message { term: 2, body: Body::Append { prev_index: 4, prev_term: 1, entries: newer, commit: 3 } },
     );
-    let ready = raft.ready();
-    raft.advance(ready.number);
-    let outcome = ready.messages.iter().chain(&ready.persisted_messages).find_map(|(_, m)| match m.body {
-        Body::AppendResponse(outcome) => Some(outcome),
-        _ => None,
-    });
-    assert_eq!(outcome, Some(AppendOutcome::Full { match_index: 6 }));
+    assert_eq!(append_answer(&mut raft), AppendOutcome::Full { match_index: 6 });
     assert_eq!((raft.log().term(5), raft.log().term(6), raft.log().last_index()), (Some(2), Some(2), 6));
 }
 

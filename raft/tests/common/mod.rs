@@ -265,12 +265,7 @@ impl TestNode {
 
     /// While a snapshot is saved: as an actor whose store is busy saving.
     fn while_saving(&mut self, out: &mut dyn FnMut(NodeId, Message)) {
-        for entry in self.raft.take_committed_early() {
-            self.apply(&entry);
-            self.applied_early += 1;
-        }
-        let reads = self.raft.take_read_states();
-        self.confirm_reads(reads);
+        self.apply_early();
         for (to, m) in self.raft.take_immediate_messages() {
             out(to, m);
         }
@@ -279,14 +274,21 @@ impl TestNode {
     /// While a batch is written: what the leader's followers committed
     /// without it is applied, and heartbeats leave (with `early_messages`).
     fn while_writing(&mut self, out: &mut dyn FnMut(NodeId, Message)) {
-        for entry in self.raft.take_committed_early() {
-            self.apply(&entry);
-            self.applied_early += 1;
-        }
+        self.apply_early();
         if self.early_messages {
             for (to, m) in self.raft.take_heartbeat_messages() {
                 out(to, m);
             }
+        }
+    }
+
+    /// While the store is busy (a write in flight, or a snapshot's save):
+    /// a leader applies what its followers committed without it, and reads
+    /// confirmed meanwhile are answered once applied.
+    fn apply_early(&mut self) {
+        for entry in self.raft.take_committed_early() {
+            self.apply(&entry);
+            self.applied_early += 1;
         }
         let reads = self.raft.take_read_states();
         self.confirm_reads(reads);
@@ -404,7 +406,7 @@ impl SimNode for TestNode {
             let (snapshot, _) = self.saving.take().expect("checked");
             self.durable.save_snapshot(&snapshot).expect("memory store");
         }
-        if self.writing.is_none() && self.saving.is_none() {
+        if self.writing.is_none() {
             self.snapshot_when_due();
         }
         self.raft.tick();
