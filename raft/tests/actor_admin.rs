@@ -585,15 +585,18 @@ async fn a_leader_writes_a_lone_proposal_inline_and_busy_or_slow_batches_off_the
     let network = MemoryNetwork::new();
     let (gate, counts) = (Gate::default(), GateCounts::default());
     let membership = Membership::with_voters([1, 2, 3].map(NodeId));
-    let slow = Arc::new(AtomicBool::new(false));
+    // One flag per node: a follower still writing the busy batches' tail
+    // must not take the leader's slow write.
+    let slow: BTreeMap<NodeId, Arc<AtomicBool>> = (1..=3).map(|i| (NodeId(i), Default::default())).collect();
     let seen: BTreeMap<NodeId, common::WritesSeen> =
         (1..=3).map(|i| (NodeId(i), Default::default())).collect();
     let nodes: BTreeMap<NodeId, _> = (1..=3)
         .map(|i| {
             let id = NodeId(i);
             let transport: Arc<dyn Transport> = Arc::new(network.join(id));
-            let store =
-                GatedStore::new(membership.clone(), &gate, &counts).recording(&seen[&id]).slowing_once(&slow);
+            let store = GatedStore::new(membership.clone(), &gate, &counts)
+                .recording(&seen[&id])
+                .slowing_once(&slow[&id]);
             let config = ActorConfig { leader_inline_entries_max: 1, ..ActorConfig::new(GroupId(1)) };
             (id, actix::Actor::start(RaftActor::new(config, transport, store, Sum::default()).unwrap()))
         })
@@ -601,7 +604,18 @@ async fn a_leader_writes_a_lone_proposal_inline_and_busy_or_slow_batches_off_the
     let leader = leader_of(&nodes).await;
     let writes = &seen[&leader];
     let take = || std::mem::take(&mut *writes.lock().unwrap());
+    // Every entry the leader holds is durable and applied, so no write is
+    // left in flight to be recorded in the next phase (early apply lets
+    // proposers be answered before the leader's own write ends).
+    let settled = async || {
+        eventually("the leader's writes to end", async || {
+            let status = nodes[&leader].send(GetStatus).await.ok()?;
+            (status.durable_index == status.last_index && status.applied == status.last_index).then_some(())
+        })
+        .await
+    };
     // Lone proposals, one at a time: written inline.
+    settled().await;
     take();
     for v in 1..=5 {
         nodes[&leader].send(command(v)).await.unwrap().unwrap().await.unwrap();
@@ -609,22 +623,26 @@ async fn a_leader_writes_a_lone_proposal_inline_and_busy_or_slow_batches_off_the
     let lone = take();
     assert_eq!(lone.iter().filter(|w| w.entries > 0).count(), 5, "{lone:?}");
     assert!(lone.iter().all(|w| !w.on_persist_thread), "{lone:?}");
-    // Fifty at once: while others are in flight, batches leave the loop.
+    // Fifty at once, queued in the mailbox before the leader drives: while
+    // others are in flight, batches leave the loop.
+    let queued: Vec<_> = (0..50).map(|v| nodes[&leader].send(command(v))).collect();
     let mut waiting = Vec::new();
-    for v in 0..50 {
-        waiting.push(nodes[&leader].send(command(v)).await.unwrap().unwrap());
+    for proposal in queued {
+        waiting.push(proposal.await.unwrap().unwrap());
     }
     for applied in waiting {
         applied.await.unwrap();
     }
+    settled().await;
     let busy = take();
     assert!(busy.iter().any(|w| w.on_persist_thread && w.entries > 0), "{busy:?}");
     // A slow inline write sends the next batch to the persistence thread;
     // once that one is fast, the one after is inline again.
-    slow.store(true, Ordering::SeqCst);
+    slow[&leader].store(true, Ordering::SeqCst);
     for v in 1..=3 {
         nodes[&leader].send(command(v)).await.unwrap().unwrap().await.unwrap();
     }
+    settled().await;
     let threads: Vec<bool> = take().iter().filter(|w| w.entries > 0).map(|w| w.on_persist_thread).collect();
     assert_eq!(threads, [false, true, false]);
 }
