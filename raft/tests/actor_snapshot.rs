@@ -330,13 +330,19 @@ async fn large_commands_are_compacted_by_the_log_byte_bound_before_the_entry_thr
                 (status.digest == COMMANDS && status.log_bytes <= 1 << 20).then_some(status)
             })
             .await;
-        // 120 commands of 32 KiB are 3.75 MiB: at least three snapshots,
-        // taken or (by a follower left behind) installed from the leader.
+        // 120 commands of 32 KiB are 3.75 MiB: the leader's 1 MiB log took
+        // at least three snapshots of its own. A follower left behind may
+        // instead install one of the leader's, which can cover most of
+        // the run (1 taken and 1 installed was seen under load).
         let metrics = node.send(Metrics).await.unwrap();
         let (taken, installed) = (metrics.snapshots_taken, metrics.snapshots_installed);
+        let least = if *id == leader { 3 } else { 1 };
         assert!(
-            taken + installed >= 3 && status.snapshot_index > 0,
+            taken + installed >= least && status.snapshot_index > 0,
             "node {id}: {taken} snapshots taken, {installed} installed"
         );
+        if *id == leader {
+            assert_eq!(installed, 0, "a leader installs no snapshot");
+        }
     }
 }
