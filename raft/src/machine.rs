@@ -29,6 +29,23 @@ pub trait StateMachine: Send + Unpin + 'static {
     }
     /// Replaces the state with a snapshot's. Bad data is an error, never a panic.
     fn restore(&mut self, data: &[u8]) -> Result<(), String>;
+    /// Returns the work that decodes a snapshot's data (the job's argument)
+    /// into a state, and the installer that puts that state in place. The
+    /// actor calls this on its event loop, runs the job on the blocking
+    /// pool while the snapshot's file is written, and runs the installer
+    /// back on the loop, so only the installer costs the loop. The default
+    /// job decodes nothing and its installer calls
+    /// [`StateMachine::restore`]; a machine with a large state overrides it
+    /// to decode in the job and swap the decoded state in.
+    fn restore_job(&self) -> RestoreJob<Self>
+    where
+        Self: Sized,
+    {
+        Box::new(|data: Bytes| {
+            let install: Install<Self> = Box::new(move |machine: &mut Self| machine.restore(&data));
+            Ok(install)
+        })
+    }
     /// A digest of the state, equal on replicas that applied the same log:
     /// compared across replicas for consistency verification.
     fn digest(&self) -> u64;
@@ -55,6 +72,15 @@ pub trait StateMachine: Send + Unpin + 'static {
 /// The serialization of a state captured by [`StateMachine::snapshot_job`],
 /// run off the actor's event loop.
 pub type SnapshotJob = Box<dyn FnOnce() -> Bytes + Send>;
+
+/// The decoding of a snapshot's data returned by
+/// [`StateMachine::restore_job`], run off the actor's event loop: bad data
+/// is an error, never a panic.
+pub type RestoreJob<M> = Box<dyn FnOnce(Bytes) -> Result<Install<M>, String> + Send>;
+
+/// Puts a state decoded by a [`RestoreJob`] in place, on the actor's event
+/// loop: meant to be cheap (a swap).
+pub type Install<M> = Box<dyn FnOnce(&mut M) -> Result<(), String> + Send>;
 
 /// What applying one command gave.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -154,7 +180,8 @@ impl<M: StateMachine> Sessioned<M> {
         Ok(())
     }
 
-    /// Restores machine and sessions from [`Sessioned::snapshot`] data.
+    /// Restores machine and sessions from [`Sessioned::snapshot`] data, on
+    /// the caller's thread (at start; see [`Sessioned::restore_job`]).
     pub fn restore(&mut self, data: &[u8]) -> Result<(), String> {
         if data.is_empty() {
             return Ok(());
@@ -164,6 +191,29 @@ impl<M: StateMachine> Sessioned<M> {
         self.sessions = image.sessions;
         self.responses_lost.clear();
         Ok(())
+    }
+
+    /// The job that decodes [`Sessioned::snapshot`] data, the session table
+    /// and the machine's state (with [`StateMachine::restore_job`]), off the
+    /// event loop; its installer puts both in place.
+    pub fn restore_job(&self) -> RestoreJob<Sessioned<M>> {
+        let machine_job = self.machine.restore_job();
+        Box::new(move |data: Bytes| {
+            let install: Install<Sessioned<M>> = if data.is_empty() {
+                Box::new(|_| Ok(()))
+            } else {
+                let image = decode_image(&data)?;
+                let machine = machine_job(image.machine)?;
+                let sessions = image.sessions;
+                Box::new(move |sessioned: &mut Sessioned<M>| {
+                    machine(&mut sessioned.machine)?;
+                    sessioned.sessions = sessions;
+                    sessioned.responses_lost.clear();
+                    Ok(())
+                })
+            };
+            Ok(install)
+        })
     }
 }
 
@@ -176,6 +226,53 @@ fn decode_image(data: &[u8]) -> Result<SnapshotImage, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Counts the bytes of its commands; restores from a count.
+    #[derive(Default)]
+    struct Count(u64);
+
+    impl StateMachine for Count {
+        fn apply(&mut self, _: Index, command: &[u8]) -> Bytes {
+            self.0 += command.len() as u64;
+            Bytes::new()
+        }
+        fn query(&self, _: &[u8]) -> Bytes {
+            Bytes::new()
+        }
+        fn snapshot(&self) -> Bytes {
+            Bytes::copy_from_slice(&self.0.to_le_bytes())
+        }
+        fn restore(&mut self, data: &[u8]) -> Result<(), String> {
+            self.0 = u64::from_le_bytes(data.try_into().map_err(|_| "not a count".to_string())?);
+            Ok(())
+        }
+        fn digest(&self) -> u64 {
+            self.0
+        }
+    }
+
+    /// The restore job (decoding off the loop, with the trait's default for
+    /// the machine) gives what `restore` gives: the machine's state and the
+    /// session table, so a retry is still answered, not applied. Bad data
+    /// fails in the job, before anything is replaced.
+    #[test]
+    fn a_restore_job_installs_the_machine_and_the_sessions() {
+        let tag = ClientTag { client_id: 7, sequence: 1 };
+        let mut source = Sessioned::new(Count::default());
+        source.apply(1, Some(tag), b"abc");
+        let data = source.snapshot();
+        let mut target = Sessioned::new(Count(100));
+        assert!(target.restore_job()(Bytes::from_static(b"garbage")).is_err());
+        assert_eq!(target.machine.0, 100);
+        let install = target.restore_job()(data.clone()).unwrap();
+        install(&mut target).unwrap();
+        assert_eq!(target.machine.0, 3);
+        assert_eq!(target.apply(2, Some(tag), b"abc"), Applied::Response(Bytes::new()), "a retry");
+        assert_eq!(target.machine.0, 3, "the retry was not applied");
+        let mut restored = Sessioned::new(Count(100));
+        restored.restore(&data).unwrap();
+        assert_eq!(restored.machine.0, target.machine.0);
+    }
 
     #[test]
     fn a_snapshot_image_encodes_as_its_earlier_vec_shape_did_and_reads_back() {

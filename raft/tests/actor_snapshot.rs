@@ -9,20 +9,23 @@ use bytes::Bytes;
 use common::{Gate, GateCounts, GatedStore, Sum};
 use concord_raft::actor::*;
 use concord_raft::core::{Index, Membership};
-use concord_raft::machine::{SnapshotJob, StateMachine};
+use concord_raft::machine::{Install, RestoreJob, SnapshotJob, StateMachine};
 use concord_raft::storage::memory::MemoryStore;
 use concord_transport::{GroupId, MemoryNetwork, NodeId, Transport};
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 const DEADLINE: Duration = Duration::from_secs(10);
 
-/// Sums the commands' first byte; its snapshot job waits at the gate.
+/// Sums the commands' first byte; its snapshot job waits at the gate, and
+/// so does its restore job, once `decodes` counts it, if `restores` is set.
 #[derive(Default)]
 struct GatedSum {
     sum: u64,
     gate: Gate,
+    restores: Option<(Gate, Arc<AtomicUsize>)>,
 }
 
 impl StateMachine for GatedSum {
@@ -47,6 +50,21 @@ impl StateMachine for GatedSum {
         self.sum = u64::from_le_bytes(data.try_into().map_err(|_| "bad snapshot".to_string())?);
         Ok(())
     }
+    fn restore_job(&self) -> RestoreJob<Self> {
+        let restores = self.restores.clone();
+        Box::new(move |data: Bytes| {
+            if let Some((gate, decodes)) = restores {
+                decodes.fetch_add(1, Ordering::SeqCst);
+                gate.wait();
+            }
+            let sum = u64::from_le_bytes(data[..].try_into().map_err(|_| "bad snapshot".to_string())?);
+            let install: Install<Self> = Box::new(move |machine: &mut GatedSum| {
+                machine.sum = sum;
+                Ok(())
+            });
+            Ok(install)
+        })
+    }
     fn digest(&self) -> u64 {
         self.sum
     }
@@ -68,7 +86,7 @@ async fn the_snapshot_is_serialized_off_the_loop_and_installed_on_a_late_learner
             let transport: Arc<dyn Transport> = Arc::new(network.join(NodeId(i)));
             let initial = if i <= 3 { voters.clone() } else { Membership::default() };
             let store = MemoryStore::new(bootstrap_snapshot(initial));
-            let machine = GatedSum { sum: 0, gate: gate.clone() };
+            let machine = GatedSum { sum: 0, gate: gate.clone(), restores: None };
             let actor = RaftActor::new(ActorConfig::new(GroupId(1)), transport, store, machine).unwrap();
             (NodeId(i), actix::Actor::start(actor))
         })
@@ -101,6 +119,62 @@ async fn the_snapshot_is_serialized_off_the_loop_and_installed_on_a_late_learner
     assert!(learner.applied > index);
     let restored = nodes[&NodeId(4)].send(Read { kind: ReadKind::Stale, query: Bytes::new() }).await.unwrap();
     assert_eq!(restored.unwrap()[..], 210u64.to_le_bytes());
+}
+
+/// A learner given the leader's snapshot decodes it off its event loop
+/// ([`StateMachine::restore_job`]) while the snapshot's file is written: with
+/// the decoding held, it still answers, and it installs the state once the
+/// decoding ends, then applies the entries after the snapshot.
+#[actix::test]
+async fn a_received_snapshot_is_decoded_off_the_loop_and_installed_after() {
+    let network = MemoryNetwork::new();
+    let voters = Membership::with_voters([1, 2, 3].map(NodeId));
+    let (gate, snapshots) = (Gate::default(), Gate::default());
+    // The stores are never armed: their gate stays unused.
+    let (store_gate, counts) = (Gate::default(), GateCounts::default());
+    snapshots.open();
+    let decodes = Arc::new(AtomicUsize::new(0));
+    let nodes: BTreeMap<NodeId, Addr<RaftActor<GatedStore, GatedSum>>> = (1..=4)
+        .map(|i| {
+            let transport: Arc<dyn Transport> = Arc::new(network.join(NodeId(i)));
+            let initial = if i <= 3 { voters.clone() } else { Membership::default() };
+            // A store whose writes block: the snapshot is written on the
+            // persistence thread, as with the durable stores.
+            let store = GatedStore::new(initial, &store_gate, &counts);
+            let restores = Some((gate.clone(), decodes.clone()));
+            let machine = GatedSum { sum: 0, gate: snapshots.clone(), restores };
+            let actor = RaftActor::new(ActorConfig::new(GroupId(1)), transport, store, machine).unwrap();
+            (NodeId(i), actix::Actor::start(actor))
+        })
+        .collect();
+    let leader = common::leader_of(&nodes, DEADLINE).await;
+    for v in 1..=10 {
+        nodes[&leader].send(command(v)).await.unwrap().unwrap().await.unwrap();
+    }
+    let index = nodes[&leader].send(TakeSnapshot).await.unwrap().unwrap();
+    let mut next = voters.clone();
+    next.learners.insert(NodeId(4));
+    nodes[&leader].send(ChangeMembership(next)).await.unwrap().unwrap();
+    common::eventually("the learner to decode the snapshot", DEADLINE, async || {
+        (decodes.load(Ordering::SeqCst) == 1).then_some(())
+    })
+    .await;
+    // The decoding is held: the learner's loop answers, with nothing installed.
+    let learner = nodes[&NodeId(4)].send(GetStatus).await.unwrap();
+    assert_eq!((learner.applied, learner.digest), (0, 0), "installed before its decoding ended");
+    for v in 11..=12 {
+        nodes[&leader].send(command(v)).await.unwrap().unwrap().await.unwrap();
+    }
+    gate.open();
+    let learner = common::eventually("the learner to install and catch up", DEADLINE, async || {
+        let status = nodes[&NodeId(4)].send(GetStatus).await.ok()?;
+        (status.digest == 78).then_some(status)
+    })
+    .await;
+    assert!(learner.snapshot_index >= index && learner.applied > index, "{learner:?}");
+    assert_eq!(decodes.load(Ordering::SeqCst), 1, "one snapshot decoded");
+    let metrics = nodes[&NodeId(4)].send(Metrics).await.unwrap();
+    assert_eq!(metrics.snapshots_installed, 1);
 }
 
 const HEARTBEAT_MS: u64 = 30;
