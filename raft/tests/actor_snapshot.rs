@@ -11,6 +11,7 @@ use concord_raft::actor::*;
 use concord_raft::core::{Index, Membership};
 use concord_raft::machine::{Install, RestoreJob, SnapshotJob, StateMachine};
 use concord_raft::storage::memory::MemoryStore;
+use concord_raft::storage::Storage;
 use concord_transport::{GroupId, MemoryNetwork, NodeId, Transport};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -76,21 +77,39 @@ fn command(value: u8) -> Propose {
     Propose { data: Bytes::from(vec![value]), client: None }
 }
 
+fn voters() -> Membership {
+    Membership::with_voters([1, 2, 3].map(NodeId))
+}
+
+/// Nodes 1-3, the [`voters`], and node 4, in no configuration yet, over
+/// `network`: each on the store `store` gives for its initial membership,
+/// with the machine `machine` gives.
+fn three_voters_and_a_newcomer<S: Storage>(
+    network: &MemoryNetwork,
+    store: impl Fn(Membership) -> S,
+    machine: impl Fn() -> GatedSum,
+) -> BTreeMap<NodeId, Addr<RaftActor<S, GatedSum>>> {
+    (1..=4)
+        .map(|i| {
+            let transport: Arc<dyn Transport> = Arc::new(network.join(NodeId(i)));
+            let initial = if i <= 3 { voters() } else { Membership::default() };
+            let actor =
+                RaftActor::new(ActorConfig::new(GroupId(1)), transport, store(initial), machine()).unwrap();
+            (NodeId(i), actix::Actor::start(actor))
+        })
+        .collect()
+}
+
 #[actix::test]
 async fn the_snapshot_is_serialized_off_the_loop_and_installed_on_a_late_learner() {
     let network = MemoryNetwork::new();
-    let voters = Membership::with_voters([1, 2, 3].map(NodeId));
+    let voters = voters();
     let gate = Gate::default();
-    let nodes: BTreeMap<NodeId, Node> = (1..=4)
-        .map(|i| {
-            let transport: Arc<dyn Transport> = Arc::new(network.join(NodeId(i)));
-            let initial = if i <= 3 { voters.clone() } else { Membership::default() };
-            let store = MemoryStore::new(bootstrap_snapshot(initial));
-            let machine = GatedSum { sum: 0, gate: gate.clone(), restores: None };
-            let actor = RaftActor::new(ActorConfig::new(GroupId(1)), transport, store, machine).unwrap();
-            (NodeId(i), actix::Actor::start(actor))
-        })
-        .collect();
+    let nodes: BTreeMap<NodeId, Node> = three_voters_and_a_newcomer(
+        &network,
+        |initial| MemoryStore::new(bootstrap_snapshot(initial)),
+        || GatedSum { sum: 0, gate: gate.clone(), restores: None },
+    );
     let leader = common::leader_of(&nodes, DEADLINE).await;
     for v in 1..=10 {
         nodes[&leader].send(command(v)).await.unwrap().unwrap().await.unwrap();
@@ -128,25 +147,19 @@ async fn the_snapshot_is_serialized_off_the_loop_and_installed_on_a_late_learner
 #[actix::test]
 async fn a_received_snapshot_is_decoded_off_the_loop_and_installed_after() {
     let network = MemoryNetwork::new();
-    let voters = Membership::with_voters([1, 2, 3].map(NodeId));
+    let voters = voters();
     let (gate, snapshots) = (Gate::default(), Gate::default());
     // The stores are never armed: their gate stays unused.
     let (store_gate, counts) = (Gate::default(), GateCounts::default());
     snapshots.open();
     let decodes = Arc::new(AtomicUsize::new(0));
-    let nodes: BTreeMap<NodeId, Addr<RaftActor<GatedStore, GatedSum>>> = (1..=4)
-        .map(|i| {
-            let transport: Arc<dyn Transport> = Arc::new(network.join(NodeId(i)));
-            let initial = if i <= 3 { voters.clone() } else { Membership::default() };
-            // A store whose writes block: the snapshot is written on the
-            // persistence thread, as with the durable stores.
-            let store = GatedStore::new(initial, &store_gate, &counts);
-            let restores = Some((gate.clone(), decodes.clone()));
-            let machine = GatedSum { sum: 0, gate: snapshots.clone(), restores };
-            let actor = RaftActor::new(ActorConfig::new(GroupId(1)), transport, store, machine).unwrap();
-            (NodeId(i), actix::Actor::start(actor))
-        })
-        .collect();
+    // Stores whose writes block: a snapshot is written on the persistence
+    // thread, as with the durable stores.
+    let nodes: BTreeMap<NodeId, Addr<RaftActor<GatedStore, GatedSum>>> = three_voters_and_a_newcomer(
+        &network,
+        |initial| GatedStore::new(initial, &store_gate, &counts),
+        || GatedSum { sum: 0, gate: snapshots.clone(), restores: Some((gate.clone(), decodes.clone())) },
+    );
     let leader = common::leader_of(&nodes, DEADLINE).await;
     for v in 1..=10 {
         nodes[&leader].send(command(v)).await.unwrap().unwrap().await.unwrap();
