@@ -622,7 +622,12 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
     }
 
     /// Steps the core's outputs: the one driver every handler ends with.
+    /// Once it has applied [`Config::apply_bytes_max`] bytes of entries, it
+    /// goes on only after the messages waiting meanwhile (ticks,
+    /// heartbeats, reads), so that a long backlog of large entries does not
+    /// hold the loop.
     fn drive(&mut self, ctx: &mut Context<Self>) {
+        let mut applied_bytes = 0;
         loop {
             if self.storage.is_none() {
                 // Saving a snapshot writes the whole state machine and may
@@ -695,6 +700,7 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
                 return;
             }
             let mut ready = self.core.ready();
+            applied_bytes += ready.committed_entries.iter().map(Entry::size_bytes).sum::<usize>();
             self.free_replaced_snapshot();
             self.send_all(std::mem::take(&mut ready.messages));
             // A follower's acknowledgement waits for its write anyway:
@@ -754,6 +760,9 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
                 self.disk_slow = started.elapsed() > INLINE_WRITE_SLOW;
             }
             self.finish(ready, None, ctx);
+            if applied_bytes >= self.core.config().apply_bytes_max && self.core.has_ready() {
+                return self.drive_soon(ctx);
+            }
         }
     }
 

@@ -646,3 +646,47 @@ async fn a_leader_writes_a_lone_proposal_inline_and_busy_or_slow_batches_off_the
     let threads: Vec<bool> = take().iter().filter(|w| w.entries > 0).map(|w| w.on_persist_thread).collect();
     assert_eq!(threads, [false, true, false]);
 }
+
+/// With `apply_bytes_max` below one entry, every node applies its
+/// committed entries one batch at a time, returning to its loop between
+/// batches (`RaftActor::drive`): all of a burst of proposals are still
+/// applied everywhere, in order, and answered.
+#[actix::test]
+async fn entries_applied_one_batch_per_turn_of_the_loop_all_arrive() {
+    let network = MemoryNetwork::new();
+    let membership = Membership::with_voters([1, 2, 3].map(NodeId));
+    let nodes: BTreeMap<NodeId, Addr<RaftActor<MemoryStore, Sum>>> = (1..=3)
+        .map(|i| {
+            let transport: Arc<dyn Transport> = Arc::new(network.join(NodeId(i)));
+            let store = MemoryStore::new(bootstrap_snapshot(membership.clone()));
+            let mut config = ActorConfig::new(GroupId(1));
+            config.core.apply_bytes_max = 1;
+            config.follower_writes_inline = i % 2 == 0;
+            (
+                NodeId(i),
+                actix::Actor::start(RaftActor::new(config, transport, store, Sum::default()).unwrap()),
+            )
+        })
+        .collect();
+    let leader = leader_of(&nodes).await;
+    let queued: Vec<_> = (1..=60).map(|v| nodes[&leader].send(command(v))).collect();
+    let mut waiting = Vec::new();
+    for proposal in queued {
+        waiting.push(proposal.await.unwrap().unwrap());
+    }
+    let mut sums = Vec::new();
+    for applied in waiting {
+        let response = applied.await.unwrap().response;
+        sums.push(u64::from_le_bytes(response[..].try_into().unwrap()));
+    }
+    let expected: Vec<u64> = (1..=60u64).map(|v| v * (v + 1) / 2).collect();
+    assert_eq!(sums, expected, "each proposer answered with the sum through its entry");
+    for (id, node) in &nodes {
+        eventually("every node to apply the burst", async || {
+            let status = node.send(GetStatus).await.ok()?;
+            (status.digest == (1..=60).sum::<u64>()).then_some(())
+        })
+        .await;
+        assert!(node.connected(), "node {id} is running");
+    }
+}

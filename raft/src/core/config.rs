@@ -70,6 +70,15 @@ pub struct Config {
     pub snapshot_bytes_max: u64,
     /// Committed entries handed to the state machine in one batch.
     pub apply_entries_max: usize,
+    /// Bytes of committed entries ([`Entry::size_bytes`]) handed to the
+    /// state machine in one batch; a larger entry goes alone. The actor
+    /// returns to its event loop between batches once it has applied this
+    /// much (see [`crate::actor::RaftActor`]): the runtime's state machine
+    /// took 150-165 ms to apply 100 puts of 1 MB, and up to 4,096 entries
+    /// were applied in one go before.
+    ///
+    /// [`Entry::size_bytes`]: crate::core::types::Entry::size_bytes
+    pub apply_bytes_max: usize,
     /// Reads waiting for leadership confirmation.
     pub read_pending_max: usize,
     /// Ticks of clock drift the lease allows for: a lease read is served only
@@ -83,6 +92,11 @@ pub struct Config {
     /// ([`crate::core::Raft::peer_down`]).
     pub elect_on_leader_down: bool,
 }
+
+/// Default `apply_bytes_max`: 4 MiB, a few milliseconds of applying. Small
+/// commands reach `apply_entries_max` first (4,096 of 256 bytes are about
+/// 1.4 MB).
+pub const APPLY_BYTES_MAX_DEFAULT: usize = 4 * 1024 * 1024;
 
 /// Default `max_log_bytes`: 512 MiB of entries in memory. Commands of a
 /// few hundred bytes reach `max_log_entries` long before it; it matters for
@@ -111,6 +125,7 @@ impl Default for Config {
             snapshot_chunk_bytes_max: 256 * 1024,
             snapshot_bytes_max: 1 << 30,
             apply_entries_max: 4_096,
+            apply_bytes_max: APPLY_BYTES_MAX_DEFAULT,
             read_pending_max: 65_536,
             lease_drift_ticks: 2,
             election_history_len_max: 100,
@@ -142,6 +157,7 @@ impl Config {
             ("inflight_bytes_max", self.inflight_bytes_max),
             ("snapshot_chunk_bytes_max", self.snapshot_chunk_bytes_max),
             ("apply_entries_max", self.apply_entries_max),
+            ("apply_bytes_max", self.apply_bytes_max),
             ("read_pending_max", self.read_pending_max),
             ("election_history_len_max", self.election_history_len_max),
         ];

@@ -192,15 +192,32 @@ impl RaftLog {
         out
     }
 
-    /// Committed entries not yet applied, at most `count`.
-    pub fn next_committed(&self, count: usize) -> Vec<Entry> {
-        self.committed_after(self.applied, count)
+    /// Committed entries not yet applied: at most `count`, of at most
+    /// `bytes_max` bytes together, but at least one.
+    pub fn next_committed(&self, count: usize, bytes_max: usize) -> Vec<Entry> {
+        self.committed_after(self.applied, count, bytes_max)
     }
 
-    /// Up to `count` committed entries after `index`, in order.
-    pub(crate) fn committed_after(&self, index: Index, count: usize) -> Vec<Entry> {
+    /// Up to `count` committed entries after `index`, in order, of at most
+    /// `bytes_max` bytes ([`Entry::size_bytes`]) together, but at least one.
+    pub(crate) fn committed_after(&self, index: Index, count: usize, bytes_max: usize) -> Vec<Entry> {
         let to = self.commit.min(index + count as u64);
-        self.range(index + 1, to)
+        let first = (index + 1).max(self.first_index());
+        let last = to.min(self.last_index());
+        if first > last {
+            return Vec::new();
+        }
+        let start = (first - self.first_index()) as usize;
+        let end = (last - self.first_index()) as usize;
+        let (mut bytes, mut fitting) = (0, 0);
+        for entry in self.entries.range(start..=end) {
+            bytes += entry.size_bytes();
+            if fitting > 0 && bytes > bytes_max {
+                break;
+            }
+            fitting += 1;
+        }
+        self.range(first, first + fitting - 1)
     }
 
     /// Clones of the entries held in `from..=to` (one allocation).

@@ -443,7 +443,8 @@ impl Raft {
                 persisted_messages.push((to, message));
             }
         }
-        let committed_entries = self.log.next_committed(self.config.apply_entries_max);
+        let committed_entries =
+            self.log.next_committed(self.config.apply_entries_max, self.config.apply_bytes_max);
         if let Some(first) = committed_entries.first() {
             assert_eq!(first.index, self.log.applied + 1, "committed entries are applied in order");
         }
@@ -574,7 +575,8 @@ impl Raft {
     /// Between batches (a driver whose store is busy saving a snapshot, so
     /// that it takes no [`Ready`]), it hands out what the next
     /// [`Raft::ready`] would have, the leader's own copies of them perhaps
-    /// not yet written. At most [`Config::apply_entries_max`] at a time. A
+    /// not yet written. At most [`Config::apply_entries_max`] (and
+    /// [`Config::apply_bytes_max`]) at a time. A
     /// driver whose state machine keeps its state durably should not call
     /// this: after a crash, that state could be past the entries its log
     /// kept.
@@ -583,7 +585,7 @@ impl Raft {
             return Vec::new();
         }
         let Some(outstanding) = self.outstanding.as_mut() else {
-            let entries = self.log.next_committed(self.config.apply_entries_max);
+            let entries = self.log.next_committed(self.config.apply_entries_max, self.config.apply_bytes_max);
             if let Some(last) = entries.last() {
                 self.log.applied = last.index;
             }
@@ -592,7 +594,11 @@ impl Raft {
         if outstanding.applies_after_write || self.log.commit <= outstanding.applied_to {
             return Vec::new();
         }
-        let entries = self.log.committed_after(outstanding.applied_to, self.config.apply_entries_max);
+        let entries = self.log.committed_after(
+            outstanding.applied_to,
+            self.config.apply_entries_max,
+            self.config.apply_bytes_max,
+        );
         if let Some(last) = entries.last() {
             assert_eq!(
                 entries[0].index,

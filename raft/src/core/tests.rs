@@ -1119,3 +1119,29 @@ fn a_full_follower_counts_the_commit_its_append_brings_before_taking_entries_pas
     assert_eq!((raft.log().len(), raft.log().commit, raft.log().applied), (10, 10, 10));
     assert!(raft.snapshot_due());
 }
+
+/// Committed entries are handed out in batches of at most
+/// `apply_bytes_max` bytes; an entry larger than that goes alone.
+#[test]
+fn committed_entries_are_handed_out_in_batches_bounded_by_their_bytes() {
+    let entry_bytes = crate::core::types::ENTRY_HEADER_BYTES + 100;
+    let mut raft = leader(Config { apply_bytes_max: 2 * entry_bytes, ..Config::default() });
+    for size in [100, 100, 100, 100, 100, 1_000, 100] {
+        raft.propose(Bytes::from(vec![0u8; size]), None).unwrap();
+    }
+    let ready = raft.ready();
+    assert_eq!(ready.entries.len(), 7);
+    raft.advance(ready.number);
+    raft.step(NodeId(2), accepted(8));
+    assert_eq!(raft.log().commit, 8);
+    let mut batches = Vec::new();
+    for _ in 0..10 {
+        let ready = raft.ready();
+        if !ready.committed_entries.is_empty() {
+            batches.push(ready.committed_entries.iter().map(|e| e.index).collect::<Vec<_>>());
+        }
+        raft.advance(ready.number);
+    }
+    assert_eq!(batches, [vec![2, 3], vec![4, 5], vec![6], vec![7], vec![8]]);
+    assert_eq!(raft.log().applied, 8);
+}

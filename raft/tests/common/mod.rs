@@ -573,9 +573,10 @@ impl Checker {
     }
 }
 
-/// Default test configuration: small bounds so tests reach them.
+/// Default test configuration: small bounds so tests reach them (a few
+/// entries per batch applied).
 pub fn test_config() -> Config {
-    Config { snapshot_threshold_entries: 50, max_log_entries: 400, ..Config::default() }
+    Config { snapshot_threshold_entries: 50, max_log_entries: 400, apply_bytes_max: 256, ..Config::default() }
 }
 
 /// Drops a message (from, to, message) when it returns true.
