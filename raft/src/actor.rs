@@ -572,7 +572,7 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
                     .map_err(|e| StorageError::Corrupted(format!("snapshot sessions: {e}")))?;
             }
             _ if recovered.snapshot.meta.index > 0 => machine
-                .restore(recovered.snapshot.data.clone())
+                .restore(&recovered.snapshot.data)
                 .map_err(|e| StorageError::Corrupted(format!("snapshot: {e}")))?,
             _ => {}
         }
@@ -867,7 +867,7 @@ impl<S: Storage, M: StateMachine> RaftActor<S, M> {
         if let Some(snapshot) = &ready.snapshot {
             let restored = match decoded {
                 Some(decoded) => decoded.and_then(|install| install(&mut self.machine)),
-                None => self.machine.restore(snapshot.data.clone()),
+                None => self.machine.restore(&snapshot.data),
             };
             if let Err(e) = restored {
                 return self.fail(StorageError::Corrupted(format!("snapshot from the leader: {e}")), ctx);
